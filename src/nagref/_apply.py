@@ -1,0 +1,112 @@
+"""Run a leaf function over matching pytrees: the machinery every rule shares.
+
+:func:`apply` flattens the tree arguments against the parameters' structure,
+validates every leaf (:mod:`nagref._checks`), turns each hyperparameter into
+a 0-d array of the leaf's dtype on the leaf's device, calls the leaf function,
+and rebuilds the parameters' structure for each output.
+
+Hyperparameters are always converted explicitly. Relying on an operator's
+handling of a Python float is not portable: ``torch`` multiplies a float16
+tensor by a Python float in float32 (the scalar is not rounded to float16),
+while NumPy rounds it to float16 first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._checks import check_leaves, describe
+from ._compat import array_namespace, device, to_device
+from ._tree import flatten, flatten_like, path_name, unflatten
+from ._typing import Hyperparameter, Namespace
+
+__all__ = ["apply"]
+
+LeafFn = Callable[..., tuple[Any, ...]]
+
+
+def apply(
+    leaf_fn: LeafFn,
+    trees: Mapping[str, object],
+    hyperparameters: Mapping[str, Hyperparameter],
+    n_outputs: int,
+) -> tuple[Any, ...]:
+    """Apply ``leaf_fn(*leaves, **hyperparameters)`` leaf by leaf.
+
+    Args:
+        leaf_fn: returns ``n_outputs`` arrays for one set of leaves.
+        trees: argument name -> pytree; the first entry gives the structure.
+        hyperparameters: name -> validated hyperparameter (a Python float or
+            a 0-d array).
+        n_outputs: how many trees to return.
+
+    Returns:
+        ``n_outputs`` pytrees with the first tree's structure.
+    """
+    names = list(trees)
+    first, *others = trees.values()
+    leaves_with_paths, structure = flatten(first)
+    paths = [path_name("", path) for path, _ in leaves_with_paths]
+    columns = [[leaf for _, leaf in leaves_with_paths]]
+    columns += [
+        flatten_like(structure, tree, name) for name, tree in zip(names[1:], others, strict=True)
+    ]
+    xp = check_leaves(names, columns, paths)
+    outputs: list[list[Any]] = [[] for _ in range(n_outputs)]
+    if xp is not None:
+        cast = _HyperparameterCast(xp, hyperparameters, names[0] + paths[0], columns[0][0])
+        for leaves in zip(*columns, strict=True):
+            results = leaf_fn(*leaves, **cast.like(leaves[0]))
+            for out, result in zip(outputs, results, strict=True):
+                out.append(_as_array(xp, result, leaves[0]))
+    return tuple(unflatten(structure, out) for out in outputs)
+
+
+def _as_array(xp: Namespace, result: Any, like: Any) -> Any:
+    # NumPy arithmetic on 0-d arrays returns NumPy scalars; give back arrays.
+    if len(like.shape) == 0:
+        return xp.asarray(result)
+    return result
+
+
+class _HyperparameterCast:
+    """Hyperparameters as 0-d arrays of one leaf's dtype and device, cached."""
+
+    def __init__(
+        self,
+        xp: Namespace,
+        hyperparameters: Mapping[str, Hyperparameter],
+        first_name: str,
+        first_leaf: object,
+    ) -> None:
+        self._xp = xp
+        self._values = dict(hyperparameters)
+        self._cache: list[tuple[Any, Any, dict[str, Any]]] = []
+        for name, value in self._values.items():
+            if not isinstance(value, float):
+                try:
+                    array_namespace(value, first_leaf)
+                except TypeError:
+                    raise TypeError(
+                        f"{name} ({describe(value)}) and {first_name} "
+                        f"({describe(first_leaf)}) come from different array libraries"
+                    ) from None
+
+    def like(self, leaf: Any) -> dict[str, Any]:
+        dtype, where = leaf.dtype, device(leaf)
+        for cached_dtype, cached_device, arrays in self._cache:
+            if cached_dtype == dtype and cached_device == where:
+                return arrays
+        arrays = {name: self._convert(value, dtype, where) for name, value in self._values.items()}
+        self._cache.append((dtype, where, arrays))
+        return arrays
+
+    def _convert(self, value: Hyperparameter, dtype: Any, where: Any) -> Any:
+        xp = self._xp
+        if isinstance(value, float):
+            return xp.asarray(value, dtype=dtype, device=where)
+        array = xp.astype(value, dtype)
+        if where is not None and device(array) != where:
+            array = to_device(array, where)
+        return array

@@ -1,0 +1,178 @@
+"""Input validation shared by every rule.
+
+Everything is checked before anything is computed, so a call that raises has
+done no work and changed nothing. Messages name the argument (with its pytree
+path) and the offending value.
+
+Exception types:
+    TypeError: not an array; a non-floating dtype; a dtype that differs from
+        the parameters'; arrays from two libraries; a hyperparameter of the
+        wrong type.
+    ValueError: a hyperparameter out of range; a shape or pytree structure
+        that differs from the parameters'; arrays on two devices.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, cast
+
+from ._compat import array_namespace, device, is_array_api_obj, is_dask_array
+from ._typing import Hyperparameter, Namespace
+
+__all__ = ["check_leaves", "check_lr", "check_momentum", "describe"]
+
+
+def describe(value: object) -> str:
+    """A short, readable rendering of ``value`` for an error message."""
+    if is_array_api_obj(value):
+        shape = tuple(getattr(value, "shape", ()))
+        return f"{_library(value)} array of dtype {_dtype_name(value)} and shape {shape}"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _library(value: object) -> str:
+    module = type(value).__module__.split(".")[0]
+    return f"{module}.{type(value).__qualname__}"
+
+
+def _dtype_name(value: object) -> str:
+    return str(getattr(value, "dtype", "?")).replace("torch.", "")
+
+
+# -- hyperparameters ----------------------------------------------------------
+
+
+def check_lr(name: str, value: object) -> Hyperparameter:
+    """Validate a learning rate: finite and >= 0."""
+    return _check_hyper(name, value, "a finite number >= 0", lambda x: 0.0 <= x < math.inf)
+
+
+def check_momentum(name: str, value: object) -> Hyperparameter:
+    """Validate a momentum coefficient: in [0, 1)."""
+    return _check_hyper(name, value, "in [0, 1)", lambda x: 0.0 <= x < 1.0)
+
+
+def _check_hyper(name: str, value: object, wanted: str, ok: Any) -> Hyperparameter:
+    """Return a Python float or the 0-d array itself, after checking it.
+
+    A 0-d array whose value cannot be read without tracing or computing
+    (a JAX tracer under ``jax.jit``, a Dask array) is accepted unchecked.
+    """
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_array_api_obj(value)):
+        raise TypeError(
+            f"{name} must be a real number or a 0-d real floating array, got {describe(value)}"
+        )
+    if isinstance(value, numbers.Real) and not _is_array_object(value):
+        number = float(value)
+        if not ok(number):
+            raise ValueError(f"{name} must be {wanted}, got {number!r}")
+        return number
+    array: Any = value
+    xp = array_namespace(array)
+    shape = tuple(array.shape)
+    if shape != ():
+        raise ValueError(f"{name} must be a 0-d array, got shape {shape}")
+    if not xp.isdtype(array.dtype, "real floating"):
+        raise TypeError(f"{name} must have a real floating dtype, got {describe(array)}")
+    read = _read(array)
+    if read is not None and not ok(read):
+        raise ValueError(f"{name} must be {wanted}, got {read!r} ({describe(array)})")
+    return cast(Hyperparameter, array)
+
+
+def _is_array_object(value: object) -> bool:
+    # NumPy scalars (np.float32(0.1)) are numbers.Real *and* arrays to
+    # array-api-compat; nagref reads them as plain numbers.
+    return is_array_api_obj(value) and not type(value).__module__.startswith("numpy")
+
+
+def _read(value: object) -> float | None:
+    """The value of a 0-d array, or None where reading it would trace or compute."""
+    if is_dask_array(value):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except TypeError:  # a JAX tracer (ConcretizationTypeError is a TypeError)
+        return None
+
+
+# -- arrays -------------------------------------------------------------------
+
+
+def check_leaves(
+    names: Sequence[str], leaves: Sequence[Sequence[object]], paths: Sequence[str]
+) -> Namespace | None:
+    """Check that corresponding leaves are compatible arrays; return their namespace.
+
+    Args:
+        names: the argument names, the parameters first (``"param"``, ...).
+        leaves: for each argument, its flattened leaves, in the same order.
+        paths: the pytree path of each leaf position, e.g. ``"['w'][0]"``.
+
+    Returns:
+        The array namespace shared by all leaves, or None when there are none.
+    """
+    for name, column in zip(names, leaves, strict=True):
+        for path, leaf in zip(paths, column, strict=True):
+            if not is_array_api_obj(leaf):
+                raise TypeError(f"{name}{path} must be an array, got {describe(leaf)}")
+    flat = [leaf for column in leaves for leaf in column]
+    if not flat:
+        return None
+    xp = _one_namespace(names, leaves, paths)
+    reference = leaves[0]
+    for path, leaf in zip(paths, reference, strict=True):
+        if not xp.isdtype(leaf.dtype, ("real floating", "complex floating")):  # type: ignore[attr-defined]
+            raise TypeError(
+                f"{names[0]}{path} has dtype {_dtype_name(leaf)}; nagref supports "
+                "real and complex floating dtypes only"
+            )
+    for name, column in zip(names[1:], leaves[1:], strict=True):
+        for path, ref, leaf in zip(paths, reference, column, strict=True):
+            _check_pair(names[0] + path, ref, name + path, leaf)
+    return xp
+
+
+def _one_namespace(
+    names: Sequence[str], leaves: Sequence[Sequence[object]], paths: Sequence[str]
+) -> Namespace:
+    flat = [leaf for column in leaves for leaf in column]
+    try:
+        return array_namespace(*flat)
+    except TypeError:
+        pass
+    first_name, first = names[0] + paths[0], leaves[0][0]
+    for name, column in zip(names, leaves, strict=True):
+        for path, leaf in zip(paths, column, strict=True):
+            try:
+                array_namespace(first, leaf)
+            except TypeError:
+                raise TypeError(
+                    f"{first_name} and {name}{path} come from different array "
+                    f"libraries: {_library(first)} and {_library(leaf)}"
+                ) from None
+    raise TypeError(f"{names} hold arrays that array_api_compat cannot combine")
+
+
+def _check_pair(ref_name: str, ref: Any, name: str, leaf: Any) -> None:
+    if leaf.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {_dtype_name(leaf)} but {ref_name} has dtype "
+            f"{_dtype_name(ref)}; nagref never casts between them: convert "
+            "explicitly (xp.astype) if that is what you mean"
+        )
+    if tuple(leaf.shape) != tuple(ref.shape):
+        raise ValueError(
+            f"{name} has shape {tuple(leaf.shape)} but {ref_name} has shape {tuple(ref.shape)}"
+        )
+    leaf_device, ref_device = device(leaf), device(ref)
+    if leaf_device != ref_device:
+        raise ValueError(
+            f"{name} is on device {leaf_device} but {ref_name} is on device {ref_device}"
+        )

@@ -1,0 +1,160 @@
+"""Pytrees: one array, or nested ``dict`` / ``list`` / ``tuple`` of arrays.
+
+A rule flattens its first tree argument (the parameters) into a list of
+leaves and a :class:`Structure`, flattens every other tree argument *against*
+that structure (raising on any mismatch, with the path of the offending
+node), runs leaf by leaf, and rebuilds the caller's structure.
+
+Containers are ``dict`` (and subclasses), ``list`` and ``tuple`` (named
+tuples included). Everything else is a leaf. Dict keys must match as sets;
+the parameters' key order is the order of the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["Structure", "flatten", "flatten_like", "path_name", "unflatten"]
+
+Path = tuple[Any, ...]
+_Kind = Literal["leaf", "dict", "list", "tuple"]
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The shape of a pytree without its leaves."""
+
+    kind: _Kind
+    container: type | None = None
+    keys: tuple[Any, ...] = ()
+    children: tuple[Structure, ...] = ()
+
+    @property
+    def num_leaves(self) -> int:
+        if self.kind == "leaf":
+            return 1
+        return sum(child.num_leaves for child in self.children)
+
+    def describe(self) -> str:
+        if self.kind == "leaf":
+            return "an array"
+        if self.kind == "dict":
+            return f"a {_type_name(self.container)} with keys {sorted(self.keys, key=repr)}"
+        return f"a {_type_name(self.container)} of length {len(self.children)}"
+
+
+def _type_name(container: type | None) -> str:
+    return "leaf" if container is None else container.__name__
+
+
+def _kind_of(node: object) -> _Kind:
+    if isinstance(node, dict):
+        return "dict"
+    if isinstance(node, list):
+        return "list"
+    if isinstance(node, tuple):
+        return "tuple"
+    return "leaf"
+
+
+def path_name(name: str, path: Path) -> str:
+    """Render ``name`` plus a path as Python indexing, e.g. ``grad['w'][0]``."""
+    return name + "".join(f"[{key!r}]" for key in path)
+
+
+def flatten(tree: object) -> tuple[list[tuple[Path, object]], Structure]:
+    """Return ``(leaves with their paths, structure)`` in depth-first order."""
+    leaves: list[tuple[Path, object]] = []
+    structure = _flatten(tree, (), leaves)
+    return leaves, structure
+
+
+def _flatten(node: object, path: Path, out: list[tuple[Path, object]]) -> Structure:
+    kind = _kind_of(node)
+    if kind == "leaf":
+        out.append((path, node))
+        return Structure("leaf")
+    if kind == "dict":
+        assert isinstance(node, dict)
+        keys = tuple(node)
+        children = tuple(_flatten(node[k], (*path, k), out) for k in keys)
+        return Structure("dict", type(node), keys, children)
+    assert isinstance(node, (list, tuple))
+    children = tuple(_flatten(item, (*path, i), out) for i, item in enumerate(node))
+    return Structure(kind, type(node), (), children)
+
+
+def flatten_like(structure: Structure, tree: object, name: str) -> list[object]:
+    """Flatten ``tree`` in the order of ``structure``.
+
+    Raises:
+        ValueError: where ``tree`` does not have that structure; the message
+            names the node by its path inside the argument ``name``.
+    """
+    out: list[object] = []
+    _flatten_like(structure, tree, name, (), out)
+    return out
+
+
+def _flatten_like(
+    structure: Structure, node: object, name: str, path: Path, out: list[object]
+) -> None:
+    kind = _kind_of(node)
+    if structure.kind == "leaf":
+        if kind != "leaf":
+            raise ValueError(_mismatch(structure, node, name, path))
+        out.append(node)
+        return
+    if kind != structure.kind:
+        raise ValueError(_mismatch(structure, node, name, path))
+    if isinstance(node, dict):
+        if set(node) != set(structure.keys):
+            raise ValueError(_mismatch(structure, node, name, path))
+        for key, child in zip(structure.keys, structure.children, strict=True):
+            _flatten_like(child, node[key], name, (*path, key), out)
+        return
+    assert isinstance(node, (list, tuple))
+    if len(node) != len(structure.children):
+        raise ValueError(_mismatch(structure, node, name, path))
+    for i, (child, item) in enumerate(zip(structure.children, node, strict=True)):
+        _flatten_like(child, item, name, (*path, i), out)
+
+
+def _mismatch(structure: Structure, node: object, name: str, path: Path) -> str:
+    if isinstance(node, (dict, list, tuple)):
+        _, got_structure = flatten(node)
+        got = got_structure.describe()
+    else:
+        got = f"a leaf of type {type(node).__name__}"
+    return (
+        f"{path_name(name, path)} does not match the structure of the parameters: "
+        f"expected {structure.describe()}, got {got}"
+    )
+
+
+def unflatten(structure: Structure, leaves: Sequence[object]) -> Any:
+    """Rebuild a pytree of ``structure`` from its leaves (the inverse of flatten)."""
+    it = iter(leaves)
+    tree = _unflatten(structure, it)
+    if next(it, _END) is not _END:
+        raise ValueError("more leaves than the structure holds")
+    return tree
+
+
+_END = object()
+
+
+def _unflatten(structure: Structure, it: Iterator[object]) -> Any:
+    if structure.kind == "leaf":
+        return next(it)
+    children = [_unflatten(child, it) for child in structure.children]
+    container = structure.container
+    assert container is not None
+    if structure.kind == "dict":
+        return container(zip(structure.keys, children, strict=True))
+    if structure.kind == "tuple" and hasattr(container, "_fields"):
+        return container(*children)  # a named tuple
+    build: Callable[[list[Any]], Any] = container
+    return build(children)

@@ -1,0 +1,75 @@
+"""The ``nagref`` command line (also ``python -m nagref``).
+
+Exit codes: 0 when every check passes, 1 when a check fails, 2 on bad
+arguments (one line on standard error, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from . import __version__
+from .conformance import DTYPES, format_table, run, verdict
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nagref",
+        description="The reference for how SGD, momentum and Nesterov (NAG) update parameters.",
+    )
+    parser.add_argument("--version", action="version", version=f"nagref {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    conformance = commands.add_parser(
+        "conformance",
+        help="check the rules against the published formulas (NumPy only)",
+        description="Run every rule on built-in problems and compare it, bit for bit, "
+        "with the published formulas evaluated element by element.",
+    )
+    conformance.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="steps per problem (default: 100)",
+    )
+    conformance.add_argument(
+        "--dtype",
+        action="append",
+        choices=DTYPES,
+        metavar="DTYPE",
+        help=f"a dtype to check, repeatable; one of {', '.join(DTYPES)} (default: all)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    rows = run(steps=args.steps, dtypes=args.dtype or DTYPES)
+    print(format_table(rows))
+    print()
+    print(verdict(rows))
+    sys.stdout.flush()
+    return 0 if all(row.passed for row in rows) else 1

@@ -1,0 +1,31 @@
+"""Suite-wide configuration: backends, JAX precision, Hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest
+from backends import XP, Backend, load
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=500)
+settings.load_profile(os.environ.get("NAGREF_HYPOTHESIS_PROFILE", "default"))
+
+_LOADED: dict[Backend, XP] = {}
+
+
+@pytest.fixture(params=list(Backend), ids=[b.value for b in Backend])
+def xp(request: pytest.FixtureRequest) -> XP:
+    """Every array backend: the suite runs each test that asks for it on all of them."""
+    backend: Backend = request.param
+    if backend not in _LOADED:
+        _LOADED[backend] = load(backend)
+    return _LOADED[backend]

@@ -1,0 +1,115 @@
+"""Test oracles for the rules' arithmetic contract.
+
+``in_documented_order`` evaluates a rule with NumPy in a *wider* precision
+and rounds to the working dtype after every operation. For float16 and float32
+(and complex64) that is an independent route to the correctly rounded result.
+For float64 it is the definition itself. ``flush=True`` models XLA on CPU:
+subnormal inputs and results become zero.
+
+``error_bound`` is a rigorous first-order bound on how far a rule's
+rounded result can be from the exact real-number result.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+_WIDE = {
+    "float16": "float64",
+    "float32": "float64",
+    "float64": "float64",
+    "complex64": "complex128",
+    "complex128": "complex128",
+}
+
+
+def unit_roundoff(dtype: str) -> float:
+    real = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+    return float(np.finfo(real).eps) / 2
+
+
+def in_documented_order(
+    rule: str, dtype: str, *, flush: bool = False, **values: Any
+) -> tuple[Any, ...]:
+    """W' (and V') per the documented operation order, as NumPy arrays of ``dtype``."""
+    wide = _WIDE[dtype]
+    tiny = np.finfo({"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)).tiny
+
+    def rnd(x: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = np.asarray(x).astype(dtype)
+        if flush:
+            y = _flush(y, tiny)
+        return y.astype(wide)
+
+    def hyper(h: float) -> Any:
+        return np.asarray(np.asarray(h, dtype=dtype), dtype=wide)
+
+    w = rnd(values["w"])
+    out: tuple[Any, ...]
+    with np.errstate(over="ignore", invalid="ignore"):
+        if rule == "sgd":
+            out = (rnd(w - rnd(hyper(values["lr"]) * rnd(values["g"]))),)
+        elif rule == "lookahead":
+            out = (rnd(w - rnd(hyper(values["momentum"]) * rnd(values["v"]))),)
+        else:
+            v = rnd(
+                rnd(hyper(values["momentum"]) * rnd(values["v"]))
+                + rnd(hyper(values["lr"]) * rnd(values["g"]))
+            )
+            out = (rnd(w - v), v)
+    return tuple(np.asarray(o).astype(dtype) for o in out)
+
+
+def _flush(y: Any, tiny: float) -> Any:
+    y = np.array(y, copy=True)
+    parts = [y.real, y.imag] if np.iscomplexobj(y) else [y]
+    for part in parts:
+        small = (part != 0) & (np.abs(part) < tiny)
+        part[small] = np.copysign(0.0, part[small])
+    return y
+
+
+def error_bound(rule: str, dtype: str, **v: Any) -> Any:
+    """|rounded − exact| <= this, elementwise (first order, with a safety factor of 2)."""
+    u = unit_roundoff(dtype)
+    w = np.abs(v["w"])
+    if rule == "sgd":
+        scale = w + 3 * np.abs(v["lr"] * v["g"])
+    elif rule == "lookahead":
+        scale = w + 3 * np.abs(v["momentum"] * v["v"])
+    else:
+        scale = w + 4 * (np.abs(v["momentum"] * v["v"]) + np.abs(v["lr"] * v["g"]))
+    real = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+    return 2 * (2 * u * scale + 4 * float(np.finfo(real).tiny))
+
+
+def special_values(dtype: str) -> tuple[Any, Any, Any]:
+    """(w, g, v): every combination of ±0, subnormals, ±max, ±inf, NaN and ordinary values."""
+    real = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+    info = np.finfo(real)
+    values = [
+        0.0,
+        -0.0,
+        float(info.tiny) / 4,
+        -float(info.tiny),
+        float(info.max),
+        -float(info.max),
+        np.inf,
+        -np.inf,
+        np.nan,
+        1.0,
+        -0.3,
+        7.5,
+    ]
+    w, g, v = (
+        np.asarray(column, dtype=real)
+        for column in zip(*itertools.product(values, repeat=3), strict=True)
+    )
+    if dtype.startswith("complex"):
+        rng = np.random.default_rng(0)
+        w, g, v = (a + 1j * rng.permutation(a) for a in (w, g, v))
+    return w.astype(dtype), g.astype(dtype), v.astype(dtype)
