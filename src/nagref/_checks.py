@@ -42,7 +42,9 @@ def _library(value: object) -> str:
 
 
 def _dtype_name(value: object) -> str:
-    return str(getattr(value, "dtype", "?")).replace("torch.", "")
+    # "float32", whether the library prints float32, torch.float32 or
+    # array_api_strict.float32
+    return str(getattr(value, "dtype", "?")).rsplit(".", 1)[-1]
 
 
 # -- hyperparameters ----------------------------------------------------------

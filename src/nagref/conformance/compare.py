@@ -14,13 +14,13 @@ import numpy.typing as npt
 __all__ = ["bitwise_equal", "ulp_distance"]
 
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-_INT = {2: np.int16, 4: np.int32, 8: np.int64}
 
 
 def _parts(x: npt.NDArray[np.inexact]) -> list[npt.NDArray[np.floating]]:
+    # copies in C order, keeping 0-d arrays 0-d (ascontiguousarray makes them 1-d)
     if np.iscomplexobj(x):
-        return [np.ascontiguousarray(x.real), np.ascontiguousarray(x.imag)]
-    return [np.ascontiguousarray(x)]
+        return [np.array(x.real, order="C"), np.array(x.imag, order="C")]
+    return [np.array(x, order="C")]
 
 
 def bitwise_equal(a: npt.NDArray[np.inexact], b: npt.NDArray[np.inexact]) -> npt.NDArray[np.bool_]:
@@ -34,11 +34,18 @@ def bitwise_equal(a: npt.NDArray[np.inexact], b: npt.NDArray[np.inexact]) -> npt
 
 
 def ulp_distance(a: npt.NDArray[np.inexact], b: npt.NDArray[np.inexact]) -> npt.NDArray[np.float64]:
-    """Elementwise number of representable values between ``a`` and ``b``."""
+    """Elementwise number of representable values between ``a`` and ``b``.
+
+    Counted exactly in unsigned 64-bit integers, then returned as float64 so
+    that a NaN against a number can be ``inf``.
+    """
     _check(a, b)
     result = np.zeros(a.shape, dtype=np.float64)
     for pa, pb in zip(_parts(a), _parts(b), strict=True):
-        distance = np.abs(_ordered(pa) - _ordered(pb))
+        (neg_a, mag_a), (neg_b, mag_b) = _sign_magnitude(pa), _sign_magnitude(pb)
+        across_zero = mag_a + mag_b  # cannot overflow: each magnitude is < 2**63
+        same_side = np.maximum(mag_a, mag_b) - np.minimum(mag_a, mag_b)
+        distance = np.where(neg_a != neg_b, across_zero, same_side).astype(np.float64)
         nan_a, nan_b = np.isnan(pa), np.isnan(pb)
         distance[nan_a & nan_b] = 0.0
         distance[nan_a ^ nan_b] = np.inf
@@ -46,12 +53,14 @@ def ulp_distance(a: npt.NDArray[np.inexact], b: npt.NDArray[np.inexact]) -> npt.
     return result
 
 
-def _ordered(x: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-    """Map floats to integers (held as float64) that count representable values."""
-    bits = x.view(_INT[x.itemsize]).astype(np.int64)
-    magnitude = bits & np.int64(np.iinfo(_INT[x.itemsize]).max)
-    ordered: npt.NDArray[np.float64] = np.where(bits < 0, -magnitude, magnitude).astype(np.float64)
-    return ordered
+def _sign_magnitude(
+    x: npt.NDArray[np.floating],
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64]]:
+    """The sign bit, and the other bits as an integer that counts representable values."""
+    bits = x.view(_UINT[x.itemsize]).astype(np.uint64)
+    sign = np.uint64(1) << np.uint64(8 * x.itemsize - 1)
+    negative: npt.NDArray[np.bool_] = (bits & sign) != 0
+    return negative, bits & (sign - np.uint64(1))
 
 
 def _check(a: npt.NDArray[np.inexact], b: npt.NDArray[np.inexact]) -> None:

@@ -1,0 +1,79 @@
+"""The ``nagref`` command line, in-process and as ``python -m nagref``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import nagref.rules
+from nagref import __version__
+from nagref.cli import main
+
+
+def test_conformance_prints_a_table_and_a_verdict_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["conformance", "--steps", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["rule", "formula", "problem", "dtype"]
+    rows = [line for line in out[2:] if line.strip() and not line.startswith("PASS")]
+    assert len(rows) == 55  # (3 real problems x 3 real dtypes + 1 complex x 2) x 5 formula rows
+    assert all(line.split()[-1] in ("ok", "(±0)") for line in rows)
+    assert out[-1].startswith("PASS: all 55 checks")
+
+
+def test_conformance_dtype_selection(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "--steps", "2", "--dtype", "float64", "--dtype", "complex128"]) == 0
+    out = capsys.readouterr().out
+    assert "float64" in out
+    assert "complex128" in out
+    assert "float32" not in out
+
+
+def test_a_failing_check_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def naive_sgd(param: object, grad: object, *, lr: float) -> object:
+        return param - grad * lr * 1.0000001  # type: ignore[operator]
+
+    monkeypatch.setattr(nagref.rules, "sgd", naive_sgd)
+    assert main(["conformance", "--steps", "3", "--dtype", "float64"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("FAIL: 3 of 15 checks")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: command"),
+        (["conformance", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+        (["conformance", "--steps", "x"], "argument --steps: expected a positive integer, got 'x'"),
+        (["conformance", "--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
+        (["audit"], "argument command: invalid choice: 'audit'"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(argv: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nagref", *argv], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_python_dash_m_and_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nagref", "conformance", "--steps", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("PASS")
+    version = subprocess.run(
+        [sys.executable, "-m", "nagref", "--version"], capture_output=True, text=True, check=True
+    )
+    assert version.stdout.strip() == f"nagref {__version__}"
