@@ -127,7 +127,7 @@ def check_leaves(
     flat = [leaf for column in leaves for leaf in column]
     if not flat:
         return None
-    xp = _one_namespace(names, leaves, paths)
+    xp = _one_namespace(flat, names, leaves, paths)
     reference = leaves[0]
     for path, leaf in zip(paths, reference, strict=True):
         if not xp.isdtype(leaf.dtype, ("real floating", "complex floating")):  # type: ignore[attr-defined]
@@ -142,9 +142,12 @@ def check_leaves(
 
 
 def _one_namespace(
-    names: Sequence[str], leaves: Sequence[Sequence[object]], paths: Sequence[str]
+    flat: Sequence[object],
+    names: Sequence[str],
+    leaves: Sequence[Sequence[object]],
+    paths: Sequence[str],
 ) -> Namespace:
-    flat = [leaf for column in leaves for leaf in column]
+    """The namespace of ``flat`` (all leaves); on failure, name the first offending pair."""
     try:
         return array_namespace(*flat)
     except TypeError:
