@@ -13,6 +13,8 @@ rounded result can be from the exact real-number result.
 from __future__ import annotations
 
 import itertools
+import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -113,3 +115,45 @@ def special_values(dtype: str) -> tuple[Any, Any, Any]:
         rng = np.random.default_rng(0)
         w, g, v = (a + 1j * rng.permutation(a) for a in (w, g, v))
     return w.astype(dtype), g.astype(dtype), v.astype(dtype)
+
+
+# -- an exact fused multiply-add, in rational arithmetic ----------------------
+
+_FORMATS = {"float16": (11, -14, 15), "float32": (24, -126, 127), "float64": (53, -1022, 1023)}
+
+
+def round_rational(x: Fraction, dtype: str) -> float:
+    """``x`` rounded to nearest (ties to even) in ``dtype``, subnormals and overflow included."""
+    precision, emin, emax = _FORMATS[dtype]
+    if x == 0:
+        return 0.0
+    magnitude = abs(x)
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+    if Fraction(2) ** exponent > magnitude:
+        exponent -= 1
+    quantum = Fraction(2) ** (max(exponent, emin) - precision + 1)
+    whole, rest = divmod(magnitude / quantum, 1)
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and whole % 2 == 1):
+        whole += 1
+    value = whole * quantum
+    sign = -1.0 if x < 0 else 1.0
+    if value >= Fraction(2) ** (emax + 1):
+        return sign * math.inf
+    return sign * float(value) if value else math.copysign(0.0, sign)
+
+
+def exact_fma(a: float, b: float, c: float, dtype: str) -> float:
+    """IEEE 754 fusedMultiplyAdd(a, b, c) in ``dtype``, computed exactly."""
+    if not all(map(math.isfinite, (a, b, c))):
+        if math.isfinite(a) and math.isfinite(b):
+            return c  # a finite product plus an infinite or NaN addend
+        with np.errstate(all="ignore"):
+            product = np.asarray(a, dtype=np.float64) * b  # inf·0 = nan, inf·x = ±inf
+            return float(product + c)
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    if exact != 0:
+        return round_rational(exact, dtype)
+    if Fraction(a) * Fraction(b) == 0 and c == 0:  # a sum of two signed zeros
+        negative = math.copysign(1.0, a) * math.copysign(1.0, b) < 0 and math.copysign(1.0, c) < 0
+        return -0.0 if negative else 0.0
+    return 0.0  # exact cancellation rounds to +0

@@ -1,0 +1,72 @@
+"""nagref's conventions against the live frameworks, bit for bit.
+
+Each framework runs in a worker process; hypothesis draws the cases. The
+number of cases per convention, variant and dtype is NAGREF_LIVE_CASES
+(default 300). Every float32 and float64 element, and every float16
+element of the variants nagref models in float16, must match bit for bit
+(NaN matching NaN) at every step, parameters and state alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from nagref.conformance.live import VARIANTS, Spec, Worker, compare, run_nagref
+
+from .strategies import specs
+
+CASES = int(os.environ.get("NAGREF_LIVE_CASES", "300"))
+
+#: Not modelled: torch's _foreach_mul_ rounds its scalar to float16 and the
+#: signature of nagref.conventions.pytorch.sgd has no foreach switch; see
+#: docs/conventions.md. The conformance table still reports the row.
+UNMODELLED = {("pytorch", "foreach", "float16")}
+
+ROWS = [
+    pytest.param(convention, variant, dtype, id=f"{convention}-{variant}-{dtype}")
+    for convention, variants in VARIANTS.items()
+    for variant, dtypes in variants.items()
+    for dtype in dtypes
+    if (convention, variant, dtype) not in UNMODELLED
+]
+
+_workers: dict[tuple[str, str | None], Worker] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_workers() -> Iterator[None]:
+    yield
+    for worker in _workers.values():
+        worker.close()
+    _workers.clear()
+
+
+def _worker(convention: str, variant: str) -> Worker:
+    key = (convention, variant if convention == "keras" else None)
+    if key not in _workers:
+        _workers[key] = Worker(convention, key[1])
+    return _workers[key]
+
+
+@pytest.mark.parametrize(("convention", "variant", "dtype"), ROWS)
+def test_bitwise_against_the_live_framework(convention: str, variant: str, dtype: str) -> None:
+    worker = _worker(convention, variant)
+
+    @settings(
+        max_examples=CASES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(spec=specs(convention, variant, dtype))
+    def case(spec: Spec) -> None:
+        with np.errstate(all="ignore"):
+            result = compare(spec, worker.run(spec), run_nagref(spec))
+        assert result.bitwise, f"{result.mismatches} elements differ; first at {result.first}"
+
+    case()

@@ -1,0 +1,170 @@
+"""Run cases on both sides and compare them element by element, bit for bit."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ...conventions import keras, optax, pytorch, tensorflow
+from ..compare import bitwise_equal, ulp_distance
+from .cases import Spec, arrays
+
+__all__ = ["CaseResult", "Worker", "compare", "run_nagref"]
+
+Trajectory = list[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]]
+
+
+class Worker:
+    """A live framework in a child process (see :mod:`.worker`)."""
+
+    def __init__(self, convention: str, backend: str | None = None) -> None:
+        args = [sys.executable, "-m", "nagref.conformance.live.worker", convention]
+        if backend is not None:
+            args.append(backend)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+        self._process = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        self.version = str(self._read()["version"])
+
+    def _read(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the framework worker exited; is the framework installed?")
+        return dict(json.loads(line))
+
+    def run(self, spec: Spec) -> Trajectory:
+        """The framework's parameters and state after every step of ``spec``."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(spec.to_json()) + "\n")
+        self._process.stdin.flush()
+        reply = self._read()
+        if "error" in reply:
+            raise RuntimeError(f"the framework raised {reply['error']} on {spec}")
+        dtype = np.dtype(spec.dtype)
+        return [
+            (_decode(p, dtype, spec.shape), _decode(s, dtype, spec.shape))
+            for p, s in reply["steps"]
+        ]
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        self._process.wait(timeout=60)
+
+
+def _decode(text: str | None, dtype: np.dtype[Any], shape: tuple[int, ...]) -> Any:
+    if text is None:
+        return None
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(shape).copy()
+
+
+def run_nagref(spec: Spec) -> Trajectory:
+    """nagref's convention on ``spec``, step by step."""
+    param, grads = arrays(spec)
+    state: Any = None
+    if spec.convention == "tensorflow":
+        state = np.zeros_like(param)
+    out: Trajectory = []
+    for lr, g in zip(spec.lr, grads, strict=True):
+        param, state = _step(spec, param, g, state, lr)
+        out.append((param, state))
+    return out
+
+
+def _step(spec: Spec, p: Any, g: Any, state: Any, lr: float) -> tuple[Any, Any]:
+    if spec.convention == "pytorch":
+        return pytorch.sgd(
+            p,
+            g,
+            state,
+            lr=lr,
+            momentum=spec.momentum or 0.0,
+            dampening=spec.dampening,
+            weight_decay=spec.weight_decay or 0.0,
+            nesterov=spec.nesterov,
+            maximize=spec.maximize,
+            fused=spec.variant == "fused",
+        )
+    if spec.convention == "keras":
+        return keras.sgd(
+            p,
+            g,
+            state,
+            learning_rate=lr,
+            momentum=spec.momentum or 0.0,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+            backend=spec.variant,
+        )
+    if spec.convention == "optax":
+        return optax.sgd(
+            p,
+            g,
+            state,
+            learning_rate=lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            jit=spec.variant == "jit",
+        )
+    return tensorflow.apply_momentum(
+        p, state, g, lr=lr, momentum=spec.momentum or 0.0, use_nesterov=spec.nesterov
+    )
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """How one case compared: elements checked, mismatching, and the worst ULP."""
+
+    elements: int
+    mismatches: int
+    max_ulp: float
+    first: str | None  # where the first mismatch is, for a failure message
+
+    @property
+    def bitwise(self) -> bool:
+        return self.mismatches == 0
+
+
+def compare(spec: Spec, live: Trajectory, ours: Trajectory) -> CaseResult:
+    """Compare two trajectories, parameters and state, at every step."""
+    elements = mismatches = 0
+    worst = 0.0
+    first = None
+    if len(live) != len(ours):
+        raise ValueError(f"{len(live)} steps against {len(ours)}")
+    for t, ((lp, ls), (op, os_)) in enumerate(zip(live, ours, strict=True)):
+        pairs: list[tuple[str, Any, Any]] = [("param", lp, op)]
+        if (ls is None) != (os_ is None):
+            raise AssertionError(f"step {t + 1}: state is {ls!r} live and {os_!r} in nagref")
+        if ls is not None:
+            pairs.append(("state", ls, os_))
+        for name, left, right in pairs:
+            a, b = np.asarray(left), np.asarray(right)
+            same = bitwise_equal(a, b)
+            elements += same.size
+            bad = int(same.size - np.count_nonzero(same))
+            if bad:
+                mismatches += bad
+                worst = max(worst, float(ulp_distance(a, b).max()))
+                if first is None:
+                    index = tuple(int(i) for i in np.argwhere(~same)[0])
+                    first = (
+                        f"step {t + 1}, {name}{list(index)}: framework {a[index]!r}, "
+                        f"nagref {b[index]!r}"
+                    )
+    return CaseResult(elements, mismatches, worst, first)

@@ -1,0 +1,76 @@
+"""Plumbing shared by the conventions: pytrees, validation and leaf dispatch."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._apply import apply
+from .._checks import describe
+from .._compat import array_namespace
+from .._tree import flatten, unflatten
+
+__all__ = ["REAL_FLOATS", "dtype_name", "float32", "number", "run", "zeros_like_tree"]
+
+#: The dtypes a convention accepts: the frameworks' real floating types on CPU.
+REAL_FLOATS = ("float16", "float32", "float64")
+
+
+def dtype_name(x: Any) -> str:
+    """``"float32"``, whichever library's dtype object ``x.dtype`` is."""
+    return str(x.dtype).rsplit(".", 1)[-1]
+
+
+def number(name: str, value: object) -> float:
+    """A hyperparameter given as a Python real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
+    return float(value)
+
+
+def run(
+    trees: Mapping[str, object],
+    leaf: Callable[..., tuple[Any, ...]],
+    n_outputs: int,
+) -> tuple[Any, ...]:
+    """Validate the trees (as the core rules do) and apply ``leaf`` leaf by leaf."""
+
+    def checked(*leaves: Any) -> tuple[Any, ...]:
+        name = dtype_name(leaves[0])
+        if name not in REAL_FLOATS:
+            raise TypeError(
+                f"{next(iter(trees))} has dtype {name}; the framework conventions "
+                f"support {', '.join(REAL_FLOATS)}"
+            )
+        return leaf(array_namespace(*leaves), *leaves)
+
+    return apply(checked, trees, {}, n_outputs)
+
+
+def zeros_like_tree(tree: object) -> Any:
+    """Zeros in the structure of ``tree`` (each leaf's dtype, shape and device)."""
+    leaves_with_paths, structure = flatten(tree)
+    zeros = []
+    for _, leaf in leaves_with_paths:
+        try:
+            xp = array_namespace(leaf)
+        except TypeError:
+            zeros.append(leaf)  # validated, with a clear message, by run()
+            continue
+        zeros.append(xp.zeros_like(leaf))
+    return unflatten(structure, zeros)
+
+
+def float32(value: float) -> float:
+    """``value`` rounded to float32 (to nearest, ties to even), as a Python float.
+
+    One float32 operation evaluated in float64 and then rounded is correctly
+    rounded, since 53 >= 2·24 + 2 (Figueroa 1995), so hyperparameter
+    arithmetic done this way equals the framework's float32 arithmetic.
+    """
+    if math.isfinite(value) and abs(value) >= 2.0**128 - 2.0**103:
+        return math.copysign(math.inf, value)
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])

@@ -1,0 +1,159 @@
+r"""Keras 3's ``keras.optimizers.SGD.apply``, eager, bit for bit (Keras 3.15).
+
+The recurrence (``keras/src/optimizers/sgd.py``; the velocity v holds
+lr-scaled steps, so lr sits inside it, and starts at zero):
+
+.. math::
+    \theta &\leftarrow \theta - \theta\,\lambda\,\eta \quad\text{(weight decay, decoupled, first)}\\
+    v_t &= \mu v_{t-1} - \eta g_t,\qquad
+    \theta_t = \theta_{t-1} + \mu v_t - \eta g_t \text{ (nesterov) or } \theta_{t-1} + v_t
+
+with θ_t = θ_{t-1} − η g_t when momentum is 0. That is Bengio et al.'s
+(2012) look-ahead form of Nesterov's method.
+
+Per backend, as measured against Keras 3.15.1:
+
+* ``"tensorflow"``, ``"jax"``, ``"numpy"``: each operation rounds
+  separately. The learning rate is a float32 variable, cast to the
+  variable's dtype. TensorFlow also passes momentum and weight decay through
+  float32; JAX and NumPy cast them directly. TensorFlow and JAX on CPU flush
+  float32 and float64 subnormals to zero. The NumPy backend follows JAX's
+  32-bit type promotion, so a float64 variable is updated in float32
+  arithmetic (each operand rounded to float32) and stored back.
+* ``"torch"``: its own foreach code: v = fma(g, −η, fl(v·μ)); Nesterov
+  θ = fma(v, μ, fma(g, −η, θ)); weight decay θ·fl32(1 − fl32(λ·η)).
+  float16 rounds as :mod:`nagref.conventions.pytorch` describes, with
+  ``_foreach_mul_``'s scalar rounded to float16.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from .._typing import ArrayTree
+from ._common import float32, number, run, zeros_like_tree
+from ._recipe import Hyper, Rounding, Split, evaluate, step
+
+__all__ = ["BACKENDS", "sgd"]
+
+T = TypeVar("T", bound=ArrayTree)
+
+#: The Keras backends this convention models.
+BACKENDS = ("tensorflow", "jax", "numpy", "torch")
+
+_FLUSH = frozenset({"float32", "float64"})
+_ROUNDING = {
+    "tensorflow": Rounding(contract=False, flush=_FLUSH),
+    "jax": Rounding(contract=False, flush=_FLUSH),
+    "numpy": Rounding(
+        contract=False, compute={"float64": "float32"}, result={"float64": "float32"}
+    ),
+    "torch": Rounding(contract=True, compute={"float16": "float32"}),
+}
+_TORCH_TAIL = Rounding(contract=False, compute={"float16": "float32"})
+
+
+def sgd(
+    variable: T,
+    gradient: T,
+    momentum_var: T | None,
+    *,
+    learning_rate: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float | None = None,
+    backend: str = "tensorflow",
+) -> tuple[T, T | None]:
+    """One ``SGD.apply`` of Keras 3 on ``backend``, without mutating anything.
+
+    Args:
+        variable: the variables θ (an array or a pytree of arrays).
+        gradient: their gradients.
+        momentum_var: the velocities v, or None for zeros.
+        learning_rate, momentum, nesterov, weight_decay: as in
+            ``keras.optimizers.SGD``, validated with its messages.
+        backend: one of :data:`BACKENDS`.
+
+    Returns:
+        ``(variable, momentum_var)``; the velocity is None when momentum == 0.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
+        raise ValueError(
+            "Argument `learning_rate` should be float, or an instance of "
+            "LearningRateSchedule, or a callable (that takes in the current "
+            "iteration value and returns the corresponding learning rate value). "
+            f"Received instead: learning_rate={learning_rate}"
+        )
+    if not isinstance(momentum, float) or momentum < 0 or momentum > 1:
+        raise ValueError("`momentum` must be a float between [0, 1].")
+    lr = float(learning_rate)
+    wd = None if weight_decay is None else number("weight_decay", weight_decay)
+    torch = backend == "torch"
+    recipe = _torch_recipe(momentum, nesterov, wd) if torch else _recipe(momentum, nesterov, wd)
+    through32 = ("float32", "storage")
+    direct = through32 if backend == "tensorflow" else ("storage",)
+    hypers = {
+        "lr": Hyper(lr, through32),  # a float32 variable, cast to the dtype
+        "neg_lr": Hyper(-float32(lr), ("storage",)),  # alpha=-lr, lr a float32 tensor
+        "mu": Hyper(momentum, ("storage",) if torch else direct),
+        "wd": Hyper(0.0 if wd is None else wd, direct),
+        "decay": Hyper(_torch_decay_factor(lr, wd), ("float32",)),
+    }
+    trees: dict[str, Any] = {"variable": variable, "gradient": gradient}
+    if momentum != 0:
+        trees["momentum_var"] = zeros_like_tree(variable) if momentum_var is None else momentum_var
+    rounding = _ROUNDING[backend]
+    split = Split(recipe, _TORCH_TAIL, {"float16": 32}) if torch else None
+
+    def leaf(xp: Any, p: Any, g: Any, v: Any = None) -> tuple[Any, Any]:
+        registers = {"p": p, "g": g} if v is None else {"p": p, "g": g, "v": v}
+        outputs = ("p", "v") if momentum != 0 else ("p", "p")
+        return evaluate(
+            xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split
+        )
+
+    new_variable, new_velocity = run(trees, leaf, 2)
+    return new_variable, (new_velocity if momentum != 0 else None)
+
+
+def _torch_decay_factor(lr: float, wd: float | None) -> float:
+    # 1 - wd * lr in float32 tensor arithmetic (lr is a float32 variable)
+    if wd is None:
+        return 1.0
+    return float32(1.0 - float32(float32(wd) * float32(lr)))
+
+
+def _recipe(momentum: float, nesterov: bool, wd: float | None) -> tuple[Any, ...]:
+    steps = []
+    if wd is not None:  # variable.assign(variable - variable * wd * lr)
+        steps += [step("t", "mul", "p", "wd"), step("t", "mul", "t", "lr")]
+        steps.append(step("p", "sub", "p", "t"))
+    if momentum != 0:  # m.assign(m * mu - g * lr)
+        velocity = [step("a", "mul", "v", "mu"), step("b", "mul", "g", "lr")]
+        steps += [*velocity, step("v", "sub", "a", "b")]
+        if nesterov:  # variable += m * mu - g * lr, with the new m
+            steps += [*velocity, step("u", "sub", "a", "b"), step("p", "add", "p", "u")]
+        else:
+            steps.append(step("p", "add", "p", "v"))
+    else:  # variable -= g * lr
+        steps += [step("b", "mul", "g", "lr"), step("p", "sub", "p", "b")]
+    return tuple(steps)
+
+
+def _torch_recipe(momentum: float, nesterov: bool, wd: float | None) -> tuple[Any, ...]:
+    steps = []
+    if wd is not None:  # torch._foreach_mul_(variables, 1 - wd * lr)
+        steps.append(step("p", "mul", "p", "decay"))
+    if momentum != 0:
+        steps.append(step("v", "mul", "v", "mu"))  # _foreach_mul_(bufs, momentum)
+        steps.append(step("v", "muladd", "g", "neg_lr", "v"))  # add_(grads, alpha=-lr)
+        if nesterov:
+            steps.append(step("p", "muladd", "g", "neg_lr", "p"))
+            steps.append(step("p", "muladd", "v", "mu", "p"))  # add_(bufs, alpha=momentum)
+        else:
+            steps.append(step("p", "add", "p", "v"))
+    else:
+        steps.append(step("p", "muladd", "g", "neg_lr", "p"))
+    return tuple(steps)

@@ -1,0 +1,150 @@
+r"""PyTorch's ``torch.optim.SGD`` on CPU, bit for bit (torch 2.13).
+
+The recurrence (``torch/optim/sgd.py``; the buffer b holds a sum of
+gradients, and lr sits outside it):
+
+.. math::
+    g_t &\leftarrow -g_t \text{ if maximize};\quad g_t \leftarrow g_t + \lambda\theta_{t-1}\\
+    b_1 &= g_1 \text{ (a copy: no dampening on the first step)},\qquad
+    b_t = \mu b_{t-1} + (1-\tau) g_t\\
+    d_t &= g_t + \mu b_t \text{ (nesterov) or } b_t;\qquad
+    \theta_t = \theta_{t-1} - \gamma\, d_t
+
+Rounding, as measured against torch 2.13.0 (CPU wheel, AVX-512):
+
+* ``add_(x, alpha=a)`` is one fused multiply-add, with ``a`` rounded to the
+  tensor's dtype first; ``mul_(s)`` rounds once. The single-tensor and
+  foreach paths are identical in float32 and float64.
+* float16 computes each operation in float32 and rounds the result to
+  float16. The vectorised body of ``add_`` fuses; its scalar tail (the last
+  n mod 32 elements) rounds the product and the sum separately.
+  ``_foreach_mul_`` rounds the scalar to float16 where ``mul_`` does not, so
+  in float16 this models the single-tensor path (the CPU default).
+* ``fused=True`` (``_fused_sgd_``): the buffer is fl(b·μ) + (1−τ)·g fused in
+  the SIMD body, but μ·b + fl((1−τ)·g) fused in the compiler's scalar
+  epilogue, which covers the last n mod 8 (float32) or n mod 4 (float64)
+  elements of each tensor. float16 is refused: torch 2.13's fused CPU
+  kernel does not write float16 parameters in its vector loop
+  (pytorch/pytorch#191763).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from .._typing import ArrayTree
+from ._common import dtype_name, number, run
+from ._recipe import Hyper, Recipe, Rounding, Split, evaluate, step
+
+__all__ = ["sgd"]
+
+T = TypeVar("T", bound=ArrayTree)
+
+_EACH = Rounding(contract=True, compute={"float16": "float32"})
+_TAIL16 = Split(
+    tail=(),  # replaced per call: the same recipe, rounded separately
+    tail_rounding=Rounding(contract=False, compute={"float16": "float32"}),
+    lanes={"float16": 32},
+)
+_FUSED_LANES = {"float32": 8, "float64": 4}
+
+
+def sgd(
+    param: T,
+    grad: T,
+    momentum_buffer: T | None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    maximize: bool = False,
+    fused: bool = False,
+) -> tuple[T, T | None]:
+    """One step of ``torch.optim.SGD`` (CPU), without mutating anything.
+
+    Args:
+        param: the parameters θ (an array or a pytree of arrays).
+        grad: their gradients.
+        momentum_buffer: the buffers b, or None before the first step.
+        lr, momentum, dampening, weight_decay, nesterov, maximize: as in
+            ``torch.optim.SGD``, validated with its messages.
+        fused: model the fused kernel (``fused=True``) instead of the
+            single-tensor / foreach path.
+
+    Returns:
+        ``(param, momentum_buffer)``; the buffer is None when momentum == 0.
+    """
+    lr, momentum = number("lr", lr), number("momentum", momentum)
+    dampening, weight_decay = number("dampening", dampening), number("weight_decay", weight_decay)
+    if lr < 0.0:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if momentum < 0.0:
+        raise ValueError(f"Invalid momentum value: {momentum}")
+    if weight_decay < 0.0:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    first = momentum_buffer is None
+    recipe = _recipe(momentum, weight_decay, nesterov, maximize, first)
+    hypers = {
+        "neg_lr": Hyper(-lr),
+        "mu": Hyper(momentum, ("compute",)),  # mul_ takes its scalar in opmath
+        "mu_alpha": Hyper(momentum),  # add_'s alpha is rounded to the dtype
+        "keep": Hyper(1.0 - dampening),
+        "wd": Hyper(weight_decay),
+    }
+    trees: dict[str, Any] = {"param": param, "grad": grad}
+    if not first:
+        trees["momentum_buffer"] = momentum_buffer
+
+    def leaf(xp: Any, p: Any, g: Any, b: Any = None) -> tuple[Any, Any]:
+        registers = {"p": p, "g": g} if b is None else {"p": p, "g": g, "b": b}
+        if fused:
+            if dtype_name(p) == "float16":
+                raise NotImplementedError(
+                    "fused=True with float16 is not modelled: torch 2.13's fused CPU "
+                    "kernel skips float16 parameter updates in its vector loop "
+                    "(pytorch/pytorch#191763)"
+                )
+            tail = _recipe(momentum, weight_decay, nesterov, maximize, first, scalar_tail=True)
+            split = Split(tail, _EACH, _FUSED_LANES)
+        else:
+            split = Split(recipe, _TAIL16.tail_rounding, _TAIL16.lanes)
+        outputs = ("p", "b") if momentum != 0 else ("p", "p")
+        return evaluate(xp, recipe, _EACH, registers, hypers=hypers, outputs=outputs, split=split)
+
+    new_param, new_buffer = run(trees, leaf, 2)
+    return new_param, (new_buffer if momentum != 0 else None)
+
+
+def _recipe(
+    momentum: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first: bool,
+    *,
+    scalar_tail: bool = False,
+) -> Recipe:
+    steps = []
+    if maximize:
+        steps.append(step("g", "neg", "g"))
+    if weight_decay != 0:
+        steps.append(step("g", "muladd", "p", "wd", "g"))  # grad.add(param, alpha=wd)
+    direction = "g"
+    if momentum != 0:
+        if first:
+            steps.append(step("b", "copy", "g"))  # clone: no dampening
+        elif scalar_tail:  # fused kernel, scalar epilogue: mu*b + fl((1-tau)*g)
+            steps += [step("kg", "mul", "g", "keep"), step("b", "muladd", "b", "mu_alpha", "kg")]
+        else:  # buf.mul_(mu).add_(grad, alpha=1 - dampening)
+            steps += [step("b", "mul", "b", "mu"), step("b", "muladd", "g", "keep", "b")]
+        if nesterov:
+            steps.append(step("g", "muladd", "b", "mu_alpha", "g"))  # grad.add(buf, alpha=mu)
+        else:
+            direction = "b"
+    steps.append(step("p", "muladd", direction, "neg_lr", "p"))  # param.add_(d, alpha=-lr)
+    return tuple(steps)

@@ -1,0 +1,70 @@
+r"""TensorFlow's ``ApplyMomentum`` / ``ResourceApplyMomentum`` kernel, bit for bit (TF 2.21).
+
+The recurrence (``tensorflow/core/kernels/training_ops.cc``; lr sits
+outside the accumulator, which the optimizer starts at zero):
+
+.. math::
+    a_t = \mu a_{t-1} + g_t,\qquad
+    \theta_t = \theta_{t-1} - (g_t\eta + (a_t\mu)\eta) \text{ (use_nesterov) or }
+    \theta_{t-1} - a_t\eta
+
+Every operation of the CPU functor (an Eigen expression) rounds separately,
+in the variable's dtype; ``lr`` and ``momentum`` are scalars of that dtype.
+TensorFlow on CPU flushes float32 and float64 subnormals to zero. With
+``use_nesterov`` the variable holds the look-ahead point (Bengio et al. 2012).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from .._typing import ArrayTree
+from ._common import number, run
+from ._recipe import Hyper, Rounding, evaluate, step
+
+__all__ = ["apply_momentum"]
+
+T = TypeVar("T", bound=ArrayTree)
+
+_ROUNDING = Rounding(contract=False, flush=frozenset({"float32", "float64"}))
+
+
+def apply_momentum(
+    var: T,
+    accum: T,
+    grad: T,
+    *,
+    lr: float,
+    momentum: float,
+    use_nesterov: bool = False,
+) -> tuple[T, T]:
+    """One ``ApplyMomentum`` on CPU, without mutating anything.
+
+    Args:
+        var: the variables θ (an array or a pytree of arrays).
+        accum: the accumulators a (zeros before the first step).
+        grad: the gradients.
+        lr, momentum, use_nesterov: the kernel's inputs and attribute.
+
+    Returns:
+        ``(var, accum)``.
+    """
+    hypers = {"lr": Hyper(number("lr", lr)), "mu": Hyper(number("momentum", momentum))}
+    steps = [step("a", "muladd", "a", "mu", "g")]  # accum * momentum + grad
+    if use_nesterov:  # var -= grad * lr + accum * momentum * lr
+        steps += [
+            step("x", "mul", "g", "lr"),
+            step("y", "mul", "a", "mu"),
+            step("y", "mul", "y", "lr"),
+            step("x", "add", "x", "y"),
+            step("p", "sub", "p", "x"),
+        ]
+    else:  # var -= accum * lr
+        steps += [step("x", "mul", "a", "lr"), step("p", "sub", "p", "x")]
+
+    def leaf(xp: Any, p: Any, a: Any, g: Any) -> tuple[Any, Any]:
+        registers = {"p": p, "a": a, "g": g}
+        return evaluate(xp, steps, _ROUNDING, registers, hypers=hypers, outputs=("p", "a"))
+
+    new_var, new_accum = run({"var": var, "accum": accum, "grad": grad}, leaf, 2)
+    return new_var, new_accum
