@@ -15,7 +15,7 @@ from nagref.cli import main
 def test_conformance_prints_a_table_and_a_verdict_and_exits_0(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["conformance", "--steps", "5"]) == 0
+    assert main(["conformance", "--steps", "5", "--cases", "0"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["rule", "formula", "problem", "dtype"]
     rows = [line for line in out[2:] if line.strip() and not line.startswith("PASS")]
@@ -25,7 +25,22 @@ def test_conformance_prints_a_table_and_a_verdict_and_exits_0(
 
 
 def test_conformance_dtype_selection(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["conformance", "--steps", "2", "--dtype", "float64", "--dtype", "complex128"]) == 0
+    assert (
+        main(
+            [
+                "conformance",
+                "--steps",
+                "2",
+                "--cases",
+                "0",
+                "--dtype",
+                "float64",
+                "--dtype",
+                "complex128",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "float64" in out
     assert "complex128" in out
@@ -39,7 +54,7 @@ def test_a_failing_check_exits_1(
         return param - grad * lr * 1.0000001  # type: ignore[operator]
 
     monkeypatch.setattr(nagref.rules, "sgd", naive_sgd)
-    assert main(["conformance", "--steps", "3", "--dtype", "float64"]) == 1
+    assert main(["conformance", "--steps", "3", "--cases", "0", "--dtype", "float64"]) == 1
     assert capsys.readouterr().out.splitlines()[-1].startswith("FAIL: 3 of 15 checks")
 
 
@@ -66,7 +81,7 @@ def test_bad_arguments_give_one_line_and_exit_2(argv: list[str], message: str) -
 
 def test_python_dash_m_and_version() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "nagref", "conformance", "--steps", "2"],
+        [sys.executable, "-m", "nagref", "conformance", "--steps", "2", "--cases", "0"],
         capture_output=True,
         text=True,
         check=False,
@@ -77,3 +92,24 @@ def test_python_dash_m_and_version() -> None:
         [sys.executable, "-m", "nagref", "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.strip() == f"nagref {__version__}"
+
+
+def test_conformance_runs_the_live_frameworks_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "--steps", "1", "--cases", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(out) if line.startswith("convention"))
+    rows = [line.split() for line in out[start + 2 :] if line and not line.startswith("PASS")]
+    assert len(rows) == 29  # 8 PyTorch + 12 Keras + 6 Optax + 3 TensorFlow
+    assert {row[0] for row in rows} == {"pytorch", "keras", "optax", "tensorflow"}
+    for row in rows:
+        assert row[3] == "2", row  # every framework was found and ran
+        if "modelled)" not in row[-1]:
+            assert row[4] == "2", row  # bitwise in every case
+    assert out[-1] == "PASS: 58 live cases; 0 modelled rows not bitwise"
+
+
+def test_cases_must_be_a_non_negative_integer(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["conformance", "--cases", "-1"])
+    assert exit_info.value.code == 2
+    assert "--cases: expected an integer >= 0, got '-1'" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from . import __version__
 from .conformance import DTYPES, format_table, run, verdict
+from .conformance.live.table import format_live_table, run_live, stderr_progress
 
 __all__ = ["main"]
 
@@ -31,6 +32,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -55,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         help="steps per problem (default: 100)",
     )
     conformance.add_argument(
+        "--cases",
+        type=_non_negative_int,
+        default=20,
+        metavar="N",
+        help="random cases per framework convention, variant and dtype, run against "
+        "the installed frameworks (default: 20; 0 skips them)",
+    )
+    conformance.add_argument(
         "--dtype",
         action="append",
         choices=DTYPES,
@@ -71,5 +90,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     print()
     print(verdict(rows))
+    passed = all(row.passed for row in rows)
+    if args.cases:
+        live = run_live(args.cases, progress=stderr_progress if sys.stderr.isatty() else None)
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")
+        print()
+        print(format_live_table(live))
+        failed = [r for r in live if not r.passed]
+        ran = sum(r.cases for r in live)
+        print()
+        print(
+            f"{'FAIL' if failed else 'PASS'}: {ran} live cases; "
+            f"{len(failed)} modelled rows not bitwise"
+        )
+        passed = passed and not failed
     sys.stdout.flush()
-    return 0 if all(row.passed for row in rows) else 1
+    return 0 if passed else 1
