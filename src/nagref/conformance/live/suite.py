@@ -73,9 +73,11 @@ def _decode(text: str | None, dtype: np.dtype[Any], shape: tuple[int, ...]) -> A
     return np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(shape).copy()
 
 
-def run_nagref(spec: Spec) -> Trajectory:
-    """nagref's convention on ``spec``, step by step."""
-    param, grads = arrays(spec)
+def run_nagref(
+    spec: Spec, inputs: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None
+) -> Trajectory:
+    """nagref's convention on ``spec`` (or on recorded ``inputs``), step by step."""
+    param, grads = arrays(spec) if inputs is None else inputs
     state: Any = None
     if spec.convention == "tensorflow":
         state = np.zeros_like(param)
