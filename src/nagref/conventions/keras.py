@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from .._typing import ArrayTree
 from ._common import float32, number, run, zeros_like_tree
 from ._recipe import Hyper, Rounding, Split, evaluate, step
+from .pytorch import HALF_LANES, HALF_TAIL
 
 __all__ = ["BACKENDS", "sgd"]
 
@@ -50,7 +51,6 @@ _ROUNDING = {
     ),
     "torch": Rounding(contract=True, compute={"float16": "float32"}),
 }
-_TORCH_TAIL = Rounding(contract=False, compute={"float16": "float32"})
 
 
 def sgd(
@@ -105,7 +105,7 @@ def sgd(
     if momentum != 0:
         trees["momentum_var"] = zeros_like_tree(variable) if momentum_var is None else momentum_var
     rounding = _ROUNDING[backend]
-    split = Split(recipe, _TORCH_TAIL, {"float16": 32}) if torch else None
+    split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
 
     def leaf(xp: Any, p: Any, g: Any, v: Any = None) -> tuple[Any, Any]:
         registers = {"p": p, "g": g} if v is None else {"p": p, "g": g, "v": v}

@@ -36,16 +36,15 @@ from .._typing import ArrayTree
 from ._common import dtype_name, number, run
 from ._recipe import Hyper, Recipe, Rounding, Split, evaluate, step
 
-__all__ = ["sgd"]
+__all__ = ["HALF_LANES", "HALF_TAIL", "sgd"]
 
 T = TypeVar("T", bound=ArrayTree)
 
 _EACH = Rounding(contract=True, compute={"float16": "float32"})
-_TAIL16 = Split(
-    tail=(),  # replaced per call: the same recipe, rounded separately
-    tail_rounding=Rounding(contract=False, compute={"float16": "float32"}),
-    lanes={"float16": 32},
-)
+#: float16 ``add_``: the scalar tail (c10::Half arithmetic) rounds product and
+#: sum separately, after the SIMD body's multiples of 32 elements (AVX-512).
+HALF_TAIL = Rounding(contract=False, compute={"float16": "float32"})
+HALF_LANES = {"float16": 32}
 _FUSED_LANES = {"float32": 8, "float64": 4}
 
 
@@ -112,7 +111,7 @@ def sgd(
             tail = _recipe(momentum, weight_decay, nesterov, maximize, first, scalar_tail=True)
             split = Split(tail, _EACH, _FUSED_LANES)
         else:
-            split = Split(recipe, _TAIL16.tail_rounding, _TAIL16.lanes)
+            split = Split(recipe, HALF_TAIL, HALF_LANES)
         outputs = ("p", "b") if momentum != 0 else ("p", "p")
         return evaluate(xp, recipe, _EACH, registers, hypers=hypers, outputs=outputs, split=split)
 
