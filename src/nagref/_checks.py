@@ -22,14 +22,14 @@ from typing import Any, cast
 from ._compat import array_namespace, device, is_array_api_obj, is_dask_array
 from ._typing import Hyperparameter, Namespace
 
-__all__ = ["check_leaves", "check_lr", "check_momentum", "describe"]
+__all__ = ["check_leaves", "check_lr", "check_momentum", "describe", "dtype_name"]
 
 
 def describe(value: object) -> str:
     """A short, readable rendering of ``value`` for an error message."""
     if is_array_api_obj(value):
         shape = tuple(getattr(value, "shape", ()))
-        return f"{_library(value)} array of dtype {_dtype_name(value)} and shape {shape}"
+        return f"{_library(value)} array of dtype {dtype_name(value)} and shape {shape}"
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
@@ -41,7 +41,7 @@ def _library(value: object) -> str:
     return f"{module}.{type(value).__qualname__}"
 
 
-def _dtype_name(value: object) -> str:
+def dtype_name(value: object) -> str:
     # "float32", whether the library prints float32, torch.float32 or
     # array_api_strict.float32
     return str(getattr(value, "dtype", "?")).rsplit(".", 1)[-1]
@@ -132,7 +132,7 @@ def check_leaves(
     for path, leaf in zip(paths, reference, strict=True):
         if not xp.isdtype(leaf.dtype, ("real floating", "complex floating")):  # type: ignore[attr-defined]
             raise TypeError(
-                f"{names[0]}{path} has dtype {_dtype_name(leaf)}; nagref supports "
+                f"{names[0]}{path} has dtype {dtype_name(leaf)}; nagref supports "
                 "real and complex floating dtypes only"
             )
     for name, column in zip(names[1:], leaves[1:], strict=True):
@@ -168,8 +168,8 @@ def _one_namespace(
 def _check_pair(ref_name: str, ref: Any, name: str, leaf: Any) -> None:
     if leaf.dtype != ref.dtype:
         raise TypeError(
-            f"{name} has dtype {_dtype_name(leaf)} but {ref_name} has dtype "
-            f"{_dtype_name(ref)}; nagref never casts between them: convert "
+            f"{name} has dtype {dtype_name(leaf)} but {ref_name} has dtype "
+            f"{dtype_name(ref)}; nagref never casts between them: convert "
             "explicitly (xp.astype) if that is what you mean"
         )
     if tuple(leaf.shape) != tuple(ref.shape):

@@ -9,19 +9,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._apply import apply
-from .._checks import describe
+from .._checks import describe, dtype_name
 from .._compat import array_namespace
-from .._tree import flatten, unflatten
 
-__all__ = ["REAL_FLOATS", "dtype_name", "float32", "number", "run", "zeros_like_tree"]
+__all__ = ["REAL_FLOATS", "dtype_name", "float32", "number", "run"]
 
 #: The dtypes a convention accepts: the frameworks' real floating types on CPU.
 REAL_FLOATS = ("float16", "float32", "float64")
-
-
-def dtype_name(x: Any) -> str:
-    """``"float32"``, whichever library's dtype object ``x.dtype`` is."""
-    return str(x.dtype).rsplit(".", 1)[-1]
 
 
 def number(name: str, value: object) -> float:
@@ -48,20 +42,6 @@ def run(
         return leaf(array_namespace(*leaves), *leaves)
 
     return apply(checked, trees, {}, n_outputs)
-
-
-def zeros_like_tree(tree: object) -> Any:
-    """Zeros in the structure of ``tree`` (each leaf's dtype, shape and device)."""
-    leaves_with_paths, structure = flatten(tree)
-    zeros = []
-    for _, leaf in leaves_with_paths:
-        try:
-            xp = array_namespace(leaf)
-        except TypeError:
-            zeros.append(leaf)  # validated, with a clear message, by run()
-            continue
-        zeros.append(xp.zeros_like(leaf))
-    return unflatten(structure, zeros)
 
 
 def float32(value: float) -> float:

@@ -25,10 +25,12 @@ elements (in memory order) of each tensor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._checks import dtype_name
 from .._compat import device
 from .._fma import fma
 from .._typing import Namespace
@@ -108,13 +110,11 @@ def evaluate(
 
     Every array register has the storage dtype; results are returned in it.
     """
-    storage = _name(next(iter(registers.values())).dtype)
-    lanes = split.lanes.get(storage, 0) if split is not None else 0
+    first = next(iter(registers.values()))
+    lanes = split.lanes.get(dtype_name(first), 0) if split is not None else 0
     if lanes:
-        shape = next(iter(registers.values())).shape
-        size = 1
-        for extent in shape:
-            size *= int(extent)
+        shape = first.shape
+        size = math.prod(int(extent) for extent in shape)
         cut = size - size % lanes
         if cut < size:
             assert split is not None
@@ -123,9 +123,10 @@ def evaluate(
             tail = _run(
                 xp, split.tail, split.tail_rounding, {k: v[cut:] for k, v in flat.items()}, hypers
             )
-            return tuple(xp.reshape(xp.concat([head[name], tail[name]]), shape) for name in outputs)
+            joined = (xp.concat([head[name], tail[name]]) for name in outputs)
+            return tuple(xp.reshape(xp.astype(x, first.dtype), shape) for x in joined)
     values = _run(xp, recipe, rounding, registers, hypers)
-    return tuple(values[name] for name in outputs)
+    return tuple(xp.astype(values[name], first.dtype) for name in outputs)
 
 
 def _run(
@@ -135,15 +136,14 @@ def _run(
     registers: Mapping[str, Any],
     hypers: Mapping[str, Hyper],
 ) -> dict[str, Any]:
-    storage_dtype = next(iter(registers.values())).dtype
-    storage = _name(storage_dtype)
+    first = next(iter(registers.values()))
+    storage = dtype_name(first)
     compute = getattr(xp, rounding.compute.get(storage, storage))
     result = getattr(xp, rounding.result.get(storage, storage))
     flush = _flusher(xp, storage in rounding.flush)
-    where = device(next(iter(registers.values())))
     values: dict[str, Any] = dict(registers)
     for name, hyper in hypers.items():
-        values[name] = _cast_hyper(xp, hyper, storage_dtype, compute, where)
+        values[name] = _cast_hyper(xp, hyper, first.dtype, compute, device(first))
 
     def rounded(x: Any) -> Any:
         return flush(xp.astype(x, result))
@@ -155,10 +155,7 @@ def _run(
             values[s.out] = rounded(product + args[2])
         else:
             values[s.out] = rounded(_apply(xp, s.op, args))
-    return {
-        name: xp.astype(value, storage_dtype) if name not in hypers else value
-        for name, value in values.items()
-    }
+    return values  # in the result dtype; evaluate() casts the outputs to storage
 
 
 def _apply(xp: Namespace, op: Op, args: list[Any]) -> Any:
@@ -194,7 +191,3 @@ def _flusher(xp: Namespace, active: bool) -> Callable[[Any], Any]:
         return xp.where(xp.abs(x) < tiny, xp.copysign(xp.zeros_like(x), x), x)
 
     return flush
-
-
-def _name(dtype: Any) -> str:
-    return str(dtype).rsplit(".", 1)[-1]

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from .._typing import ArrayTree
-from ._common import float32, number, run, zeros_like_tree
+from ._common import float32, number, run
 from ._recipe import Hyper, Rounding, Split, evaluate, step
 from .pytorch import HALF_LANES, HALF_TAIL
 
@@ -102,13 +102,15 @@ def sgd(
         "decay": Hyper(_torch_decay_factor(lr, wd), ("float32",)),
     }
     trees: dict[str, Any] = {"variable": variable, "gradient": gradient}
-    if momentum != 0:
-        trees["momentum_var"] = zeros_like_tree(variable) if momentum_var is None else momentum_var
+    if momentum != 0 and momentum_var is not None:
+        trees["momentum_var"] = momentum_var
     rounding = _ROUNDING[backend]
     split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
 
     def leaf(xp: Any, p: Any, g: Any, v: Any = None) -> tuple[Any, Any]:
-        registers = {"p": p, "g": g} if v is None else {"p": p, "g": g, "v": v}
+        registers = {"p": p, "g": g}
+        if momentum != 0:
+            registers["v"] = xp.zeros_like(p) if v is None else v
         outputs = ("p", "v") if momentum != 0 else ("p", "p")
         return evaluate(
             xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from .._typing import ArrayTree
-from ._common import dtype_name, number, run, zeros_like_tree
+from ._common import dtype_name, number, run
 from ._recipe import Hyper, Rounding, evaluate, step
 
 __all__ = ["sgd"]
@@ -71,13 +71,15 @@ def sgd(
     steps.append(step("p", "muladd", "neg_lr", direction, "p"))  # p + (-lr * d)
     hypers = {"neg_lr": Hyper(-alpha), "mu": Hyper(0.0 if mu is None else mu)}
     trees: dict[str, Any] = {"param": param, "grad": grad}
-    if mu is not None:
-        trees["trace"] = zeros_like_tree(param) if trace is None else trace
+    if mu is not None and trace is not None:
+        trees["trace"] = trace
 
     def leaf(xp: Any, p: Any, g: Any, t: Any = None) -> tuple[Any, Any]:
         fused = jit and dtype_name(p) != "float16"
-        registers = {"p": p, "g": g} if t is None else {"p": p, "g": g, "t": t}
-        outputs = ("p", "t") if t is not None else ("p", "p")
+        registers = {"p": p, "g": g}
+        if mu is not None:
+            registers["t"] = xp.zeros_like(p) if t is None else t
+        outputs = ("p", "t") if mu is not None else ("p", "p")
         rounding = _JIT if fused else _EAGER
         return evaluate(xp, steps, rounding, registers, hypers=hypers, outputs=outputs)
 
