@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from nagref.conformance.live import VARIANTS, compare, run_nagref
-from nagref.conformance.live.table import UNMODELLED
 from nagref.conformance.live.vectors import read
 
 HERE = Path(__file__).parent
@@ -40,8 +39,6 @@ def test_nagref_replays_the_recorded_trajectory(path: Path) -> None:
         assert path.stem == f"{spec.convention}-{spec.variant}-{spec.dtype}"
         with np.errstate(all="ignore"):
             result = compare(spec, case.trajectory, run_nagref(spec, (case.initial, case.grads)))
-        if (spec.convention, spec.variant, spec.dtype) in UNMODELLED:
-            continue  # recorded for reference; see docs/conventions.md
         assert result.bitwise, f"{path.name}: {result.first} ({case.framework})"
 
 

@@ -1,9 +1,10 @@
-"""nagref.conventions.pytorch: validation, purity, pytrees and the first step."""
+"""nagref.conventions.pytorch: validation, purity, pytrees, the first step, scalars."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from oracle import exact_fma
 
 from nagref.conventions import pytorch
 
@@ -70,3 +71,43 @@ def test_complex_parameters_are_refused() -> None:
     p = np.ones(3, np.complex64)
     with pytest.raises(TypeError, match="param has dtype complex64"):
         pytorch.sgd(p, p, None, lr=0.1)
+
+
+def test_fused_and_foreach_together_are_refused_like_torch() -> None:
+    p, g = _arrays()
+    with pytest.raises(RuntimeError, match=r"^`fused` and `foreach` cannot be `True` together\.$"):
+        pytorch.sgd(p, g, None, lr=0.1, fused=True, foreach=True)
+
+
+def test_a_python_scalar_reaches_float16_through_float32() -> None:
+    # c10::Half(double) is Half(float(d)): for this lr the two roundings give
+    # a different alpha than one rounding would, and a different parameter
+    lr, p, g = 0.003417014972781023, -0.10968017578125, -2.15234375
+    twice = float(np.float16(np.float32(-lr)))
+    assert twice != float(np.float16(-lr))
+    expected = exact_fma(g, twice, p, "float16")
+    assert expected != exact_fma(g, float(np.float16(-lr)), p, "float16")
+    arrays = (np.full(40, p, np.float16), np.full(40, g, np.float16))  # SIMD body and tail
+    new, _ = pytorch.sgd(*arrays, None, lr=lr)
+    assert np.all(new == np.float16(expected))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_foreach_rounds_the_momentum_to_the_dtype_in_float16_only(dtype: str) -> None:
+    p, g = _arrays(dtype)
+    b = np.linspace(-2, 2, 37).astype(dtype)
+    single = pytorch.sgd(p, g, b, lr=0.1, momentum=0.9, foreach=False)[1]
+    foreach = pytorch.sgd(p, g, b, lr=0.1, momentum=0.9, foreach=True)[1]
+    assert single is not None
+    assert foreach is not None
+    if dtype != "float16":
+        assert single.tobytes() == foreach.tobytes()
+        return
+
+    def buffer(mu: float) -> np.ndarray:  # fl16(g + fl16(b * mu)), each step exact in float64
+        product = (b.astype(np.float64) * mu).astype(np.float16)
+        return (g.astype(np.float64) + product).astype(np.float16)
+
+    assert single.tobytes() == buffer(float(np.float32(0.9))).tobytes()  # mul_: float32
+    assert foreach.tobytes() == buffer(float(np.float16(np.float32(0.9)))).tobytes()
+    assert single.tobytes() != foreach.tobytes()

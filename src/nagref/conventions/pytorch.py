@@ -17,9 +17,10 @@ Rounding, as measured against torch 2.13.0 (CPU wheel, AVX-512):
   foreach paths are identical in float32 and float64.
 * float16 computes each operation in float32 and rounds the result to
   float16. The vectorised body of ``add_`` fuses; its scalar tail (the last
-  n mod 32 elements) rounds the product and the sum separately.
-  ``_foreach_mul_`` rounds the scalar to float16 where ``mul_`` does not, so
-  in float16 this models the single-tensor path (the CPU default).
+  n mod 32 elements) rounds the product and the sum separately. A Python
+  scalar becomes Half through float, so ``alpha`` is rounded twice
+  (fl16(fl32(a))). ``mul_`` keeps its scalar in float32, while
+  ``_foreach_mul_`` (the foreach path) rounds it to float16 first.
 * ``fused=True`` (``_fused_sgd_``): the buffer is fl(b·μ) + (1−τ)·g fused in
   the SIMD body, but μ·b + fl((1−τ)·g) fused in the compiler's scalar
   epilogue, which covers the last n mod 8 (float32) or n mod 4 (float64)
@@ -36,7 +37,7 @@ from .._typing import ArrayTree
 from ._common import dtype_name, number, run
 from ._recipe import Hyper, Recipe, Rounding, Split, evaluate, step
 
-__all__ = ["HALF_LANES", "HALF_TAIL", "sgd"]
+__all__ = ["HALF_LANES", "HALF_TAIL", "SCALAR", "sgd"]
 
 T = TypeVar("T", bound=ArrayTree)
 
@@ -45,6 +46,9 @@ _EACH = Rounding(contract=True, compute={"float16": "float32"})
 #: sum separately, after the SIMD body's multiples of 32 elements (AVX-512).
 HALF_TAIL = Rounding(contract=False, compute={"float16": "float32"})
 HALF_LANES = {"float16": 32}
+#: A Python scalar converted to the tensor's dtype: c10 converts a double to
+#: Half through float (two roundings), to float and double directly.
+SCALAR = ("compute", "storage")
 _FUSED_LANES = {"float32": 8, "float64": 4}
 
 
@@ -59,6 +63,7 @@ def sgd(
     weight_decay: float = 0.0,
     nesterov: bool = False,
     maximize: bool = False,
+    foreach: bool | None = None,
     fused: bool = False,
 ) -> tuple[T, T | None]:
     """One step of ``torch.optim.SGD`` (CPU), without mutating anything.
@@ -69,8 +74,10 @@ def sgd(
         momentum_buffer: the buffers b, or None before the first step.
         lr, momentum, dampening, weight_decay, nesterov, maximize: as in
             ``torch.optim.SGD``, validated with its messages.
-        fused: model the fused kernel (``fused=True``) instead of the
-            single-tensor / foreach path.
+        foreach: model the foreach path (``True``) or the single-tensor
+            one (``False``, or ``None``: torch's default on CPU). They differ
+            in float16 only.
+        fused: model the fused kernel (``fused=True``).
 
     Returns:
         ``(param, momentum_buffer)``; the buffer is None when momentum == 0.
@@ -85,15 +92,18 @@ def sgd(
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
     first = momentum_buffer is None
     recipe = _recipe(momentum, weight_decay, nesterov, maximize, first)
     hypers = {
-        "neg_lr": Hyper(-lr),
-        "mu": Hyper(momentum, ("compute",)),  # mul_ takes its scalar in opmath
-        "mu_alpha": Hyper(momentum),  # add_'s alpha is rounded to the dtype
-        "keep": Hyper(1.0 - dampening),
-        "wd": Hyper(weight_decay),
+        "neg_lr": Hyper(-lr, SCALAR),
+        # mul_ takes its scalar in opmath; _foreach_mul_ rounds it to the dtype first
+        "mu": Hyper(momentum, SCALAR if foreach else ("compute",)),
+        "mu_alpha": Hyper(momentum, SCALAR),  # add_'s alpha is rounded to the dtype
+        "keep": Hyper(1.0 - dampening, SCALAR),
+        "wd": Hyper(weight_decay, SCALAR),
     }
     trees: dict[str, Any] = {"param": param, "grad": grad}
     if not first:

@@ -9,7 +9,7 @@ sides build the same arrays from it (:func:`.cases.arrays`).
 from __future__ import annotations
 
 from .cases import VARIANTS, Spec, arrays, random_spec
-from .suite import CaseResult, Worker, compare, run_nagref
+from .suite import CaseResult, Worker, check, compare, run_nagref
 
 __all__ = [
     "VARIANTS",
@@ -17,6 +17,7 @@ __all__ = [
     "Spec",
     "Worker",
     "arrays",
+    "check",
     "compare",
     "random_spec",
     "run_nagref",

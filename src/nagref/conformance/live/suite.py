@@ -17,7 +17,7 @@ from ...conventions import keras, optax, pytorch, tensorflow
 from ..compare import bitwise_equal, ulp_distance
 from .cases import Spec, arrays
 
-__all__ = ["CaseResult", "Worker", "compare", "run_nagref"]
+__all__ = ["CaseResult", "Worker", "check", "compare", "run_nagref"]
 
 Trajectory = list[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]]
 
@@ -49,9 +49,21 @@ class Worker:
 
     def run(self, spec: Spec) -> Trajectory:
         """The framework's parameters and state after every step of ``spec``."""
+        self.submit(spec)
+        return self.result(spec)
+
+    def submit(self, spec: Spec) -> None:
+        """Start ``spec`` in the worker and return at once.
+
+        Collect it with :meth:`result`; in between, the caller's own work runs
+        in parallel with the worker's (:func:`check` runs nagref there).
+        """
         assert self._process.stdin is not None
         self._process.stdin.write(json.dumps(spec.to_json()) + "\n")
         self._process.stdin.flush()
+
+    def result(self, spec: Spec) -> Trajectory:
+        """The trajectory of the ``spec`` submitted last."""
         reply = self._read()
         if "error" in reply:
             raise RuntimeError(f"the framework raised {reply['error']} on {spec}")
@@ -71,6 +83,17 @@ def _decode(text: str | None, dtype: np.dtype[Any], shape: tuple[int, ...]) -> A
     if text is None:
         return None
     return np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(shape).copy()
+
+
+def check(worker: Worker, spec: Spec) -> CaseResult:
+    """Run ``spec`` on the framework and on nagref at once, and compare them."""
+    worker.submit(spec)
+    try:
+        with np.errstate(all="ignore"):  # inf and nan are part of the cases
+            ours = run_nagref(spec)
+    finally:  # the reply is read even if nagref raised, so the next case is in step
+        theirs = worker.result(spec)
+    return compare(spec, theirs, ours)
 
 
 def run_nagref(
@@ -100,6 +123,7 @@ def _step(spec: Spec, p: Any, g: Any, state: Any, lr: float) -> tuple[Any, Any]:
             weight_decay=spec.weight_decay or 0.0,
             nesterov=spec.nesterov,
             maximize=spec.maximize,
+            foreach=spec.variant == "foreach",
             fused=spec.variant == "fused",
         )
     if spec.convention == "keras":

@@ -22,6 +22,17 @@ from .cases import Spec, arrays
 Trajectory = list[tuple[np.ndarray, np.ndarray | None]]
 
 
+def _per_step(grads: np.ndarray) -> list[np.ndarray]:
+    """Each step's gradient as its own array, 0-d for a scalar parameter.
+
+    Iterating a 1-d array yields NumPy scalars, and ``np.float64`` is a
+    Python ``float``: TensorFlow's eager conversion caches Python numbers by
+    value, so +0.0 and -0.0 share an entry and a -0.0 gradient could arrive
+    as an earlier +0.0. Arrays are never cached.
+    """
+    return [np.array(g) for g in grads]
+
+
 def _pytorch() -> tuple[str, Callable[[Spec], Trajectory]]:
     import torch
 
@@ -42,7 +53,7 @@ def _pytorch() -> tuple[str, Callable[[Spec], Trajectory]]:
             **variant.get(spec.variant, {"fused": True}),
         )
         out: Trajectory = []
-        for lr, g in zip(spec.lr, grads, strict=True):
+        for lr, g in zip(spec.lr, _per_step(grads), strict=True):
             opt.param_groups[0]["lr"] = lr
             p.grad = torch.tensor(g.copy())
             opt.step()
@@ -72,7 +83,7 @@ def _keras(backend: str) -> tuple[str, Callable[[Spec], Trajectory]]:
         )
         opt.build([var])
         out: Trajectory = []
-        for g in grads:
+        for g in _per_step(grads):
             opt.apply([keras.ops.convert_to_tensor(g, dtype=spec.dtype)], [var])
             state = opt.momentums[0].value if spec.momentum else None
             value = keras.ops.convert_to_numpy(var.value).copy()
@@ -104,7 +115,7 @@ def _optax() -> tuple[str, Callable[[Spec], Trajectory]]:
         p = jnp.asarray(param)
         state = opt.init(p)
         out: Trajectory = []
-        for g in grads:
+        for g in _per_step(grads):
             p, state = step(p, jnp.asarray(g), state)
             trace = None if spec.momentum is None else np.asarray(state[0].trace).copy()
             out.append((np.asarray(p).copy(), trace))
@@ -121,7 +132,7 @@ def _tensorflow() -> tuple[str, Callable[[Spec], Trajectory]]:
         var = tf.Variable(param.copy())
         accum = tf.Variable(np.zeros_like(param))
         out: Trajectory = []
-        for lr, g in zip(spec.lr, grads, strict=True):
+        for lr, g in zip(spec.lr, _per_step(grads), strict=True):
             tf.raw_ops.ResourceApplyMomentum(
                 var=var.handle,
                 accum=accum.handle,

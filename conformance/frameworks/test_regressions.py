@@ -1,0 +1,90 @@
+"""Cases that random search found, kept as fixed tests.
+
+Signed zeros reach the live frameworks intact. TensorFlow's eager conversion
+caches Python numbers by value, and +0.0 equals -0.0, so converting -0.0
+after +0.0 returns +0.0. A NumPy ``float64`` scalar is a Python ``float``,
+so a worker that iterated a 1-d gradient array would hand TensorFlow a cached
++0.0 for a -0.0 gradient and report a spurious sign-of-zero mismatch (CI met
+one, in keras-tensorflow-float64, after hundreds of cases). These tests pin
+both the framework's behaviour and the worker's defence against it.
+
+PyTorch converts a Python scalar to Half through float, so a float16
+``alpha`` is rounded twice; the CLI's random cases found an lr for which that
+changes the result.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nagref.conformance.live import Spec, Worker, check
+from nagref.conventions import pytorch
+
+
+def test_tensorflow_conflates_signed_zero_python_scalars() -> None:
+    # in a child process, like every TensorFlow run here
+    probe = (
+        "import numpy as np, tensorflow as tf\n"
+        "tf.constant(np.float64(0.0))\n"
+        "print(np.signbit(tf.constant(np.float64(-0.0)).numpy()),"
+        " np.signbit(tf.constant(np.array(-0.0)).numpy()))"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    # the scalar -0.0 came back as the cache's +0.0; the 0-d array kept its sign
+    assert out.stdout.split() == ["False", "True"]
+
+
+def _spec(convention: str, variant: str, *, seed: int, steps: int, momentum: float) -> Spec:
+    return Spec(
+        convention=convention,
+        variant=variant,
+        dtype="float64",
+        shape=(),
+        seed=seed,
+        lr=(0.5,) * steps,
+        momentum=momentum,
+        nesterov=False,
+        dampening=0.0,
+        weight_decay=None,
+        maximize=False,
+        special=0.3 if seed == 0 else 0.05,
+        scale=1.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("convention", "variant"), [("keras", "tensorflow"), ("tensorflow", "apply_momentum")]
+)
+def test_a_negative_zero_gradient_after_a_positive_one(convention: str, variant: str) -> None:
+    # seed 0 draws +0.0 gradients; seed 403 draws -0.0 at step 75, where a
+    # momentum that float32 flushes to zero leaves the velocity's sign to it
+    # (the case CI found)
+    first = _spec(convention, variant, seed=0, steps=8, momentum=0.5)
+    second = _spec(convention, variant, seed=403, steps=131, momentum=2.4569123984e-302)
+    worker = Worker(convention, variant if convention == "keras" else None)
+    try:
+        for spec in (first, second):
+            result = check(worker, spec)
+            assert result.bitwise, result.first
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_torch_rounds_a_float16_alpha_through_float32(foreach: bool) -> None:
+    lr, p, g = 0.003417014972781023, -0.10968017578125, -2.15234375
+    assert np.float16(np.float32(lr)) != np.float16(lr)
+    param = torch.full((40,), p, dtype=torch.float16)  # the SIMD body and its tail
+    param.grad = torch.full((40,), g, dtype=torch.float16)
+    ours, _ = pytorch.sgd(param.numpy(), param.grad.numpy(), None, lr=lr, foreach=foreach)
+    torch.optim.SGD([param], lr=lr, foreach=foreach).step()
+    assert param.numpy().tobytes() == ours.tobytes()
