@@ -126,3 +126,18 @@ def test_jax_eager_is_exact_away_from_subnormals() -> None:
     c = -(a * b) * (1 + rng.choice([0, 1e-16, -1e-16, 1e-8], 500))
     for dtype in DTYPES:
         _check(jax, dtype, a.tolist(), b.tolist(), c.tolist())
+
+
+def test_an_element_gets_the_same_bits_whichever_branches_its_neighbours_need(ieee: XP) -> None:
+    # float64 skips its tiny and huge branches when no element takes them (on
+    # eager arrays); each element alone must equal it among tiny and huge ones
+    rng = np.random.default_rng(2)
+    ordinary = rng.standard_normal((3, 64))
+    ordinary[2] = -ordinary[0] * ordinary[1] * (1 + 2.0**-40)  # cancelling
+    edges = np.array([[2.0**-600, 2.0**600], [2.0**-500, 2.0**500], [2.0**-1074, 2.0**1000]])
+    together = [ieee.asarray(np.concatenate([x, e])) for x, e in zip(ordinary, edges, strict=True)]
+    alone = [ieee.asarray(x) for x in ordinary]
+    with np.errstate(all="ignore"):
+        mixed = ieee.to_numpy(fma(*together))[:64]
+        plain = ieee.to_numpy(fma(*alone))
+    assert mixed.tobytes() == plain.tobytes()

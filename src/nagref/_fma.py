@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import array_namespace
+from ._compat import array_namespace, is_lazy_array
 from ._typing import Namespace
 
 __all__ = ["add_round_to_odd", "fma"]
@@ -178,6 +178,15 @@ def _sign_of_sum(xp: Namespace, terms: list[Any]) -> Any:
     return sign
 
 
+def _taken(xp: Namespace, branch: Any) -> bool:
+    """Whether some element takes ``branch``, or that cannot be read cheaply.
+
+    Skipping a branch no element takes changes no bit (its ``where`` would
+    keep every element); lazy arrays (Dask, JAX) always evaluate it.
+    """
+    return is_lazy_array(branch) or bool(xp.any(branch))
+
+
 def _fma64(xp: Namespace, a: Any, b: Any, c: Any) -> Any:
     a, b, c = xp.broadcast_arrays(a, b, c)
     product = a * b
@@ -194,23 +203,25 @@ def _fma64(xp: Namespace, a: Any, b: Any, c: Any) -> Any:
 
     # tiny: scale every operand up by 2^1074, so that the subnormal grid
     # becomes the integers, and round there (exact where the result is normal)
-    ta, tb, tc = sa * _UP, sb * _UP, (sc * _UP) * _UP
-    nearest = _fused(xp, ta, tb, tc, odd=False)
-    integer = _to_integer(xp, ta, tb, tc, nearest)
-    on_grid = xp.where(xp.abs(nearest) >= 2.0**52, nearest, integer)
-    result = xp.where(tiny, on_grid * _DOWN, result)
+    if _taken(xp, tiny):
+        ta, tb, tc = sa * _UP, sb * _UP, (sc * _UP) * _UP
+        nearest = _fused(xp, ta, tb, tc, odd=False)
+        integer = _to_integer(xp, ta, tb, tc, nearest)
+        on_grid = xp.where(xp.abs(nearest) >= 2.0**52, nearest, integer)
+        result = xp.where(tiny, on_grid * _DOWN, result)
 
     # huge: shrink the larger factor and the addend by 2^-64, keeping a
     # vanishing addend's sign as a sticky bit, then scale back (exact or inf)
-    larger_a = xp.abs(sa) >= xp.abs(sb)
-    ha = xp.where(larger_a, sa * _SHRINK, sa)
-    hb = xp.where(larger_a, sb, sb * _SHRINK)
-    hc = sc * _SHRINK
-    sticky = xp.where(sc > 0, xp.asarray(2.0**-1074, dtype=sc.dtype), -(2.0**-1074))
-    hc = xp.where((hc == 0) & (sc != 0), sticky, hc)
-    shrunk = _fused(xp, ha, hb, hc, odd=False)
-    shrunk = xp.where(xp.isinf(ha * hb), ha * hb, shrunk)  # |a·b| >= 2^1088: overflows
-    result = xp.where(huge, shrunk * (1.0 / _SHRINK), result)
+    if _taken(xp, huge):
+        larger_a = xp.abs(sa) >= xp.abs(sb)
+        ha = xp.where(larger_a, sa * _SHRINK, sa)
+        hb = xp.where(larger_a, sb, sb * _SHRINK)
+        hc = sc * _SHRINK
+        sticky = xp.where(sc > 0, xp.asarray(2.0**-1074, dtype=sc.dtype), -(2.0**-1074))
+        hc = xp.where((hc == 0) & (sc != 0), sticky, hc)
+        shrunk = _fused(xp, ha, hb, hc, odd=False)
+        shrunk = xp.where(xp.isinf(ha * hb), ha * hb, shrunk)  # |a·b| >= 2^1088: overflows
+        result = xp.where(huge, shrunk * (1.0 / _SHRINK), result)
 
     # IEEE special cases: a zero factor adds a signed zero; a finite product
     # plus an infinite addend is the addend; anything else non-finite is
