@@ -46,10 +46,13 @@ def test_public_api() -> None:
         "ArrayTree",
         "Hyperparameter",
         "__version__",
+        "convert",
+        "formulations",
         "init_velocity",
         "lookahead",
         "momentum",
         "nag",
+        "schedules",
         "sgd",
     ]
     assert (SRC / "py.typed").exists()

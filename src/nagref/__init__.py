@@ -2,11 +2,15 @@
 
 The rules are written once against the Python array API standard and run on
 NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict. See :mod:`nagref.rules`
-for the arithmetic contract.
+for the arithmetic contract, :mod:`nagref.formulations` for the published
+forms, :mod:`nagref.convert` for the maps between them and the frameworks'
+(:mod:`nagref.conventions`), and :mod:`nagref.schedules` for momentum
+schedules.
 """
 
 from __future__ import annotations
 
+from . import convert, formulations, schedules
 from ._typing import Array, ArrayTree, Hyperparameter
 from .rules import init_velocity, lookahead, momentum, nag, sgd
 
@@ -15,10 +19,13 @@ __all__ = [
     "ArrayTree",
     "Hyperparameter",
     "__version__",
+    "convert",
+    "formulations",
     "init_velocity",
     "lookahead",
     "momentum",
     "nag",
+    "schedules",
     "sgd",
 ]
 
