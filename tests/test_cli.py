@@ -15,13 +15,32 @@ from nagref.cli import main
 def test_conformance_prints_a_table_and_a_verdict_and_exits_0(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["conformance", "--steps", "5", "--cases", "0"]) == 0
+    assert main(["conformance", "--steps", "5", "--cases", "0", "--no-theory"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["rule", "formula", "problem", "dtype"]
     rows = [line for line in out[2:] if line.strip() and not line.startswith("PASS")]
     assert len(rows) == 55  # (3 real problems x 3 real dtypes + 1 complex x 2) x 5 formula rows
     assert all(line.split()[-1] in ("ok", "(±0)") for line in rows)
     assert out[-1].startswith("PASS: all 55 checks")
+
+
+def test_conformance_prints_the_theory_beside_the_measurements(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["conformance", "--steps", "1", "--cases", "0", "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    assert "linear rates on quadratics" in out
+    assert "stability edges" in out
+    assert "O(1/k²) bounds" in out
+    lines = out.splitlines()
+    start = lines.index("linear rates on quadratics (tuned constants, L = 1)")
+    nag = next(
+        line.split() for line in lines[start:] if line.startswith("nag ") and " 100 " in line
+    )
+    assert nag[:3] == ["nag", "100", "0.900000"]  # 1 − 1/√κ, then the matrix and the iterates
+    assert lines[-1] == (
+        "PASS: theory: 9 of 9 linear rates, 5 of 5 stability edges and 3 of 3 O(1/k²) bounds hold"
+    )
 
 
 def test_conformance_dtype_selection(capsys: pytest.CaptureFixture[str]) -> None:
@@ -33,6 +52,7 @@ def test_conformance_dtype_selection(capsys: pytest.CaptureFixture[str]) -> None
                 "2",
                 "--cases",
                 "0",
+                "--no-theory",
                 "--dtype",
                 "float64",
                 "--dtype",
@@ -54,7 +74,10 @@ def test_a_failing_check_exits_1(
         return param - grad * lr * 1.0000001  # type: ignore[operator]
 
     monkeypatch.setattr(nagref.rules, "sgd", naive_sgd)
-    assert main(["conformance", "--steps", "3", "--cases", "0", "--dtype", "float64"]) == 1
+    assert (
+        main(["conformance", "--steps", "3", "--cases", "0", "--dtype", "float64", "--no-theory"])
+        == 1
+    )
     assert capsys.readouterr().out.splitlines()[-1].startswith("FAIL: 3 of 15 checks")
 
 
@@ -95,7 +118,7 @@ def test_python_dash_m_and_version() -> None:
 
 
 def test_conformance_runs_the_live_frameworks_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["conformance", "--steps", "1", "--cases", "2"]) == 0
+    assert main(["conformance", "--steps", "1", "--cases", "2", "--no-theory"]) == 0
     out = capsys.readouterr().out.splitlines()
     start = next(i for i, line in enumerate(out) if line.startswith("convention"))
     rows = [line.split() for line in out[start + 2 :] if line and not line.startswith("PASS")]

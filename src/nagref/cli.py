@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from . import __version__
-from .conformance import DTYPES, format_table, run, verdict
+from .conformance import DTYPES, format_table, run, theory, verdict
 from .conformance.live.table import format_live_table, run_live, stderr_progress
 
 __all__ = ["main"]
@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         "the installed frameworks (default: 20; 0 skips them)",
     )
     conformance.add_argument(
+        "--theory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="check the rules against the theory on quadratics: linear rates, stability "
+        "edges, O(1/k²) bounds (default: on)",
+    )
+    conformance.add_argument(
         "--dtype",
         action="append",
         choices=DTYPES,
@@ -90,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(verdict(rows))
     passed = all(row.passed for row in rows)
+    if args.theory:
+        checks = theory.rates(), theory.edges(), theory.bounds()
+        held, line = theory.verdict(*checks)
+        print()
+        print(theory.format_theory(*checks))
+        print()
+        print(line)
+        passed = passed and held
     if args.cases:
         live = run_live(args.cases, progress=stderr_progress if sys.stderr.isatty() else None)
         if sys.stderr.isatty():
