@@ -13,7 +13,7 @@ import pytest
 
 import nagref
 from nagref import convert, formulations, schedules
-from nagref.conventions import keras, optax, pytorch
+from nagref.conventions import keras, optax, pytorch, tensorflow
 
 LR, MU = 0.0625, 0.875  # float32 numbers, so Keras's float32 casts are exact
 LAMBDA = np.array([1.0, 0.5, 0.25, 0.1, 0.03, 0.01, 0.003, 0.7])
@@ -72,6 +72,13 @@ def _forms(nesterov: bool) -> dict[str, Form]:
             "keras",
             lambda s: keras.sgd(
                 s[0], grad(s[0]), s[1], learning_rate=LR, momentum=MU, nesterov=nesterov
+            ),
+            _zero,
+        ),
+        "tensorflow": Form(
+            "tensorflow",
+            lambda s: tensorflow.apply_momentum(
+                s[0], s[1], grad(s[0]), lr=LR, momentum=MU, use_nesterov=nesterov
             ),
             _zero,
         ),
@@ -155,6 +162,8 @@ EXACT_MAPS = [
     (True, "pytorch", "optax"),
     (True, "optax", "dozat"),
     (True, "pytorch", "dozat"),
+    (False, "tensorflow", "pytorch"),
+    (True, "tensorflow", "optax"),
 ]
 
 

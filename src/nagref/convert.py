@@ -17,6 +17,7 @@ form                stores (``nesterov``)    stores (classical momentum)  functi
 ``"pytorch"``       Θ, b = −v/lr             θ, b                         conventions
 ``"optax"``         Θ, t = −v/lr             θ, t                         conventions
 ``"keras"``         Θ, v                     θ, v                         conventions
+``"tensorflow"``    Θ, a = −v/lr             θ, a                         conventions
 ==================  =======================  ===========================  ============
 
 :func:`state` converts a state from one form to another through those
@@ -27,7 +28,7 @@ fewest operations:
     x_prev = θ − v;  v = θ − x_prev;  v = (Θ − θ)/μ  (v = 0 when μ = 0)
 
 So a map that only renames or negates (lecture ↔ sutskever, keras ↔ bengio,
-pytorch ↔ optax ↔ dozat, nesterov_1983 → θ) is exact, and the others round
+pytorch ↔ optax ↔ tensorflow ↔ dozat, nesterov_1983 → θ) is exact, and the others round
 once or twice per element in the state's dtype.
 
 Limits, all of the substance of the forms rather than of the maps:
@@ -67,6 +68,7 @@ Form = Literal[
     "pytorch",
     "optax",
     "keras",
+    "tensorflow",
 ]
 #: The forms :func:`state` converts between.
 FORMS: tuple[Form, ...] = (
@@ -79,6 +81,7 @@ FORMS: tuple[Form, ...] = (
     "pytorch",
     "optax",
     "keras",
+    "tensorflow",
 )
 _NAG_ONLY = {"bengio", "nesterov_1983", "dozat"}
 _CM_ONLY = {"polyak"}
@@ -156,6 +159,7 @@ def _stores(form: str, nesterov: bool) -> tuple[str, str]:
         "pytorch": (point, "b"),
         "optax": (point, "b"),
         "keras": (point, "v"),
+        "tensorflow": (point, "b"),
     }[form]
 
 
