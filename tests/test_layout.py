@@ -9,7 +9,7 @@ import nagref
 
 SRC = Path(nagref.__file__).parent
 #: Tools that compare against NumPy-evaluated references; everything else is core.
-NUMPY_TOOLS = {"cli.py", "conformance"}
+NUMPY_TOOLS = {"cli.py", "conformance", "vectors"}
 
 
 def _core_modules() -> list[Path]:

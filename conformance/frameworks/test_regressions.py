@@ -10,7 +10,9 @@ both the framework's behaviour and the worker's defence against it.
 
 PyTorch converts a Python scalar to Half through float, so a float16
 ``alpha`` is rounded twice; the CLI's random cases found an lr for which that
-changes the result.
+changes the result. The 72,500-case run then found the same in Optax under
+``jax.jit`` (XLA converts a float64 schedule value to float16 through
+float32), and TensorFlow's ``tf.constant(x, float16)`` does it too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from nagref.conformance.live import Spec, Worker, check
+from nagref.conformance.live import VARIANTS, Spec, Worker, check
 from nagref.conventions import pytorch
 
 
@@ -88,3 +90,46 @@ def test_torch_rounds_a_float16_alpha_through_float32(foreach: bool) -> None:
     ours, _ = pytorch.sgd(param.numpy(), param.grad.numpy(), None, lr=lr, foreach=foreach)
     torch.optim.SGD([param], lr=lr, foreach=foreach).step()
     assert param.numpy().tobytes() == ours.tobytes()
+
+
+# A learning rate and a momentum whose float16 value depends on whether the
+# float64 is rounded once or through float32: torch, TensorFlow and XLA at run
+# time round twice, NumPy and XLA's constant folding once.
+TWICE_LR, TWICE_MU = 0.288696291246982, 0.51879885
+HALF_ROWS = [
+    (convention, variant)
+    for convention, variants in VARIANTS.items()
+    for variant, dtypes in variants.items()
+    if "float16" in dtypes
+]
+
+
+@pytest.mark.parametrize(("convention", "variant"), HALF_ROWS)
+def test_float16_hyperparameters_that_round_differently_through_float32(
+    convention: str, variant: str
+) -> None:
+    assert np.float16(np.float32(TWICE_LR)) != np.float16(TWICE_LR)
+    assert np.float16(np.float32(TWICE_MU)) != np.float16(TWICE_MU)
+    lr = (TWICE_LR,) * 7 if convention == "keras" else (TWICE_LR, 0.1) * 3 + (TWICE_LR,)
+    worker = Worker(convention, variant if convention == "keras" else None)
+    try:
+        for nesterov in (False, True):
+            spec = Spec(
+                convention=convention,
+                variant=variant,
+                dtype="float16",
+                shape=(37,),
+                seed=5,
+                lr=lr,
+                momentum=TWICE_MU,
+                nesterov=nesterov,
+                dampening=0.0,
+                weight_decay=None,
+                maximize=False,
+                special=0.0,
+                scale=1.0,
+            )
+            result = check(worker, spec)
+            assert result.bitwise, (nesterov, result.first)
+    finally:
+        worker.close()

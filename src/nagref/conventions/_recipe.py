@@ -15,7 +15,11 @@ rounds is not part of the recipe but of a :class:`Rounding` model:
 
 Hyperparameters are Python numbers turned into 0-d arrays by a :class:`Hyper`
 cast chain (for example float32 first, then the storage dtype, as Keras does
-with its float32 learning-rate variable).
+with its float32 learning-rate variable). :data:`DOUBLE_TO_DTYPE` is the
+conversion most C++ runtimes make of a Python float: c10's ``Half(double)``,
+Eigen's ``half`` and XLA's run-time ``convert`` all go through float32 when
+the target is float16, so the value is rounded twice; NumPy's ``astype`` and
+XLA's constant folding round once.
 
 Some kernels compute the leading elements of a tensor in SIMD lanes and the
 last few in a scalar loop that the compiler contracted differently; a
@@ -36,6 +40,7 @@ from .._fma import fma
 from .._typing import Namespace
 
 __all__ = [
+    "DOUBLE_TO_DTYPE",
     "Hyper",
     "Recipe",
     "Rounding",
@@ -75,12 +80,18 @@ class Rounding:
     flush: frozenset[str] = frozenset()
 
 
+#: A Python float converted to the storage dtype through float32 where the
+#: storage is narrower (float16), directly otherwise.
+DOUBLE_TO_DTYPE = ("float32 if narrower", "storage")
+
+
 @dataclass(frozen=True)
 class Hyper:
     """A hyperparameter: a Python number and the dtypes it is rounded through.
 
     ``via`` names dtypes in order; ``"storage"`` and ``"compute"`` stand for
-    the parameters' dtype and the model's compute dtype.
+    the parameters' dtype and the model's compute dtype, and ``"float32 if
+    narrower"`` for float32 when the storage is float16 (else no step).
     """
 
     value: float
@@ -173,8 +184,10 @@ def _apply(xp: Namespace, op: Op, args: list[Any]) -> Any:
 
 
 def _cast_hyper(xp: Namespace, hyper: Hyper, storage: Any, compute: Any, where: Any) -> Any:
-    named = {"storage": storage, "compute": compute}
-    dtypes = [named[d] if d in named else getattr(xp, d) for d in hyper.via]
+    narrow = storage == xp.float16
+    named = {"storage": storage, "compute": compute, "float32 if narrower": xp.float32}
+    via = [d for d in hyper.via if d != "float32 if narrower" or narrow]
+    dtypes = [named[d] if d in named else getattr(xp, d) for d in via]
     # a Python float is a float64: the first conversion rounds it once
     value = xp.asarray(float(hyper.value), dtype=dtypes[0], device=where)
     for dtype in dtypes[1:]:

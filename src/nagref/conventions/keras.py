@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 
 from .._typing import ArrayTree
 from ._common import float32, number, run
-from ._recipe import Hyper, Rounding, Split, evaluate, step
-from .pytorch import HALF_LANES, HALF_TAIL, SCALAR
+from ._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, Split, evaluate, step
+from .pytorch import HALF_LANES, HALF_TAIL
 
 __all__ = ["BACKENDS", "sgd"]
 
@@ -96,8 +96,8 @@ def sgd(
     direct = through32 if backend == "tensorflow" else ("storage",)
     hypers = {
         "lr": Hyper(lr, through32),  # a float32 variable, cast to the dtype
-        "neg_lr": Hyper(-float32(lr), SCALAR),  # alpha=-lr, lr a float32 tensor
-        "mu": Hyper(momentum, SCALAR if torch else direct),
+        "neg_lr": Hyper(-float32(lr), DOUBLE_TO_DTYPE),  # alpha=-lr, lr a float32 tensor
+        "mu": Hyper(momentum, DOUBLE_TO_DTYPE if torch else direct),
         "wd": Hyper(0.0 if wd is None else wd, direct),
         "decay": Hyper(_torch_decay_factor(lr, wd), ("float32",)),
     }

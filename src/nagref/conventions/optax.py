@@ -12,8 +12,15 @@ Rounding, as measured against Optax 0.2.8 on JAX 0.10 (CPU): eagerly, every
 operation rounds separately; under ``jax.jit`` XLA contracts μ·t + g,
 μ·t + g (Nesterov) and θ + (−α)·d into fused multiply-adds in float32 and
 float64 (not in float16). JAX on CPU flushes float32 and float64 subnormals
-to zero, eager or jitted. ``-learning_rate`` is formed in Python and rounded
-to the gradient's dtype once.
+to zero, eager or jitted.
+
+Hyperparameters reach float16 as XLA converts them. ``learning_rate`` is
+modelled as a schedule's value, a float64 array (JAX with x64) converted at
+run time: XLA converts float64 to float16 through float32, rounding twice.
+The momentum is a Python constant: eager JAX converts it at run time (twice
+rounded), while ``jax.jit`` folds it into the program, rounded once. (A
+constant learning rate under ``jax.jit`` is folded too; in float16 that
+rounds it once, which this function does not model.)
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any, TypeVar
 
 from .._typing import ArrayTree
 from ._common import dtype_name, number, run
-from ._recipe import Hyper, Rounding, evaluate, step
+from ._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
 
 __all__ = ["sgd"]
 
@@ -69,7 +76,13 @@ def sgd(
         else:
             direction = "t"
     steps.append(step("p", "muladd", "neg_lr", direction, "p"))  # p + (-lr * d)
-    hypers = {"neg_lr": Hyper(-alpha), "mu": Hyper(0.0 if mu is None else mu)}
+    # the learning rate arrives at run time (a schedule's float64 value); the
+    # momentum is a Python constant, which jax.jit folds into the program
+    # (one rounding) and eager JAX converts at run time
+    hypers = {
+        "neg_lr": Hyper(-alpha, DOUBLE_TO_DTYPE),
+        "mu": Hyper(0.0 if mu is None else mu, ("storage",) if jit else DOUBLE_TO_DTYPE),
+    }
     trees: dict[str, Any] = {"param": param, "grad": grad}
     if mu is not None and trace is not None:
         trees["trace"] = trace

@@ -35,9 +35,9 @@ from typing import Any, TypeVar
 
 from .._typing import ArrayTree
 from ._common import dtype_name, number, run
-from ._recipe import Hyper, Recipe, Rounding, Split, evaluate, step
+from ._recipe import DOUBLE_TO_DTYPE, Hyper, Recipe, Rounding, Split, evaluate, step
 
-__all__ = ["HALF_LANES", "HALF_TAIL", "SCALAR", "sgd"]
+__all__ = ["HALF_LANES", "HALF_TAIL", "sgd"]
 
 T = TypeVar("T", bound=ArrayTree)
 
@@ -46,9 +46,6 @@ _EACH = Rounding(contract=True, compute={"float16": "float32"})
 #: sum separately, after the SIMD body's multiples of 32 elements (AVX-512).
 HALF_TAIL = Rounding(contract=False, compute={"float16": "float32"})
 HALF_LANES = {"float16": 32}
-#: A Python scalar converted to the tensor's dtype: c10 converts a double to
-#: Half through float (two roundings), to float and double directly.
-SCALAR = ("compute", "storage")
 _FUSED_LANES = {"float32": 8, "float64": 4}
 
 
@@ -98,12 +95,12 @@ def sgd(
     first = momentum_buffer is None
     recipe = _recipe(momentum, weight_decay, nesterov, maximize, first)
     hypers = {
-        "neg_lr": Hyper(-lr, SCALAR),
+        "neg_lr": Hyper(-lr, DOUBLE_TO_DTYPE),
         # mul_ takes its scalar in opmath; _foreach_mul_ rounds it to the dtype first
-        "mu": Hyper(momentum, SCALAR if foreach else ("compute",)),
-        "mu_alpha": Hyper(momentum, SCALAR),  # add_'s alpha is rounded to the dtype
-        "keep": Hyper(1.0 - dampening, SCALAR),
-        "wd": Hyper(weight_decay, SCALAR),
+        "mu": Hyper(momentum, DOUBLE_TO_DTYPE if foreach else ("compute",)),
+        "mu_alpha": Hyper(momentum, DOUBLE_TO_DTYPE),  # add_'s alpha is rounded to the dtype
+        "keep": Hyper(1.0 - dampening, DOUBLE_TO_DTYPE),
+        "wd": Hyper(weight_decay, DOUBLE_TO_DTYPE),
     }
     trees: dict[str, Any] = {"param": param, "grad": grad}
     if not first:

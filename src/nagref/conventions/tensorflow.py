@@ -9,7 +9,9 @@ outside the accumulator, which the optimizer starts at zero):
     \theta_{t-1} - a_t\eta
 
 Every operation of the CPU functor (an Eigen expression) rounds separately,
-in the variable's dtype; ``lr`` and ``momentum`` are scalars of that dtype.
+in the variable's dtype; ``lr`` and ``momentum`` are scalars of that dtype,
+made as ``tf.constant(x, dtype)`` makes them (float16 through float32, so
+rounded twice).
 TensorFlow on CPU flushes float32 and float64 subnormals to zero. With
 ``use_nesterov`` the variable holds the look-ahead point (Bengio et al. 2012).
 """
@@ -20,7 +22,7 @@ from typing import Any, TypeVar
 
 from .._typing import ArrayTree
 from ._common import number, run
-from ._recipe import Hyper, Rounding, evaluate, step
+from ._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
 
 __all__ = ["apply_momentum"]
 
@@ -49,7 +51,11 @@ def apply_momentum(
     Returns:
         ``(var, accum)``.
     """
-    hypers = {"lr": Hyper(number("lr", lr)), "mu": Hyper(number("momentum", momentum))}
+    # as tf.constant(x, dtype) makes them: Eigen's half rounds through float
+    hypers = {
+        "lr": Hyper(number("lr", lr), DOUBLE_TO_DTYPE),
+        "mu": Hyper(number("momentum", momentum), DOUBLE_TO_DTYPE),
+    }
     steps = [step("a", "muladd", "a", "mu", "g")]  # accum * momentum + grad
     if use_nesterov:  # var -= grad * lr + accum * momentum * lr
         steps += [

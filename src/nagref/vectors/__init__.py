@@ -1,0 +1,26 @@
+"""Language-neutral test vectors: nagref's trajectories as JSON, one file per case.
+
+For people who implement SGD, momentum or NAG elsewhere (Rust, C++, CUDA,
+JavaScript) and need exact expected values. ``nagref vectors --out DIR``
+writes them; :func:`cases` and :func:`encode` are the same as a library.
+
+Each file holds one case: the convention (``rules``, ``formulations`` or a
+framework), its variant and dtype, the function it exercises, the
+hyperparameters of every step under that function's own names, the initial
+parameters and state, the gradient of every step, and the parameters and
+state nagref computes after every step. Every float appears twice, as an
+exact hexadecimal string (C99 ``%a`` / ``float.hex``; ``nan``, ``inf`` and
+``-inf`` spelled so) and as the shortest decimal that reads back to the same
+value in the case's dtype. ``schema.json`` (in this package) is the JSON
+Schema; ``docs/vectors.md`` shows how to consume the files.
+
+The output is deterministic: the same nagref version writes byte-identical
+files.
+"""
+
+from __future__ import annotations
+
+from .catalogue import CONVENTIONS, DTYPES, Case, cases
+from .encode import SCHEMA_VERSION, encode, schema, write
+
+__all__ = ["CONVENTIONS", "DTYPES", "SCHEMA_VERSION", "Case", "cases", "encode", "schema", "write"]
