@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from . import __version__
+from . import __version__, vectors
 from .conformance import DTYPES, format_table, run, theory, verdict
 from .conformance.live.table import format_live_table, run_live, stderr_progress
 
@@ -86,12 +87,55 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DTYPE",
         help=f"a dtype to check, repeatable; one of {', '.join(DTYPES)} (default: all)",
     )
+    out = commands.add_parser(
+        "vectors",
+        help="write language-neutral test vectors (one JSON file per case)",
+        description="Write nagref's trajectories for every rule, formulation and framework "
+        "convention as JSON test vectors, every float as an exact hex string and a decimal. "
+        "The same command writes byte-identical files.",
+    )
+    out.add_argument("--out", required=True, type=Path, metavar="DIR", help="the directory")
+    out.add_argument(
+        "--convention",
+        action="append",
+        choices=tuple(vectors.CONVENTIONS),
+        metavar="NAME",
+        help=f"a convention, repeatable; one of {', '.join(vectors.CONVENTIONS)} (default: all)",
+    )
+    out.add_argument(
+        "--dtype",
+        action="append",
+        choices=vectors.DTYPES,
+        metavar="DTYPE",
+        help=f"a dtype, repeatable; one of {', '.join(vectors.DTYPES)} (default: all)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "vectors":
+        return _vectors(parser, args)
+    return _conformance(args)
+
+
+def _vectors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    directory: Path = args.out
+    if directory.exists() and not directory.is_dir():
+        parser.error(f"argument --out: {str(directory)!r} exists and is not a directory")
+    conventions = None if args.convention is None else tuple(args.convention)
+    dtypes = None if args.dtype is None else tuple(args.dtype)
+    try:
+        paths = vectors.write(directory, conventions, dtypes)
+    except OSError as error:
+        parser.error(f"argument --out: cannot write to {str(directory)!r}: {error.strerror}")
+    print(f"wrote {len(paths)} test vectors to {directory}")
+    return 0
+
+
+def _conformance(args: argparse.Namespace) -> int:
     rows = run(steps=args.steps, dtypes=args.dtype or DTYPES)
     print(format_table(rows))
     print()

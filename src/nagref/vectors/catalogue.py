@@ -19,7 +19,7 @@ from ..conventions import keras, optax, pytorch, tensorflow
 __all__ = ["CONVENTIONS", "DTYPES", "Case", "cases"]
 
 DTYPES = ("float16", "float32", "float64")
-Hypers = dict[str, float | bool | None]
+Hypers = dict[str, float | bool | str | None]
 Array = npt.NDArray[Any]
 Step = Callable[[Array, Array, Any, Hypers], tuple[Array, Any]]
 
@@ -111,12 +111,16 @@ def _formulation(name: str) -> Subject:
 
 def _pytorch(variant: str) -> Subject:
     def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
-        kwargs = dict(h, foreach=variant == "foreach", fused=variant == "fused")
-        p, b = pytorch.sgd(p, g, s[0], **kwargs)  # type: ignore[arg-type]
+        p, b = pytorch.sgd(p, g, s[0], **h)  # type: ignore[arg-type]
         return p, (b,)
 
     def hypers(t: int, varying: bool) -> Hypers:
-        return {"lr": _lr(t, varying), "momentum": MU}
+        return {
+            "lr": _lr(t, varying),
+            "momentum": MU,
+            "foreach": variant == "foreach",
+            "fused": variant == "fused",
+        }
 
     dtypes = DTYPES[1:] if variant == "fused" else DTYPES
     return Subject(
@@ -131,22 +135,22 @@ def _pytorch(variant: str) -> Subject:
 
 def _keras(backend: str) -> Subject:
     def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
-        p, v = keras.sgd(p, g, s[0], backend=backend, **h)  # type: ignore[arg-type]
+        p, v = keras.sgd(p, g, s[0], **h)  # type: ignore[arg-type]
         return p, (v,)
 
     def hypers(t: int, varying: bool) -> Hypers:
-        return {"learning_rate": _lr(t, varying), "momentum": MU}
+        return {"learning_rate": _lr(t, varying), "momentum": MU, "backend": backend}
 
     return Subject("nagref.conventions.keras.sgd", ("momentum_var",), step, hypers)
 
 
 def _optax(variant: str) -> Subject:
     def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
-        p, t = optax.sgd(p, g, s[0], jit=variant == "jit", **h)  # type: ignore[arg-type]
+        p, t = optax.sgd(p, g, s[0], **h)  # type: ignore[arg-type]
         return p, (t,)
 
     def hypers(t: int, varying: bool) -> Hypers:
-        return {"learning_rate": _lr(t, varying), "momentum": MU}
+        return {"learning_rate": _lr(t, varying), "momentum": MU, "jit": variant == "jit"}
 
     return Subject("nagref.conventions.optax.sgd", ("trace",), step, hypers)
 

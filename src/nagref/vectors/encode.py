@@ -89,8 +89,8 @@ def _state(state: tuple[npt.NDArray[Any] | None, ...]) -> list[dict[str, list[st
     return [None if s is None else _floats(s) for s in state]
 
 
-def _scalar(value: float | bool | None) -> Any:
-    if value is None or isinstance(value, bool):
+def _scalar(value: float | bool | str | None) -> Any:
+    if value is None or isinstance(value, (bool, str)):
         return value
     return {"hex": _hex(value), "decimal": repr(float(value))}
 
