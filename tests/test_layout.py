@@ -9,7 +9,7 @@ import nagref
 
 SRC = Path(nagref.__file__).parent
 #: Tools that compare against NumPy-evaluated references; everything else is core.
-NUMPY_TOOLS = {"cli.py", "conformance", "vectors"}
+NUMPY_TOOLS = {"cli.py", "auditing", "conformance", "vectors"}
 
 
 def _core_modules() -> list[Path]:
@@ -44,8 +44,10 @@ def test_public_api() -> None:
     assert sorted(nagref.__all__) == [
         "Array",
         "ArrayTree",
+        "AuditReport",
         "Hyperparameter",
         "__version__",
+        "audit",
         "convert",
         "formulations",
         "init_velocity",

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from . import convert, formulations, schedules
 from ._typing import Array, ArrayTree, Hyperparameter
+from .auditing import AuditReport, audit
 from .rules import init_velocity, lookahead, momentum, nag, sgd
 
 __all__ = [
     "Array",
     "ArrayTree",
+    "AuditReport",
     "Hyperparameter",
     "__version__",
+    "audit",
     "convert",
     "formulations",
     "init_velocity",

@@ -7,12 +7,13 @@ arguments (one line on standard error, no traceback).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, vectors
+from . import __version__, auditing, vectors
 from .conformance import DTYPES, format_table, run, theory, verdict
 from .conformance.live.table import format_live_table, run_live, stderr_progress
 
@@ -109,6 +110,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DTYPE",
         help=f"a dtype, repeatable; one of {', '.join(vectors.DTYPES)} (default: all)",
     )
+    trail = commands.add_parser(
+        "audit",
+        help="whose SGD, momentum or NAG produced a recorded trajectory?",
+        description="Replay every rule, formulation and framework convention on a recorded "
+        "trajectory's gradients and rank them: bitwise matches, matches within K ULP, and where "
+        "the rest leave the recording. Exit code 0 when some candidate matches bit for bit, 1 "
+        "when none does, 2 on bad input.",
+    )
+    trail.add_argument(
+        "trajectory",
+        type=Path,
+        metavar="TRAJECTORY",
+        help="a .npz file (initial, grads, params, lr, momentum; optionally nesterov, "
+        "dampening, weight_decay) or a test-vector .json file",
+    )
+    trail.add_argument("--json", action="store_true", help="print the report as JSON")
+    trail.add_argument(
+        "--ulps",
+        type=_non_negative_int,
+        default=4,
+        metavar="K",
+        help="the distance that counts as a near match (default: 4)",
+    )
     return parser
 
 
@@ -118,7 +142,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "vectors":
         return _vectors(parser, args)
+    if args.command == "audit":
+        return _audit(parser, args)
     return _conformance(args)
+
+
+def _audit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        report = auditing.audit(args.trajectory, tolerance_ulps=float(args.ulps))
+    except auditing.TrajectoryError as error:
+        parser.error(str(error))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(auditing.format_report(report))
+    return report.exit_code
 
 
 def _vectors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

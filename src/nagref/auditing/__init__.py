@@ -1,0 +1,27 @@
+"""The trajectory audit: whose SGD, momentum or NAG produced these parameters?
+
+:func:`audit` replays every rule, published formulation and framework
+convention nagref knows on a recorded trajectory's gradients, compares each
+replay with the recorded parameters bit for bit at every step, and ranks
+them: bitwise matches, matches within k ULP, and for the rest the first step
+and element where they leave the recording. ``nagref audit FILE`` is the
+command line; ``docs/audit.md`` is a worked example.
+"""
+
+from __future__ import annotations
+
+from .report import AuditReport, Divergence, Match, audit, format_report
+from .trajectory import MAX_BYTES, NPZ_KEYS, Trajectory, TrajectoryError, load
+
+__all__ = [
+    "MAX_BYTES",
+    "NPZ_KEYS",
+    "AuditReport",
+    "Divergence",
+    "Match",
+    "Trajectory",
+    "TrajectoryError",
+    "audit",
+    "format_report",
+    "load",
+]

@@ -1,0 +1,35 @@
+"""docs/audit.md: its scripts run, and the audit prints exactly what the page shows."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nagref.cli import main
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
+SCRIPTS = re.findall(r"<!-- audit: (\S+) -->\n```python\n(.*?)```", DOC, re.S)
+OUTPUTS = re.findall(r"<!-- audit output: (\S+) -->\n```text\n(.*?)```", DOC, re.S)
+
+
+def test_the_page_has_three_scripts_and_three_reports() -> None:
+    assert [name for name, _ in SCRIPTS] == ["mine.py", "fixed.py", "exact.py"]
+    assert [name for name, _ in OUTPUTS] == ["mine.npz", "fixed.npz", "exact.npz"]
+
+
+def test_the_reports_on_the_page_are_what_the_audit_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, code in SCRIPTS:
+        (tmp_path / name).write_text(code, encoding="utf-8")
+        subprocess.run([sys.executable, name], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    codes = []
+    for npz, shown in OUTPUTS:
+        codes.append(main(["audit", npz]))
+        assert capsys.readouterr().out == shown
+    assert codes == [1, 1, 0]

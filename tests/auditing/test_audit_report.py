@@ -1,0 +1,181 @@
+"""nagref.audit: every candidate recognises its own trajectory; near misses and the rest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import nagref
+from nagref import formulations
+from nagref.auditing import Trajectory, format_report
+from nagref.cli import main
+from nagref.conventions import keras, optax, pytorch, tensorflow
+
+LAMBDA = np.linspace(0.1, 2.0, 41)
+LR, MU, STEPS = 0.05, 0.9, 12
+
+
+def _record(
+    step: Callable[[Any, Any, Any, int], tuple[Any, Any]], state: Any, dtype: str
+) -> dict[str, Any]:
+    """Run ``step`` on f = ½ Σ λ x² with the gradient at the stored parameter."""
+    x = np.random.default_rng(3).standard_normal(LAMBDA.size).astype(dtype)
+    lam = LAMBDA.astype(dtype)
+    initial, grads, params = x.copy(), [], []
+    with np.errstate(all="ignore"):
+        for t in range(STEPS):
+            g = (lam * x).astype(dtype)
+            x, state = step(x, g, state, t)
+            grads.append(g)
+            params.append(x)
+    return {"initial": initial, "grads": np.stack(grads), "params": np.stack(params)}
+
+
+def _lr(t: int) -> float:
+    return LR * (1 + 0.1 * t)  # a learning rate that changes every step
+
+
+CASES: dict[str, tuple[Callable[..., Any], Any, bool]] = {
+    "pytorch single-tensor, nesterov": (
+        lambda p, g, s, t: pytorch.sgd(p, g, s, lr=_lr(t), momentum=MU, nesterov=True),
+        None,
+        True,
+    ),
+    "pytorch fused": (
+        lambda p, g, s, t: pytorch.sgd(p, g, s, lr=_lr(t), momentum=MU, fused=True),
+        None,
+        False,
+    ),
+    "keras jax, nesterov": (
+        lambda p, g, s, t: keras.sgd(
+            p, g, s, learning_rate=_lr(t), momentum=MU, nesterov=True, backend="jax"
+        ),
+        None,
+        True,
+    ),
+    "optax jit": (
+        lambda p, g, s, t: optax.sgd(p, g, s, learning_rate=_lr(t), momentum=MU, jit=True),
+        None,
+        False,
+    ),
+    "tensorflow apply_momentum, nesterov": (
+        lambda p, g, s, t: tensorflow.apply_momentum(
+            p, s, g, lr=_lr(t), momentum=MU, use_nesterov=True
+        ),
+        "zeros",
+        True,
+    ),
+    "formulations.bengio": (
+        lambda p, g, s, t: formulations.bengio(p, g, s, epsilon=_lr(t), mu=MU, mu_next=MU),
+        "zeros",
+        True,
+    ),
+    "formulations.polyak": (
+        lambda p, g, s, t: formulations.polyak(p, g, s, alpha=_lr(t), beta=MU),
+        "copy",
+        False,
+    ),
+    "nagref.momentum (lecture form)": (
+        lambda p, g, s, t: nagref.momentum(p, g, s, lr=_lr(t), momentum=MU),
+        "zeros",
+        False,
+    ),
+}
+
+
+def _save(tmp_path: Path, name: str, dtype: str, *, record_nesterov: bool) -> Path:
+    step, state, nesterov = CASES[name]
+    x0 = np.random.default_rng(3).standard_normal(LAMBDA.size).astype(dtype)
+    initial_state = {"zeros": np.zeros_like(x0), "copy": x0.copy(), None: None}[state]
+    arrays = _record(step, initial_state, dtype)
+    arrays |= {"lr": np.array([_lr(t) for t in range(STEPS)]), "momentum": np.float64(MU)}
+    if record_nesterov:
+        arrays["nesterov"] = np.bool_(nesterov)
+    path = tmp_path / "trajectory.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_candidate_recognises_its_own_trajectory(
+    tmp_path: Path, name: str, dtype: str
+) -> None:
+    report = nagref.audit(_save(tmp_path, name, dtype, record_nesterov=False))
+    assert name in report.bitwise
+    assert report.exit_code == 0
+    assert report.matches[0].status == "bitwise"
+    assert report.verdict.startswith("VERDICT: bitwise: ")
+    assert name in report.verdict
+    # with nesterov recorded, only that setting is tried
+    recorded = nagref.audit(_save(tmp_path, name, dtype, record_nesterov=True))
+    assert name in recorded.bitwise
+    assert len(recorded.matches) < len(report.matches)
+
+
+def test_a_one_ulp_change_is_a_near_match_pinned_to_its_step_and_element(tmp_path: Path) -> None:
+    path = _save(tmp_path, "pytorch single-tensor, nesterov", "float32", record_nesterov=True)
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["params"][2, 7] = np.nextafter(arrays["params"][2, 7], np.float32(np.inf))
+    np.savez(path, **arrays)
+    report = nagref.audit(path)
+    assert report.bitwise == []
+    assert report.exit_code == 1
+    best = report.matches[0]
+    assert best.status == "within"
+    assert best.max_ulp == 1.0
+    assert best.elements_differing == 1
+    assert best.first is not None
+    assert (best.first.step, best.first.index, best.first.ulps) == (3, (7,), 1.0)
+    assert "no bitwise match; within 4 ULP" in report.verdict
+    strict = nagref.audit(path, tolerance_ulps=0)
+    assert strict.matches[0].status == "diverges"
+    assert "leaves the recording at step 3, element [7]" in strict.verdict
+
+
+def test_a_vector_file_audits_to_its_own_function(tmp_path: Path) -> None:
+    assert (
+        main(["vectors", "--out", str(tmp_path), "--convention", "keras", "--dtype", "float32"])
+        == 0
+    )
+    report = nagref.audit(tmp_path / "keras-numpy-float32-lr-change-nesterov.json")
+    assert "keras numpy, nesterov" in report.bitwise
+
+
+def test_the_command_line_prints_the_ranking_or_json_and_exits_by_the_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _save(tmp_path, "optax jit", "float64", record_nesterov=False)
+    assert main(["audit", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[-1].startswith("VERDICT: bitwise: ")
+    assert "rank  candidate" in text
+    assert main(["audit", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "optax jit" in data["bitwise"]
+    assert data["matches"][0]["status"] == "bitwise"
+    assert data["steps"] == STEPS
+    with np.load(path) as loaded:
+        arrays = dict(loaded)
+    arrays["params"] = arrays["params"] * 1.5
+    np.savez(path, **arrays)
+    assert main(["audit", str(path), "--ulps", "2"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("VERDICT: no match; closest: ")
+
+
+def test_a_trajectory_object_and_a_bad_tolerance() -> None:
+    x = np.ones(3)
+    tr = Trajectory(
+        x, np.ones((1, 3)), np.full((1, 3), 0.9), (0.1,), (0.0,), False, source="memory"
+    )
+    report = nagref.audit(tr)
+    assert "nagref.sgd" in report.bitwise
+    assert "audit of memory: 1 steps, float64" in format_report(report)
+    with pytest.raises(ValueError, match="tolerance_ulps must be a finite number >= 0, got -1"):
+        nagref.audit(tr, tolerance_ulps=-1)

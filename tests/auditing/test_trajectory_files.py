@@ -1,0 +1,195 @@
+"""nagref.auditing.trajectory: loading .npz and .json trajectories, and refusing bad ones."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nagref.auditing import NPZ_KEYS, Trajectory, TrajectoryError, load, trajectory
+from nagref.cli import main
+
+
+def _arrays(steps: int = 3, n: int = 5) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    return {
+        "initial": rng.standard_normal(n).astype(np.float32),
+        "grads": rng.standard_normal((steps, n)).astype(np.float32),
+        "params": rng.standard_normal((steps, n)).astype(np.float32),
+        "lr": np.float64(0.1),
+        "momentum": np.float64(0.9),
+    }
+
+
+def _save(tmp_path: Path, arrays: dict[str, Any], name: str = "t.npz") -> Path:
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def test_a_good_file_loads_with_per_step_and_optional_entries(tmp_path: Path) -> None:
+    arrays = _arrays() | {"lr": np.array([0.1, 0.2, 0.3]), "nesterov": np.bool_(True)}
+    tr = load(_save(tmp_path, arrays | {"dampening": np.float64(0.0), "weight_decay": 0.01}))
+    assert tr.steps == 3
+    assert tr.lr == (0.1, 0.2, 0.3)
+    assert tr.momentum == (0.9, 0.9, 0.9)
+    assert tr.nesterov is True
+    assert tr.weight_decay == 0.01
+    assert tr.dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lr": np.float64(np.nan)}, "lr must be finite and >= 0, got nan"),
+        ({"lr": np.float64(-0.1)}, "lr must be finite and >= 0, got -0.1"),
+        ({"lr": np.array([0.1, 0.1, -1.0])}, "lr must be finite and >= 0, got -1.0 at step 3"),
+        ({"lr": np.array([0.1, 0.1])}, r"lr has shape \(2,\); expected a scalar or \(3,\)"),
+        ({"momentum": np.float64(1.0)}, r"momentum must be in \[0, 1\), got 1.0"),
+        ({"momentum": np.array(["a"])}, "momentum must be a real number"),
+        ({"params": np.zeros((2, 5), np.float32)}, r"params has shape \(2, 5\) but grads"),
+        (
+            {"grads": np.zeros((3, 4), np.float32)},
+            r"grads has shape \(3, 4\); expected \(T, \*\(5,\)\)",
+        ),
+        (
+            {"grads": np.zeros((0, 5), np.float32), "params": np.zeros((0, 5), np.float32)},
+            "no steps",
+        ),
+        ({"initial": np.zeros(5, np.int32)}, "initial has dtype int32"),
+        ({"params": np.zeros((3, 5), np.float64)}, "must share a dtype"),
+        ({"nesterov": np.float64(0.5)}, "nesterov must be a scalar bool"),
+        ({"dampening": np.float64(2.0)}, r"dampening must be in \[0, 1\], got 2.0"),
+        ({"weight_decay": np.array([0.1])}, "weight_decay must be a real scalar"),
+        ({"optimizer": np.float64(1)}, "unknown key 'optimizer'"),
+    ],
+)
+def test_bad_contents_are_named(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    with pytest.raises(TrajectoryError, match=message):
+        load(_save(tmp_path, _arrays() | change))
+
+
+def test_a_missing_key_is_named(tmp_path: Path) -> None:
+    arrays = _arrays()
+    del arrays["momentum"]
+    with pytest.raises(TrajectoryError, match="missing key 'momentum'"):
+        load(_save(tmp_path, arrays))
+
+
+def test_object_arrays_are_never_unpickled(tmp_path: Path) -> None:
+    arrays = _arrays() | {"lr": np.array([{"boom": 1}], dtype=object)}
+    path = _save(tmp_path, arrays)
+    with pytest.raises(TrajectoryError, match=r"cannot read its arrays.*pickle"):
+        load(path)
+
+
+def test_empty_truncated_and_foreign_files(tmp_path: Path) -> None:
+    good = _save(tmp_path, _arrays())
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(TrajectoryError, match="the file is empty"):
+        load(empty)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(TrajectoryError, match=r"not a readable \.npz archive"):
+        load(truncated)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(TrajectoryError, match=r"expected a \.npz or \.json file, got '\.txt'"):
+        load(text)
+    with pytest.raises(TrajectoryError, match="no such file"):
+        load(tmp_path / "absent.npz")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(TrajectoryError, match="not valid JSON"):
+        load(broken)
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"a": 1}')
+    with pytest.raises(TrajectoryError, match="not a nagref test vector"):
+        load(foreign)
+
+
+def test_a_member_larger_than_the_limit_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trajectory, "MAX_BYTES", 4096)
+    arrays = _arrays() | {
+        "grads": np.zeros((3, 5000), np.float32),
+        "params": np.zeros((3, 5000), np.float32),
+    }
+    arrays["initial"] = np.zeros(5000, np.float32)
+    path = tmp_path / "big.npz"
+    np.savez_compressed(path, **arrays)  # small on disk, large in memory
+    assert path.stat().st_size < 4096
+    with pytest.raises(TrajectoryError, match="bytes of arrays is over the limit of 4096"):
+        load(path)
+
+
+def test_the_command_line_gives_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _save(tmp_path, _arrays() | {"lr": np.float64(-1.0)})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "lr must be finite and >= 0, got -1.0" in err[0]
+    assert "Traceback" not in err[0]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=2048))
+def test_random_bytes_never_crash_the_loaders(tmp_path: Path, data: bytes) -> None:
+    for suffix in (".npz", ".json"):
+        path = tmp_path / f"fuzz{suffix}"
+        path.write_bytes(data)
+        _load_or_explain(path)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keep=st.sets(st.sampled_from(NPZ_KEYS)),
+    cut=st.integers(0, 400),
+    shape=st.lists(st.integers(0, 4), max_size=3),
+    value=st.sampled_from([0.1, -1.0, np.nan, np.inf, 2.0]),
+)
+def test_damaged_archives_never_crash_the_loader(
+    tmp_path: Path, keep: set[str], cut: int, shape: list[int], value: float
+) -> None:
+    arrays = _arrays() | {
+        "dampening": np.float64(value),
+        "weight_decay": np.float64(value),
+        "nesterov": np.zeros(shape, bool),
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for key in sorted(keep):
+            member = io.BytesIO()
+            np.save(member, arrays[key])
+            archive.writestr(f"{key}.npy", member.getvalue()[: cut or None])
+    path = tmp_path / "fuzz.npz"
+    path.write_bytes(buffer.getvalue())
+    tr = _load_or_explain(path)
+    assert tr is None or tr.steps == 3
+
+
+def _load_or_explain(path: Path) -> Trajectory | None:
+    """The trajectory, or None after a one-line TrajectoryError; anything else fails."""
+    try:
+        return load(path)
+    except TrajectoryError as error:
+        message = str(error)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    return None
