@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import nagref.rules
 from nagref import __version__
 from nagref.cli import main
+from nagref.conformance.live.table import stderr_progress
 
 
 def test_conformance_prints_a_table_and_a_verdict_and_exits_0(
@@ -88,7 +90,8 @@ def test_a_failing_check_exits_1(
         (["conformance", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
         (["conformance", "--steps", "x"], "argument --steps: expected a positive integer, got 'x'"),
         (["conformance", "--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
-        (["audit"], "argument command: invalid choice: 'audit'"),
+        (["replay"], "argument command: invalid choice: 'replay'"),
+        (["audit"], "the following arguments are required: TRAJECTORY"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(argv: list[str], message: str) -> None:
@@ -135,3 +138,30 @@ def test_cases_must_be_a_non_negative_integer(capsys: pytest.CaptureFixture[str]
         main(["conformance", "--cases", "-1"])
     assert exit_info.value.code == 2
     assert "--cases: expected an integer >= 0, got '-1'" in capsys.readouterr().err
+
+
+def test_conformance_json_holds_every_table_and_the_frameworks_found(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+
+    assert (
+        main(["conformance", "--steps", "1", "--cases", "1", "--json", "--dtype", "float32"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True
+    assert report["published"]["passed"] is True
+    assert len(report["published"]["rows"]) == 15
+    assert {r["method"] for r in report["theory"]["rates"]} == {"gd", "heavy_ball", "nag"}
+    assert report["theory"]["verdict"].startswith("PASS: theory")
+    live = report["live"]
+    assert len(live["rows"]) == 29
+    assert live["frameworks_missing"] == []
+    assert any(f.startswith("torch 2.13.0") for f in live["frameworks_found"])
+    assert live["verdict"] == "PASS: 29 live cases, every one bitwise"
+
+
+def test_the_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    stderr_progress(15, 60, "optax jit float16")
+    assert capsys.readouterr().err == (
+        "\r\x1b[K[#######.......................] 15/60 cases: optax jit float16"
+    )

@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__, auditing, vectors
 from .conformance import DTYPES, format_table, run, theory, verdict
-from .conformance.live.table import format_live_table, run_live, stderr_progress
+from .conformance.live.table import format_live_table, frameworks, run_live, stderr_progress
 
 __all__ = ["main"]
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         help="check the rules against the theory on quadratics: linear rates, stability "
         "edges, O(1/k²) bounds (default: on)",
     )
+    conformance.add_argument("--json", action="store_true", help="print the report as JSON")
     conformance.add_argument(
         "--dtype",
         action="append",
@@ -175,32 +177,59 @@ def _vectors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _conformance(args: argparse.Namespace) -> int:
     rows = run(steps=args.steps, dtypes=args.dtype or DTYPES)
-    print(format_table(rows))
-    print()
-    print(verdict(rows))
-    passed = all(row.passed for row in rows)
+    published_ok = all(row.passed for row in rows)
+    report: dict[str, Any] = {
+        "published": {
+            "rows": [asdict(r) for r in rows],
+            "passed": published_ok,
+            "verdict": verdict(rows),
+        }
+    }
+    text = [format_table(rows), "", verdict(rows)]
+    passed = published_ok
     if args.theory:
         checks = theory.rates(), theory.edges(), theory.bounds()
         held, line = theory.verdict(*checks)
-        print()
-        print(theory.format_theory(*checks))
-        print()
-        print(line)
+        report["theory"] = {
+            "rates": [asdict(r) for r in checks[0]],
+            "edges": [asdict(r) for r in checks[1]],
+            "bounds": [asdict(r) for r in checks[2]],
+            "passed": held,
+            "verdict": line,
+        }
+        text += ["", theory.format_theory(*checks), "", line]
         passed = passed and held
     if args.cases:
-        live = run_live(args.cases, progress=stderr_progress if sys.stderr.isatty() else None)
-        if sys.stderr.isatty():
+        bar = stderr_progress if sys.stderr.isatty() else None
+        live = run_live(args.cases, progress=bar)
+        if bar is not None:
             sys.stderr.write("\r\x1b[K")
-        print()
-        print(format_live_table(live))
+        found, missing = frameworks(live)
         failed = [r for r in live if not r.passed]
         ran = sum(r.cases for r in live)
-        print()
         if failed:
             differ = sum(r.cases - r.bitwise for r in failed)
-            print(f"FAIL: {differ} of {ran} live cases not bitwise, in {len(failed)} rows")
+            line = f"FAIL: {differ} of {ran} live cases not bitwise, in {len(failed)} rows"
         else:
-            print(f"PASS: {ran} live cases, every one bitwise")
+            line = f"PASS: {ran} live cases, every one bitwise"
+        report["live"] = {
+            "frameworks_found": found,
+            "frameworks_missing": missing,
+            "rows": [asdict(r) for r in live],
+            "passed": not failed,
+            "verdict": line,
+        }
+        text += [
+            "",
+            "frameworks found: " + ("; ".join(found) or "none"),
+            "frameworks not found: " + ("; ".join(missing) or "none"),
+            "",
+            format_live_table(live),
+            "",
+            line,
+        ]
         passed = passed and not failed
+    report["passed"] = passed
+    print(json.dumps(report, indent=1, default=str) if args.json else "\n".join(text))
     sys.stdout.flush()
     return 0 if passed else 1

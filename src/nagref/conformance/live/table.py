@@ -11,7 +11,11 @@ import numpy as np
 from .cases import VARIANTS, random_spec
 from .suite import Worker, check
 
-__all__ = ["LiveRow", "format_live_table", "run_live"]
+__all__ = ["LiveRow", "format_live_table", "frameworks", "run_live", "stderr_progress"]
+
+
+#: The framework column of a row whose framework did not import.
+NOT_INSTALLED = "not installed"
 
 
 @dataclass(frozen=True)
@@ -31,34 +35,38 @@ class LiveRow:
         return self.bitwise == self.cases
 
 
-def run_live(
-    cases: int, seed: int = 0, progress: Callable[[str], None] | None = None
-) -> list[LiveRow]:
+Progress = Callable[[int, int, str], None]  # (cases done, cases in all, what runs now)
+
+
+def run_live(cases: int, seed: int = 0, progress: Progress | None = None) -> list[LiveRow]:
     """Run ``cases`` random cases per row on every framework that is installed."""
     rng = np.random.default_rng(seed)
     rows: list[LiveRow] = []
+    total = cases * sum(
+        len(dtypes) for variants in VARIANTS.values() for dtypes in variants.values()
+    )
+    done = 0
     for convention, variants in VARIANTS.items():
         groups = [[v] for v in variants] if convention == "keras" else [list(variants)]
         for group in groups:
             try:
                 worker = Worker(convention, group[0] if convention == "keras" else None)
             except RuntimeError:
-                rows += [
-                    LiveRow(convention, v, d, "not installed", 0, 0, 0.0)
-                    for v in group
-                    for d in variants[v]
-                ]
+                missing = [(v, d) for v in group for d in variants[v]]
+                rows += [LiveRow(convention, v, d, NOT_INSTALLED, 0, 0, 0.0) for v, d in missing]
+                done += cases * len(missing)
                 continue
             for variant in group:
                 for dtype in variants[variant]:
-                    if progress is not None:
-                        progress(f"{convention} {variant} {dtype}")
                     bitwise, worst = 0, 0.0
                     for _ in range(cases):
+                        if progress is not None:
+                            progress(done, total, f"{convention} {variant} {dtype}")
                         spec = random_spec(rng, convention, variant, dtype)
                         result = check(worker, spec)
                         bitwise += result.bitwise
                         worst = max(worst, result.max_ulp)
+                        done += 1
                     rows.append(
                         LiveRow(convention, variant, dtype, worker.version, cases, bitwise, worst)
                     )
@@ -84,7 +92,23 @@ def format_live_table(rows: list[LiveRow]) -> str:
     return "\n".join(out)
 
 
-def stderr_progress(text: str) -> None:
-    """A one-line progress report on standard error."""
-    sys.stderr.write(f"\r\x1b[K{text}")
+def frameworks(rows: list[LiveRow]) -> tuple[list[str], list[str]]:
+    """The frameworks found (name and version) and the conventions whose were not."""
+    found = sorted({r.framework for r in rows if r.framework != NOT_INSTALLED})
+    missing = sorted(
+        {
+            r.convention if r.convention != "keras" else f"keras ({r.variant} backend)"
+            for r in rows
+            if r.framework == NOT_INSTALLED
+        }
+    )
+    return found, missing
+
+
+def stderr_progress(done: int, total: int, what: str) -> None:
+    """A one-line progress bar on standard error."""
+    width = 30
+    filled = width * done // max(total, 1)
+    bar = "#" * filled + "." * (width - filled)
+    sys.stderr.write(f"\r\x1b[K[{bar}] {done}/{total} cases: {what}")
     sys.stderr.flush()
