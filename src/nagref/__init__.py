@@ -10,6 +10,8 @@ schedules.
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # first: the tools read it while the package imports
+
 from . import convert, formulations, schedules
 from ._typing import Array, ArrayTree, Hyperparameter
 from .auditing import AuditReport, audit
@@ -31,5 +33,3 @@ __all__ = [
     "schedules",
     "sgd",
 ]
-
-__version__ = "0.1.0"

@@ -113,6 +113,14 @@ def test_empty_truncated_and_foreign_files(tmp_path: Path) -> None:
     foreign.write_text('{"a": 1}')
     with pytest.raises(TrajectoryError, match="not a nagref test vector"):
         load(foreign)
+    extra = tmp_path / "extra.json"
+    extra.write_text('{"nagref_vectors": 1, "optimizer": "adam"}')
+    with pytest.raises(TrajectoryError, match="unknown key 'optimizer' for a nagref test vector"):
+        load(extra)
+    partial = tmp_path / "partial.json"
+    partial.write_text('{"nagref_vectors": 1, "dtype": "float32"}')
+    with pytest.raises(TrajectoryError, match="malformed test vector"):
+        load(partial)
 
 
 def test_a_member_larger_than_the_limit_is_refused_before_it_is_read(

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..vectors import schema
+
 __all__ = ["MAX_BYTES", "NPZ_KEYS", "Trajectory", "TrajectoryError", "load"]
 
 #: The largest file, and the largest total of uncompressed arrays, accepted.
@@ -213,6 +215,9 @@ def _from_json(file: Path) -> Trajectory:
         raise TrajectoryError(f"{file}: not valid JSON ({error})") from None
     if not isinstance(case, dict) or case.get("nagref_vectors") != 1:
         raise TrajectoryError(f'{file}: not a nagref test vector (no "nagref_vectors": 1)')
+    unknown = sorted(set(case) - set(schema()["properties"]))
+    if unknown:
+        raise TrajectoryError(f"{file}: unknown key {unknown[0]!r} for a nagref test vector")
     try:
         dtype = case["dtype"]
         if dtype not in _DTYPES:
