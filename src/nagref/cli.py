@@ -70,10 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     conformance.add_argument(
         "--cases",
         type=_non_negative_int,
-        default=20,
+        default=10,
         metavar="N",
         help="random cases per framework convention, variant and dtype, run against "
-        "the installed frameworks (default: 20; 0 skips them)",
+        "the installed frameworks (default: 10; 0 skips them)",
     )
     conformance.add_argument(
         "--theory",

@@ -23,9 +23,13 @@ Trajectory = list[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]]
 
 
 class Worker:
-    """A live framework in a child process (see :mod:`.worker`)."""
+    """A live framework in a child process (see :mod:`.worker`).
 
-    def __init__(self, convention: str, backend: str | None = None) -> None:
+    The process starts at construction; :meth:`wait` (or the first case)
+    waits for its framework to import, so several workers can start at once.
+    """
+
+    def __init__(self, convention: str, backend: str | None = None, *, wait: bool = True) -> None:
         args = [sys.executable, "-m", "nagref.conformance.live.worker", convention]
         if backend is not None:
             args.append(backend)
@@ -38,7 +42,23 @@ class Worker:
             text=True,
             env=env,
         )
-        self.version = str(self._read()["version"])
+        self._version: str | None = None
+        if wait:
+            self.wait()
+
+    def wait(self) -> str:
+        """Wait until the framework has imported; return its name and version.
+
+        Raises:
+            RuntimeError: the worker exited (the framework is not installed).
+        """
+        if self._version is None:
+            self._version = str(self._read()["version"])
+        return self._version
+
+    @property
+    def version(self) -> str:
+        return self.wait()
 
     def _read(self) -> dict[str, Any]:
         assert self._process.stdout is not None
@@ -58,6 +78,7 @@ class Worker:
         Collect it with :meth:`result`; in between, the caller's own work runs
         in parallel with the worker's (:func:`check` runs nagref there).
         """
+        self.wait()
         assert self._process.stdin is not None
         self._process.stdin.write(json.dumps(spec.to_json()) + "\n")
         self._process.stdin.flush()

@@ -46,31 +46,39 @@ def run_live(cases: int, seed: int = 0, progress: Progress | None = None) -> lis
         len(dtypes) for variants in VARIANTS.values() for dtypes in variants.values()
     )
     done = 0
-    for convention, variants in VARIANTS.items():
-        groups = [[v] for v in variants] if convention == "keras" else [list(variants)]
-        for group in groups:
-            try:
-                worker = Worker(convention, group[0] if convention == "keras" else None)
-            except RuntimeError:
-                missing = [(v, d) for v in group for d in variants[v]]
-                rows += [LiveRow(convention, v, d, NOT_INSTALLED, 0, 0, 0.0) for v, d in missing]
-                done += cases * len(missing)
-                continue
-            for variant in group:
-                for dtype in variants[variant]:
-                    bitwise, worst = 0, 0.0
-                    for _ in range(cases):
-                        if progress is not None:
-                            progress(done, total, f"{convention} {variant} {dtype}")
-                        spec = random_spec(rng, convention, variant, dtype)
-                        result = check(worker, spec)
-                        bitwise += result.bitwise
-                        worst = max(worst, result.max_ulp)
-                        done += 1
-                    rows.append(
-                        LiveRow(convention, variant, dtype, worker.version, cases, bitwise, worst)
-                    )
+    # start every worker at once: their frameworks import in parallel
+    started = [
+        (
+            convention,
+            group,
+            Worker(convention, group[0] if convention == "keras" else None, wait=False),
+        )
+        for convention, variants in VARIANTS.items()
+        for group in ([[v] for v in variants] if convention == "keras" else [list(variants)])
+    ]
+    for convention, group, worker in started:
+        variants = VARIANTS[convention]
+        try:
+            version = worker.wait()
+        except RuntimeError:
+            missing = [(v, d) for v in group for d in variants[v]]
+            rows += [LiveRow(convention, v, d, NOT_INSTALLED, 0, 0, 0.0) for v, d in missing]
+            done += cases * len(missing)
             worker.close()
+            continue
+        for variant in group:
+            for dtype in variants[variant]:
+                bitwise, worst = 0, 0.0
+                for _ in range(cases):
+                    if progress is not None:
+                        progress(done, total, f"{convention} {variant} {dtype}")
+                    spec = random_spec(rng, convention, variant, dtype)
+                    result = check(worker, spec)
+                    bitwise += result.bitwise
+                    worst = max(worst, result.max_ulp)
+                    done += 1
+                rows.append(LiveRow(convention, variant, dtype, version, cases, bitwise, worst))
+        worker.close()
     return rows
 
 
