@@ -1,0 +1,200 @@
+"""``python -m benchmarks``: nagref against torch.optim.SGD and Optax, single thread.
+
+For each workload (one 10M-element tensor; a model of 200 tensors holding 4M
+elements), rule (sgd, momentum, nag) and dtype (float32, float64) it times
+one step of:
+
+* ``torch.optim.SGD`` with ``fused=True`` and with ``foreach=True``;
+* ``optax.sgd`` + ``optax.apply_updates`` under ``jax.jit``;
+* nagref's canonical rule (``nagref.sgd`` / ``momentum`` / ``nag``) on NumPy;
+* nagref's PyTorch convention (``nagref.conventions.pytorch.sgd``, exact FMA).
+
+Each time is the median of repeated runs in this one process; the ratios are
+nagref over torch foreach. "extra" is the peak memory a nagref step allocates,
+over the parameters' size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# single thread everywhere, set before the frameworks import
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np
+
+import nagref
+from nagref.conventions import pytorch
+
+from .timing import median_seconds, peak_extra_bytes
+
+LR, MU = 0.01, 0.9
+RULES = ("sgd", "momentum", "nag")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    sizes: tuple[int, ...]  # one entry per tensor
+
+
+def _workloads(quick: bool) -> list[Workload]:
+    scale = 100 if quick else 1
+    return [
+        Workload("1 tensor, 10M", (10_000_000 // scale,)),
+        Workload("200 tensors, 4M", (20_000 // scale,) * 200),
+    ]
+
+
+def _arrays(sizes: tuple[int, ...], dtype: str, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(n).astype(dtype) for n in sizes]
+
+
+def _torch_step(
+    params: list[np.ndarray], grads: list[np.ndarray], rule: str, mode: str
+) -> Callable[[], Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    tensors = [torch.tensor(p) for p in params]
+    for t, g in zip(tensors, grads, strict=True):
+        t.grad = torch.tensor(g)
+    momentum = 0.0 if rule == "sgd" else MU
+    opt = torch.optim.SGD(tensors, lr=LR, momentum=momentum, nesterov=rule == "nag", **{mode: True})
+    return opt.step
+
+
+def _optax_step(params: list[np.ndarray], grads: list[np.ndarray], rule: str) -> Callable[[], Any]:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    jax.config.update("jax_enable_x64", True)
+    opt = optax.sgd(LR, momentum=None if rule == "sgd" else MU, nesterov=rule == "nag")
+    p = [jnp.asarray(x) for x in params]
+    g = [jnp.asarray(x) for x in grads]
+    state = [opt.init(p)]
+
+    @jax.jit
+    def update(p: Any, g: Any, s: Any) -> Any:
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    def step() -> None:
+        nonlocal p
+        p, state[0] = update(p, g, state[0])
+        jax.block_until_ready(p)
+
+    return step
+
+
+def _nagref_step(params: list[np.ndarray], grads: list[np.ndarray], rule: str) -> Callable[[], Any]:
+    tree = params[0] if len(params) == 1 else {f"t{i}": x for i, x in enumerate(params)}
+    gtree = grads[0] if len(grads) == 1 else {f"t{i}": x for i, x in enumerate(grads)}
+    velocity = nagref.init_velocity(tree)
+    if rule == "sgd":
+        return lambda: nagref.sgd(tree, gtree, lr=LR)
+    fn = nagref.nag if rule == "nag" else nagref.momentum
+    return lambda: fn(tree, gtree, velocity, lr=LR, momentum=MU)
+
+
+def _exact_step(params: list[np.ndarray], grads: list[np.ndarray], rule: str) -> Callable[[], Any]:
+    tree = params[0] if len(params) == 1 else {f"t{i}": x for i, x in enumerate(params)}
+    gtree = grads[0] if len(grads) == 1 else {f"t{i}": x for i, x in enumerate(grads)}
+    buffer = None if rule == "sgd" else nagref.init_velocity(tree)
+    momentum = 0.0 if rule == "sgd" else MU
+    return lambda: pytorch.sgd(
+        tree, gtree, buffer, lr=LR, momentum=momentum, nesterov=rule == "nag"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="sizes divided by 100")
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement")
+    parser.add_argument("--no-exact", action="store_true", help="skip the PyTorch convention")
+    args = parser.parse_args(argv)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, NumPy {np.__version__}, single thread"
+    )
+    header = (
+        "workload",
+        "rule",
+        "dtype",
+        "torch fused",
+        "torch foreach",
+        "optax jit",
+        "nagref",
+        "ratio",
+        "nagref exact",
+        "ratio",
+        "extra",
+    )
+    rows = [header]
+    for workload in _workloads(args.quick):
+        for dtype in ("float32", "float64"):
+            params = _arrays(workload.sizes, dtype, 1)
+            grads = _arrays(workload.sizes, dtype, 2)
+            size = sum(p.nbytes for p in params)
+            for rule in RULES:
+                fused = median_seconds(
+                    _torch_step(params, grads, rule, "fused"), repeat=args.repeat
+                )
+                foreach = median_seconds(
+                    _torch_step(params, grads, rule, "foreach"), repeat=args.repeat
+                )
+                jitted = median_seconds(_optax_step(params, grads, rule), repeat=args.repeat)
+                ours_step = _nagref_step(params, grads, rule)
+                ours = median_seconds(ours_step, repeat=args.repeat)
+                extra = peak_extra_bytes(ours_step) / size
+                exact_text = ratio_text = "-"
+                if not args.no_exact:
+                    exact = median_seconds(
+                        _exact_step(params, grads, rule), repeat=max(1, args.repeat // 3), warmup=1
+                    )
+                    exact_text, ratio_text = f"{exact * 1e3:.1f} ms", f"{exact / foreach:.2f}x"
+                rows.append(
+                    (
+                        workload.name,
+                        rule,
+                        dtype,
+                        f"{fused * 1e3:.1f} ms",
+                        f"{foreach * 1e3:.1f} ms",
+                        f"{jitted * 1e3:.1f} ms",
+                        f"{ours * 1e3:.1f} ms",
+                        f"{ours / foreach:.2f}x",
+                        exact_text,
+                        ratio_text,
+                        f"{extra:.2f}x",
+                    )
+                )
+                print(" | ".join(rows[-1]), flush=True)
+    print()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    print()
+    print(
+        "ratio: nagref over torch foreach (lower is faster); extra: peak memory a nagref step "
+        "allocates, over the parameters' size"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
