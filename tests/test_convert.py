@@ -120,6 +120,14 @@ def _run(form: Form, s: tuple[Any, Any], steps: int) -> list[tuple[Any, Any]]:
     return out
 
 
+def _switch_mid_run(nesterov: bool, source: str, target: str) -> tuple[list[Any], list[Any]]:
+    """Run ``source`` BEFORE steps; return AFTER more of ``target`` (converted) and ``source``."""
+    forms = _forms(nesterov)
+    a, b = forms[source], forms[target]
+    start = _run(a, a.initial(X0), BEFORE)[-1]
+    return _run(b, _to(start, source, target, nesterov), AFTER), _run(a, start, AFTER)
+
+
 def _ulps(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> float:
     """max |a − b| in units of the last place of the largest element of ``scale``.
 
@@ -140,11 +148,7 @@ PAIRS = [
 def test_converting_mid_run_and_going_on_follows_the_same_trajectory(
     nesterov: bool, source: str, target: str
 ) -> None:
-    forms = _forms(nesterov)
-    a, b = forms[source], forms[target]
-    start = _run(a, a.initial(X0), BEFORE)[-1]
-    reference = _run(a, start, AFTER)
-    switched = _run(b, _to(start, source, target, nesterov), AFTER)
+    switched, reference = _switch_mid_run(nesterov, source, target)
     for k, (ours, theirs) in enumerate(zip(switched, reference, strict=True), 1):
         # compare in Sutskever's (θ, v): the target's state mapped back
         mine = _to(ours, target, "sutskever", nesterov)
@@ -189,11 +193,7 @@ def test_where_the_map_and_the_arithmetic_are_exact_the_trajectory_is_bitwise(
 ) -> None:
     # lecture ≡ Sutskever with V = −v; Optax eager ≡ Dozat (t = g + μt is
     # μm + g, and p + (−lr)·d is θ − η·d, operation for operation)
-    forms = _forms(nesterov)
-    a, b = forms[source], forms[target]
-    start = _run(a, a.initial(X0), BEFORE)[-1]
-    reference = _run(a, start, AFTER)
-    switched = _run(b, _to(start, source, target, nesterov), AFTER)
+    switched, reference = _switch_mid_run(nesterov, source, target)
     for ours, theirs in zip(switched, reference, strict=True):
         back = _to(ours, target, source, nesterov)
         assert back[0].tobytes() == theirs[0].tobytes()

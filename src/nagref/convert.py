@@ -49,7 +49,7 @@ Limits, all of the substance of the forms rather than of the maps:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ._apply import apply
 from ._checks import check_lr, check_momentum, describe
@@ -71,18 +71,7 @@ Form = Literal[
     "tensorflow",
 ]
 #: The forms :func:`state` converts between.
-FORMS: tuple[Form, ...] = (
-    "sutskever",
-    "lecture",
-    "bengio",
-    "nesterov_1983",
-    "polyak",
-    "dozat",
-    "pytorch",
-    "optax",
-    "keras",
-    "tensorflow",
-)
+FORMS: tuple[Form, ...] = get_args(Form)
 _NAG_ONLY = {"bengio", "nesterov_1983", "dozat"}
 _CM_ONLY = {"polyak"}
 
