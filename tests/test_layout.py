@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import nagref
@@ -58,3 +60,17 @@ def test_public_api() -> None:
         "sgd",
     ]
     assert (SRC / "py.typed").exists()
+
+
+def test_importing_nagref_loads_neither_numpy_nor_the_tools() -> None:
+    probe = (
+        "import sys, nagref; "
+        "print(sorted(m for m in ('numpy', 'nagref.auditing', 'nagref.vectors', 'nagref.cli') "
+        "if m in sys.modules)); "
+        "print(nagref.audit.__module__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]"  # the audit loads on first use
+    assert out[1] == "nagref.auditing.report"
