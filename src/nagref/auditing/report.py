@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..conformance.compare import bitwise_equal, ulp_distance
+from ..conformance.text import aligned
 from .candidates import Candidate, candidates
 from .trajectory import Trajectory, load
 
@@ -162,7 +163,7 @@ def format_report(report: AuditReport) -> str:
         "",
     ]
     header = ("rank", "candidate", "result", "max ulp", "first divergence")
-    rows = [header]
+    rows = []
     for i, m in enumerate(report.matches, 1):
         if m.status == "cannot run":
             where = m.reason or ""
@@ -177,12 +178,7 @@ def format_report(report: AuditReport) -> str:
         result = f"within {report.tolerance_ulps:g} ULP" if m.status == "within" else m.status
         ulp = "-" if m.status == "cannot run" else f"{m.max_ulp:g}"
         rows.append((str(i), m.candidate, result, ulp, where))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    for r in rows:
-        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
-        lines.append("  ".join([*cells, r[-1]]).rstrip())
-    lines.insert(3, "-" * len(lines[2]))
-    lines += ["", report.verdict]
+    lines += [*aligned(header, rows), "", report.verdict]
     return "\n".join(lines)
 
 

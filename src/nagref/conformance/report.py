@@ -28,6 +28,7 @@ from .published import (
     sutskever_lookahead,
     sutskever_step,
 )
+from .text import aligned
 
 __all__ = ["DTYPES", "RULES", "Row", "format_table", "run", "verdict"]
 
@@ -257,13 +258,7 @@ def format_table(rows: Sequence[Row]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in [header, *body]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(aligned(header, body, rule="columns"))
 
 
 def _result(row: Row) -> str:

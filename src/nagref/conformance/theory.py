@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +35,7 @@ import nagref
 
 from .. import formulations, schedules
 from ..schedules import Method
+from .text import aligned
 
 __all__ = [
     "BoundRow",
@@ -215,7 +215,7 @@ def format_theory(
 ) -> str:
     """The three checks as aligned text tables."""
     out = ["linear rates on quadratics (tuned constants, L = 1)"]
-    out += _table(
+    out += aligned(
         ("method", "kappa", "theory", "iteration matrix", "measured"),
         [
             (r.method, f"{r.kappa:g}", f"{r.theory:.6f}", f"{r.matrix:.6f}", f"{r.measured:.6f}")
@@ -223,7 +223,7 @@ def format_theory(
         ],
     )
     out += ["", "stability edges in h = lr·λ (probed at edge·(1 ∓ 0.01))"]
-    out += _table(
+    out += aligned(
         (
             "method",
             "momentum",
@@ -247,7 +247,7 @@ def format_theory(
         ],
     )
     out += ["", "O(1/k²) bounds on a convex quadratic (worst f(x_k) − f* over the bound)"]
-    out += _table(
+    out += aligned(
         ("schedule", "bound", "k <=", "worst ratio"),
         [(r.schedule, r.bound, str(r.steps), f"{r.worst_ratio:.4f}") for r in bound_rows],
     )
@@ -280,14 +280,3 @@ def verdict(
         f"{edges_ok} of {len(edge_rows)} stability edges and {bounds_ok} of {len(bound_rows)} "
         "O(1/k²) bounds hold"
     )
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    lines: list[Any] = [header, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
-    text.insert(1, "-" * len(text[0]))
-    return text

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..text import aligned
 from .cases import VARIANTS, random_spec
 from .suite import Worker, check
 
@@ -85,19 +86,19 @@ def run_live(cases: int, seed: int = 0, progress: Progress | None = None) -> lis
 def format_live_table(rows: list[LiveRow]) -> str:
     """The rows as an aligned text table."""
     header = ("convention", "variant", "dtype", "cases", "bitwise", "max ulp", "framework")
-    lines = [header]
-    for r in rows:
-        ulp = "-" if r.cases == 0 else f"{r.max_ulp:g}"
-        lines.append(
-            (r.convention, r.variant, r.dtype, str(r.cases), str(r.bitwise), ulp, r.framework)
+    body = [
+        (
+            r.convention,
+            r.variant,
+            r.dtype,
+            str(r.cases),
+            str(r.bitwise),
+            "-" if r.cases == 0 else f"{r.max_ulp:g}",
+            r.framework,
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    out = []
-    for line in lines:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        out.append("  ".join([*cells, line[-1]]).rstrip())
-    out.insert(1, "-" * len(out[0]))
-    return "\n".join(out)
+        for r in rows
+    ]
+    return "\n".join(aligned(header, body))
 
 
 def frameworks(rows: list[LiveRow]) -> tuple[list[str], list[str]]:
