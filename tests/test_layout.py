@@ -12,10 +12,13 @@ import nagref
 SRC = Path(nagref.__file__).parent
 #: Tools that compare against NumPy-evaluated references; everything else is core.
 NUMPY_TOOLS = {"cli.py", "auditing", "conformance", "vectors"}
+#: Backend kernels behind the fast-path seam: each may import its own backend only.
+FASTPATHS = "fastpaths"
 
 
 def _core_modules() -> list[Path]:
-    return [p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] not in NUMPY_TOOLS]
+    outside = {*NUMPY_TOOLS, FASTPATHS}
+    return [p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] not in outside]
 
 
 def _imports(path: Path) -> set[str]:
@@ -35,6 +38,23 @@ def test_core_never_imports_numpy_or_a_backend_directly() -> None:
     assert {p.name for p in core} >= {"rules.py", "_apply.py", "_checks.py", "_tree.py"}
     for path in core:
         assert not _imports(path) & banned, f"{path.name} imports {_imports(path) & banned}"
+
+
+def test_each_fast_path_imports_only_its_own_backend() -> None:
+    banned = {"numpy", "torch", "jax", "cupy", "dask", "array_api_strict"}
+    modules = {p.stem: p for p in (SRC / FASTPATHS).glob("*.py")}
+    assert {"numpy", "cupy"} <= set(modules)
+    for stem, path in modules.items():
+        assert _imports(path) & banned <= {stem}, f"{path.name} imports {_imports(path) & banned}"
+
+
+def test_only_the_seam_module_names_the_fast_paths() -> None:
+    importers = {
+        p.relative_to(SRC).as_posix()
+        for p in _core_modules()
+        if "nagref.fastpaths" in p.read_text() or "from .fastpaths" in p.read_text()
+    }
+    assert importers == {"_fastpath.py"}
 
 
 def test_only_the_compat_module_imports_array_api_compat() -> None:

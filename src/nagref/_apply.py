@@ -2,8 +2,11 @@
 
 :func:`apply` flattens the tree arguments against the parameters' structure,
 validates every leaf (:mod:`nagref._checks`), turns each hyperparameter into
-a 0-d array of the leaf's dtype on the leaf's device, calls the leaf function,
-and rebuilds the parameters' structure for each output.
+a 0-d array of the leaf's dtype on the leaf's device, runs the leaf function
+on each set of leaves, and rebuilds the parameters' structure for each
+output. A canonical rule's leaf function is traced into a recipe
+(:mod:`nagref._trace`) and evaluated by :func:`nagref._recipe.evaluate`, so
+it reaches a backend's fast path like every convention does.
 
 Hyperparameters are always converted explicitly. Relying on an operator's
 handling of a Python float is not portable: ``torch`` multiplies a float16
@@ -13,11 +16,13 @@ while NumPy rounds it to float16 first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._checks import check_leaves, describe
-from ._compat import array_namespace, device, to_device
+from ._compat import array_namespace, device, is_jax_array, to_device
+from ._recipe import Rounding, evaluate
+from ._trace import trace
 from ._tree import flatten, flatten_like, path_name, unflatten
 from ._typing import Hyperparameter, Namespace
 
@@ -25,12 +30,18 @@ __all__ = ["apply"]
 
 LeafFn = Callable[..., tuple[Any, ...]]
 
+#: The canonical rules' rounding: every operation rounded once to the storage dtype.
+CANONICAL = Rounding(contract=False)
+
 
 def apply(
     leaf_fn: LeafFn,
     trees: Mapping[str, object],
     hyperparameters: Mapping[str, Hyperparameter],
     n_outputs: int,
+    *,
+    traced: bool = False,
+    out: Sequence[object] | None = None,
 ) -> tuple[Any, ...]:
     """Apply ``leaf_fn(*leaves, **hyperparameters)`` leaf by leaf.
 
@@ -40,6 +51,10 @@ def apply(
         hyperparameters: name -> validated hyperparameter (a Python float or
             a 0-d array).
         n_outputs: how many trees to return.
+        traced: ``leaf_fn`` is a canonical rule's arithmetic: trace it into a
+            recipe and evaluate that under :data:`CANONICAL` rounding.
+        out: ``n_outputs`` pytrees of arrays to write the results into (the
+            parameters' structure, shapes and dtypes), or None for new arrays.
 
     Returns:
         ``n_outputs`` pytrees with the first tree's structure.
@@ -52,15 +67,57 @@ def apply(
     columns += [
         flatten_like(structure, tree, name) for name, tree in zip(names[1:], others, strict=True)
     ]
-    xp = check_leaves(names, columns, paths)
+    out_names = [f"out[{k}]" for k in range(n_outputs)] if out is not None else []
+    if out is not None:
+        if len(out) != n_outputs:
+            raise ValueError(f"out must hold {n_outputs} pytrees, got {len(out)}")
+        columns += [
+            flatten_like(structure, tree, name) for name, tree in zip(out_names, out, strict=True)
+        ]
+    xp = check_leaves(names + out_names, columns, paths)
+    if out is not None:
+        _check_out(out_names, columns[len(names) :], paths, columns[0])
     outputs: list[list[Any]] = [[] for _ in range(n_outputs)]
     if xp is not None:
         cast = _HyperparameterCast(xp, hyperparameters, names[0] + paths[0], columns[0][0])
-        for leaves in zip(*columns, strict=True):
-            results = leaf_fn(*leaves, **cast.like(leaves[0]))
-            for out, result in zip(outputs, results, strict=True):
-                out.append(_as_array(xp, result, leaves[0]))
-    return tuple(unflatten(structure, out) for out in outputs)
+        recipe = trace(leaf_fn) if traced else None
+        for index, leaves in enumerate(zip(*columns[: len(names)], strict=True)):
+            targets = [column[index] for column in columns[len(names) :]] or None
+            if recipe is not None:
+                results = evaluate(
+                    xp,
+                    recipe.recipe,
+                    CANONICAL,
+                    dict(zip(recipe.inputs, leaves, strict=True)),
+                    hypers=cast.like(leaves[0]),
+                    outputs=recipe.outputs,
+                    out=targets,
+                )
+            else:
+                results = leaf_fn(*leaves, **cast.like(leaves[0]))
+            for column, result in zip(outputs, results, strict=True):
+                column.append(_as_array(xp, result, leaves[0]))
+    return tuple(unflatten(structure, column) for column in outputs)
+
+
+def _check_out(
+    names: Sequence[str],
+    columns: Sequence[Sequence[Any]],
+    paths: Sequence[str],
+    params: Sequence[Any],
+) -> None:
+    """Output arrays must be writable, and no two may be the same array."""
+    for name, column in zip(names, columns, strict=True):
+        for path, leaf in zip(paths, column, strict=True):
+            if is_jax_array(leaf):
+                raise TypeError(
+                    f"{name}{path} is a JAX array, which cannot be written in place; "
+                    "call without out= (under jax.jit, donate_argnums reuses the buffers)"
+                )
+    for index in range(len(params)):
+        targets = [column[index] for column in columns]
+        if len({id(t) for t in targets}) < len(targets):
+            raise ValueError(f"out{paths[index]}: the outputs must be distinct arrays")
 
 
 def _as_array(xp: Namespace, result: Any, like: Any) -> Any:

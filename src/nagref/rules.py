@@ -24,8 +24,10 @@ the last bit of some elements; see ``docs/rules.md``.
 
 Every function accepts one array or a pytree (nested ``dict`` / ``list`` /
 ``tuple``) of arrays, returns new arrays in the same structure, and never
-modifies its inputs. Hyperparameters are keyword-only Python numbers or 0-d
-real floating arrays of the parameters' library.
+modifies its inputs, unless the caller donates output arrays with ``out=``
+(which may be the inputs themselves: an in-place step, with the same bits).
+Hyperparameters are keyword-only Python numbers or 0-d real floating arrays
+of the parameters' library.
 
 References:
     H. Robbins and S. Monro, "A stochastic approximation method", Ann. Math.
@@ -69,19 +71,29 @@ def _lookahead_leaf(w: Any, v: Any, *, momentum: Any) -> tuple[Any]:
 
 
 def _velocity_step(
-    param: TreeT, grad: TreeT, velocity: TreeT, lr: object, mu: object
+    param: TreeT,
+    grad: TreeT,
+    velocity: TreeT,
+    *,
+    lr: object,
+    mu: object,
+    out: tuple[TreeT, TreeT] | None,
 ) -> tuple[TreeT, TreeT]:
     """Shared by :func:`momentum` and :func:`nag`: validate, then V' and W'."""
     hypers = {"lr": check_lr("lr", lr), "momentum": check_momentum("momentum", mu)}
     trees = {"param": param, "grad": grad, "velocity": velocity}
-    new_param, new_velocity = apply(_momentum_leaf, trees, hypers, 2)
+    new_param, new_velocity = apply(_momentum_leaf, trees, hypers, 2, traced=True, out=out)
     return cast(TreeT, new_param), cast(TreeT, new_velocity)
 
 
 # -- the public rules ---------------------------------------------------------
 
 
-def sgd(param: TreeT, grad: TreeT, *, lr: Hyperparameter) -> TreeT:
+def _one(out: object) -> tuple[object] | None:
+    return None if out is None else (out,)
+
+
+def sgd(param: TreeT, grad: TreeT, *, lr: Hyperparameter, out: TreeT | None = None) -> TreeT:
     r"""One step of (stochastic) gradient descent.
 
     .. math::  W_{t+1} = W_t - \eta\, g_t
@@ -92,12 +104,15 @@ def sgd(param: TreeT, grad: TreeT, *, lr: Hyperparameter) -> TreeT:
         param: the parameters W (an array or a pytree of arrays).
         grad: the gradient g at W, with the same structure, shapes and dtypes.
         lr: the learning rate η >= 0.
+        out: arrays to write the result into, in the structure of ``param``
+            (they may be ``param`` itself), or None for new arrays.
 
     Returns:
         The new parameters, in the structure of ``param``.
     """
     lr = check_lr("lr", lr)
-    (new_param,) = apply(_sgd_leaf, {"param": param, "grad": grad}, {"lr": lr}, 1)
+    trees = {"param": param, "grad": grad}
+    (new_param,) = apply(_sgd_leaf, trees, {"lr": lr}, 1, traced=True, out=_one(out))
     return cast(TreeT, new_param)
 
 
@@ -108,6 +123,7 @@ def momentum(
     *,
     lr: Hyperparameter,
     momentum: Hyperparameter,
+    out: tuple[TreeT, TreeT] | None = None,
 ) -> tuple[TreeT, TreeT]:
     r"""One step of classical (heavy-ball) momentum.
 
@@ -124,14 +140,19 @@ def momentum(
         velocity: the velocity V_t.
         lr: the learning rate η >= 0.
         momentum: the momentum coefficient β in [0, 1).
+        out: ``(param_out, velocity_out)`` to write the results into (they
+            may be ``param`` and ``velocity`` themselves, an in-place step),
+            or None for new arrays.
 
     Returns:
         ``(W_{t+1}, V_{t+1})``, each in the structure of ``param``.
     """
-    return _velocity_step(param, grad, velocity, lr, momentum)
+    return _velocity_step(param, grad, velocity, lr=lr, mu=momentum, out=out)
 
 
-def lookahead(param: TreeT, velocity: TreeT, *, momentum: Hyperparameter) -> TreeT:
+def lookahead(
+    param: TreeT, velocity: TreeT, *, momentum: Hyperparameter, out: TreeT | None = None
+) -> TreeT:
     r"""The look-ahead point at which Nesterov's method takes the gradient.
 
     .. math::  \tilde W_t = W_t - \beta V_t
@@ -143,13 +164,15 @@ def lookahead(param: TreeT, velocity: TreeT, *, momentum: Hyperparameter) -> Tre
         param: the parameters W_t.
         velocity: the velocity V_t.
         momentum: the momentum coefficient β in [0, 1).
+        out: arrays to write the result into, in the structure of ``param``
+            (they may be ``param`` itself), or None for new arrays.
 
     Returns:
         W_t - β V_t, in the structure of ``param``.
     """
     mu = check_momentum("momentum", momentum)
     trees = {"param": param, "velocity": velocity}
-    (point,) = apply(_lookahead_leaf, trees, {"momentum": mu}, 1)
+    (point,) = apply(_lookahead_leaf, trees, {"momentum": mu}, 1, traced=True, out=_one(out))
     return cast(TreeT, point)
 
 
@@ -160,6 +183,7 @@ def nag(
     *,
     lr: Hyperparameter,
     momentum: Hyperparameter,
+    out: tuple[TreeT, TreeT] | None = None,
 ) -> tuple[TreeT, TreeT]:
     r"""One step of Nesterov accelerated gradient (NAG).
 
@@ -179,11 +203,14 @@ def nag(
         velocity: the velocity V_t.
         lr: the learning rate η >= 0.
         momentum: the momentum coefficient β in [0, 1).
+        out: ``(param_out, velocity_out)`` to write the results into (they
+            may be ``param`` and ``velocity`` themselves, an in-place step),
+            or None for new arrays.
 
     Returns:
         ``(W_{t+1}, V_{t+1})``, each in the structure of ``param``.
     """
-    return _velocity_step(param, grad, velocity, lr, momentum)
+    return _velocity_step(param, grad, velocity, lr=lr, mu=momentum, out=out)
 
 
 def init_velocity(param: TreeT) -> TreeT:

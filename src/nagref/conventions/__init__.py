@@ -1,7 +1,7 @@
 """Framework conventions: PyTorch, Keras 3, TensorFlow and Optax, bit for bit.
 
 Each submodule is one framework's update, written as a short recipe of
-primitive operations (:mod:`nagref.conventions._recipe`) under that
+primitive operations (:mod:`nagref._recipe`) under that
 framework's rounding model, with the framework's own parameter names. All of
 them are pure: they take the state as an argument and return the new state.
 

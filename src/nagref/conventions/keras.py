@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, Split, evaluate, step
 from .._typing import ArrayTree
 from ._common import float32, number, run
-from ._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, Split, evaluate, step
 from .pytorch import HALF_LANES, HALF_TAIL
 
 __all__ = ["BACKENDS", "sgd"]

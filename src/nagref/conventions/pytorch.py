@@ -33,9 +33,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Recipe, Rounding, Split, evaluate, step
 from .._typing import ArrayTree
 from ._common import dtype_name, number, run
-from ._recipe import DOUBLE_TO_DTYPE, Hyper, Recipe, Rounding, Split, evaluate, step
 
 __all__ = ["HALF_LANES", "HALF_TAIL", "sgd"]
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
 from .._typing import ArrayTree
 from ._common import number, run
-from ._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
 
 __all__ = ["apply_momentum"]
 

@@ -1,8 +1,10 @@
-"""The engine behind every framework convention: recipes under rounding models.
+"""The engine behind every rule and convention: recipes under rounding models.
 
-A framework's update is an ordered :data:`Recipe` of primitive operations on
-named registers (``p``, ``g``, ``b`` and the hyperparameters), written in the
-order and with the operands of the framework's source. How each operation
+An update is an ordered :data:`Recipe` of primitive operations on named
+registers (``p``, ``g``, ``b`` and the hyperparameters). A framework's recipe
+is written in the order and with the operands of the framework's source; a
+canonical rule's recipe is traced from its one-line definition
+(:mod:`nagref._trace`). How each operation
 rounds is not part of the recipe but of a :class:`Rounding` model:
 
 * ``contract``: whether ``muladd(a, b, c)`` = a·b + c is one rounding (a
@@ -25,6 +27,11 @@ Some kernels compute the leading elements of a tensor in SIMD lanes and the
 last few in a scalar loop that the compiler contracted differently; a
 :class:`Split` evaluates a second recipe on the last ``n mod lanes``
 elements (in memory order) of each tensor.
+
+:func:`evaluate` runs a recipe through a backend's kernel where one is
+registered (:mod:`nagref._fastpath`, the one seam for fast paths) and
+otherwise here, one array-API operation at a time: the generic path that
+defines the result.
 """
 
 from __future__ import annotations
@@ -34,16 +41,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._checks import dtype_name
-from .._compat import device
-from .._fma import fma
-from .._typing import Namespace
+from ._checks import dtype_name
+from ._compat import device
+from ._fastpath import kernel_for
+from ._fma import fma
+from ._typing import Namespace
 
 __all__ = [
     "DOUBLE_TO_DTYPE",
     "Hyper",
     "Recipe",
     "Rounding",
+    "Segment",
     "Split",
     "Step",
     "evaluate",
@@ -107,66 +116,118 @@ class Split:
     lanes: Mapping[str, int]
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A recipe, its rounding and its constants, for elements ``[start, stop)``.
+
+    The elements are counted in memory (C) order; a recipe without a
+    :class:`Split` has one segment covering the whole array.
+    """
+
+    recipe: Recipe
+    rounding: Rounding
+    constants: Mapping[str, Any]
+    start: int
+    stop: int
+
+
 def evaluate(
     xp: Namespace,
     recipe: Recipe,
     rounding: Rounding,
     registers: Mapping[str, Any],
     *,
-    hypers: Mapping[str, Hyper],
+    hypers: Mapping[str, Hyper | Any],
     outputs: Sequence[str],
     split: Split | None = None,
+    out: Sequence[Any] | None = None,
 ) -> tuple[Any, ...]:
     """Run ``recipe`` on one set of leaves and return the ``outputs`` registers.
 
     Every array register has the storage dtype; results are returned in it.
+    A hyperparameter is a :class:`Hyper` (a Python number and its cast chain)
+    or a 0-d array already in the storage dtype.
+
+    A backend kernel registered with :mod:`nagref._fastpath` runs the recipe
+    when it can; otherwise the recipe runs here, one array operation at a
+    time. Both give the same bits. With ``out`` (one array per output), the
+    results are written into those arrays and returned.
     """
     first = next(iter(registers.values()))
-    lanes = split.lanes.get(dtype_name(first), 0) if split is not None else 0
-    if lanes:
-        shape = first.shape
-        size = math.prod(int(extent) for extent in shape)
-        cut = size - size % lanes
-        if cut < size:
-            assert split is not None
-            flat = {name: xp.reshape(x, (-1,)) for name, x in registers.items()}
-            head = _run(xp, recipe, rounding, {k: v[:cut] for k, v in flat.items()}, hypers)
-            tail = _run(
-                xp, split.tail, split.tail_rounding, {k: v[cut:] for k, v in flat.items()}, hypers
-            )
-            joined = (xp.concat([head[name], tail[name]]) for name in outputs)
-            return tuple(xp.reshape(xp.astype(x, first.dtype), shape) for x in joined)
-    values = _run(xp, recipe, rounding, registers, hypers)
-    return tuple(xp.astype(values[name], first.dtype) for name in outputs)
+    size = math.prod(int(extent) for extent in first.shape)
+    cut = size
+    if split is not None:
+        lanes = split.lanes.get(dtype_name(first), 0)
+        cut = size - size % lanes if lanes else size
+    where = device(first)
+    segments = [Segment(recipe, rounding, _constants(xp, hypers, rounding, first, where), 0, cut)]
+    if cut < size:
+        assert split is not None
+        tail_constants = _constants(xp, hypers, split.tail_rounding, first, where)
+        segments.append(Segment(split.tail, split.tail_rounding, tail_constants, cut, size))
+    kernel = kernel_for(xp)
+    if kernel is not None:
+        results = kernel(segments, registers, outputs, out)
+        if results is not None:
+            return results
+    results = _generic(xp, segments, registers, outputs)
+    if out is None:
+        return results
+    for target, result in zip(out, results, strict=True):
+        target[...] = result
+    return tuple(out)
 
 
-def _run(
+def _generic(
     xp: Namespace,
-    recipe: Recipe,
-    rounding: Rounding,
+    segments: Sequence[Segment],
     registers: Mapping[str, Any],
-    hypers: Mapping[str, Hyper],
-) -> dict[str, Any]:
+    outputs: Sequence[str],
+) -> tuple[Any, ...]:
     first = next(iter(registers.values()))
+    if len(segments) == 1:
+        values = _run(xp, segments[0], registers)
+        return tuple(_astype(xp, values[name], first.dtype) for name in outputs)
+    shape = first.shape
+    flat = {name: xp.reshape(x, (-1,)) for name, x in registers.items()}
+    parts = [
+        _run(xp, segment, {k: v[segment.start : segment.stop] for k, v in flat.items()})
+        for segment in segments
+    ]
+    joined = (xp.concat([part[name] for part in parts]) for name in outputs)
+    return tuple(xp.reshape(_astype(xp, x, first.dtype), shape) for x in joined)
+
+
+def _run(xp: Namespace, segment: Segment, registers: Mapping[str, Any]) -> dict[str, Any]:
+    first = next(iter(registers.values()))
+    rounding = segment.rounding
     storage = dtype_name(first)
-    compute = getattr(xp, rounding.compute.get(storage, storage))
-    result = getattr(xp, rounding.result.get(storage, storage))
+    compute = _dtype(xp, rounding.compute, first)
+    result = _dtype(xp, rounding.result, first)
     flush = _flusher(xp, storage in rounding.flush)
-    values: dict[str, Any] = dict(registers)
-    for name, hyper in hypers.items():
-        values[name] = _cast_hyper(xp, hyper, first.dtype, compute, device(first))
+    values: dict[str, Any] = {**registers, **segment.constants}
 
     def rounded(x: Any) -> Any:
-        return flush(xp.astype(x, result))
+        return flush(_astype(xp, x, result))
 
-    for s in recipe:
-        args = [flush(xp.astype(values[a], compute)) for a in s.args]
+    for s in segment.recipe:
+        args = [flush(_astype(xp, values[a], compute)) for a in s.args]
         if s.op == "muladd" and not rounding.contract:  # two roundings
-            product = xp.astype(rounded(args[0] * args[1]), compute)
+            product = _astype(xp, rounded(args[0] * args[1]), compute)
             values[s.out] = rounded(product + args[2])
         else:
             values[s.out] = rounded(_apply(xp, s.op, args))
     return values  # in the result dtype; evaluate() casts the outputs to storage
+
+
+def _dtype(xp: Namespace, by_storage: Mapping[str, str], first: Any) -> Any:
+    """The dtype ``by_storage`` names for ``first``'s dtype (by default, that dtype)."""
+    name = by_storage.get(dtype_name(first))
+    return first.dtype if name is None else getattr(xp, name)
+
+
+def _astype(xp: Namespace, x: Any, dtype: Any) -> Any:
+    return x if x.dtype == dtype else xp.astype(x, dtype)
 
 
 def _apply(xp: Namespace, op: Op, args: list[Any]) -> Any:
@@ -181,6 +242,23 @@ def _apply(xp: Namespace, op: Op, args: list[Any]) -> Any:
     if op == "sub":
         return args[0] - args[1]
     return fma(*xp.broadcast_arrays(*args))  # muladd, contracted
+
+
+def _constants(
+    xp: Namespace,
+    hypers: Mapping[str, Hyper | Any],
+    rounding: Rounding,
+    first: Any,
+    where: Any,
+) -> dict[str, Any]:
+    """Each hyperparameter as a 0-d array, cast along its chain."""
+    compute = _dtype(xp, rounding.compute, first)
+    return {
+        name: _cast_hyper(xp, hyper, first.dtype, compute, where)
+        if isinstance(hyper, Hyper)
+        else hyper
+        for name, hyper in hypers.items()
+    }
 
 
 def _cast_hyper(xp: Namespace, hyper: Hyper, storage: Any, compute: Any, where: Any) -> Any:

@@ -1,0 +1,179 @@
+"""The NumPy kernel: recipes evaluated in one pass by compiled C.
+
+:func:`run` checks that the arrays are plain, C-contiguous, native-endian
+``numpy.ndarray`` of one dtype and shape, and that the rounding model is one
+the C evaluator implements (see :mod:`nagref.fastpaths._cpu`); otherwise it
+declines and the generic path runs. It compiles the recipe to register
+instructions, allocates the outputs (or takes the caller's), and hands the
+buffers to C, which releases the GIL while it works.
+
+Caller-donated outputs may be the input arrays themselves (an in-place
+update): every block is read before it is written. An output that overlaps
+an input or another output in any other way makes the kernel decline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._recipe import Segment
+from . import _cpu
+
+__all__ = ["run"]
+
+#: (storage, compute, result) -> the C evaluator's kind
+_KINDS = {
+    ("float64", "float64", "float64"): 0,
+    ("float32", "float32", "float32"): 1,
+    ("float64", "float32", "float32"): 2,
+    ("float16", "float32", "float16"): 3,
+    ("float16", "float16", "float16"): 4,
+}
+_FLUSHABLE = {0, 1}
+_OPS = {"copy": 0, "neg": 1, "mul": 2, "add": 3, "sub": 4}
+_FMA, _MULADD = 5, 6
+
+
+def run(
+    segments: Sequence[Segment],
+    registers: Mapping[str, Any],
+    outputs: Sequence[str],
+    out: Sequence[Any] | None,
+) -> tuple[Any, ...] | None:
+    """Evaluate the segments with the C kernel, or return None to decline."""
+    arrays = list(registers.values())
+    first = arrays[0]
+    if not all(_plain(a, first) for a in arrays):
+        return None
+    storage = first.dtype.name
+    programs = [_compile(segment, storage, list(registers)) for segment in segments]
+    if any(program is None for program in programs):
+        return None
+    writes = [{s.out for s in segment.recipe} for segment in segments]
+    written = set.intersection(*writes)
+    if any(name in w and name not in written for w in writes for name in outputs):
+        return None  # an output some segments compute and others pass through
+    results = _outputs(first, outputs, written, registers, out)
+    if results is None:
+        return None
+    for program, segment in zip(programs, segments, strict=True):
+        assert program is not None
+        inputs = [(program.slots[name], registers[name]) for name in program.reads]
+        ports = [(program.slots[name], results[name]) for name in results if name in written]
+        _cpu.run(
+            program.kind,
+            program.flush,
+            len(program.slots),
+            program.code,
+            program.constants,
+            inputs,
+            ports,
+            segment.start,
+            segment.stop,
+        )
+    return tuple(results[name] for name in outputs)
+
+
+def _plain(array: Any, first: Any) -> bool:
+    return (
+        type(array) is np.ndarray
+        and array.dtype == first.dtype
+        and array.shape == first.shape
+        and array.flags.c_contiguous
+        and array.dtype.isnative
+    )
+
+
+@dataclass(frozen=True)
+class _Program:
+    kind: int
+    flush: bool
+    code: bytes
+    constants: list[tuple[int, float]]
+    slots: dict[str, int]  # register name -> the C evaluator's register
+    reads: list[str]  # the input registers the recipe reads
+
+
+def _compile(segment: Segment, storage: str, inputs: list[str]) -> _Program | None:
+    """The recipe as C instructions, or None where the evaluator lacks its model."""
+    rounding = segment.rounding
+    compute = rounding.compute.get(storage, storage)
+    result = rounding.result.get(storage, storage)
+    kind = _KINDS.get((storage, compute, result))
+    flush = storage in rounding.flush
+    if kind is None or (flush and kind not in _FLUSHABLE):
+        return None
+    slots = {name: index for index, name in enumerate(inputs)}
+    constants = []
+    for name, value in segment.constants.items():
+        if name in slots:
+            return None
+        slots[name] = len(slots)
+        constants.append((slots[name], _constant(value, compute, flush)))
+    code = bytearray()
+    reads: set[str] = set()
+    defined = set(slots)
+    for s in segment.recipe:
+        if not set(s.args) <= defined:
+            return None
+        reads |= set(s.args) & set(inputs)
+        args = [slots[a] for a in s.args]
+        out = slots.setdefault(s.out, len(slots))
+        defined.add(s.out)
+        if s.op == "muladd":
+            code += bytes([_FMA if rounding.contract else _MULADD, out, *args])
+        else:
+            code += bytes([_OPS[s.op], out, *args, *(args[:1] * (3 - len(args)))])
+    if len(slots) > _cpu.MAX_REGISTERS:
+        return None
+    ordered = [name for name in inputs if name in reads]
+    return _Program(kind, flush, bytes(code), constants, slots, ordered)
+
+
+def _constant(value: Any, compute: str, flush: bool) -> float:
+    x = np.asarray(value).astype(compute)
+    if flush and 0 < abs(x) < np.finfo(x.dtype).smallest_normal:
+        x = np.copysign(np.zeros_like(x), x)
+    return float(x)
+
+
+def _outputs(
+    first: Any,
+    outputs: Sequence[str],
+    written: set[str],
+    registers: Mapping[str, Any],
+    out: Sequence[Any] | None,
+) -> dict[str, Any] | None:
+    """The output arrays by register name: fresh, or the caller's."""
+    unique = list(dict.fromkeys(outputs))
+    if out is None:
+        results = {}
+        for name in unique:
+            fresh = name in written
+            results[name] = np.empty_like(first) if fresh else registers[name].copy()
+        return results
+    if len(unique) != len(outputs):
+        return None
+    inputs = list(registers.values())
+    for index, target in enumerate(out):
+        if not _plain(target, first) or not target.flags.writeable:
+            return None
+        others = [*out[:index], *out[index + 1 :]]
+        if any(np.may_share_memory(target, other) for other in others):
+            return None
+        for array in inputs:
+            if np.may_share_memory(target, array) and not _same_memory(target, array):
+                return None
+    results = dict(zip(outputs, out, strict=True))
+    for name, target in results.items():
+        if name not in written:
+            target[...] = registers[name]
+    return results
+
+
+def _same_memory(a: Any, b: Any) -> bool:
+    return bool(a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
