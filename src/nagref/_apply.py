@@ -53,8 +53,11 @@ def apply(
         n_outputs: how many trees to return.
         traced: ``leaf_fn`` is a canonical rule's arithmetic: trace it into a
             recipe and evaluate that under :data:`CANONICAL` rounding.
-        out: ``n_outputs`` pytrees of arrays to write the results into (the
-            parameters' structure, shapes and dtypes), or None for new arrays.
+        out: None for new arrays, or a tuple of ``n_outputs`` entries, each a
+            pytree of arrays to write that output into (the parameters'
+            structure, shapes and dtypes) or None for new arrays. A leaf
+            function that is not traced then receives ``out=`` (one array or
+            None per output).
 
     Returns:
         ``n_outputs`` pytrees with the first tree's structure.
@@ -67,22 +70,24 @@ def apply(
     columns += [
         flatten_like(structure, tree, name) for name, tree in zip(names[1:], others, strict=True)
     ]
-    out_names = [f"out[{k}]" for k in range(n_outputs)] if out is not None else []
-    if out is not None:
-        if len(out) != n_outputs:
-            raise ValueError(f"out must hold {n_outputs} pytrees, got {len(out)}")
-        columns += [
-            flatten_like(structure, tree, name) for name, tree in zip(out_names, out, strict=True)
-        ]
+    donated = [] if out is None else _donated(out, n_outputs)
+    out_names = [f"out[{k}]" for k in donated]
+    columns += [
+        flatten_like(structure, out[k], name)  # type: ignore[index]
+        for k, name in zip(donated, out_names, strict=True)
+    ]
     xp = check_leaves(names + out_names, columns, paths)
-    if out is not None:
-        _check_out(out_names, columns[len(names) :], paths, columns[0])
+    _check_out(out_names, columns[len(names) :], paths)
     outputs: list[list[Any]] = [[] for _ in range(n_outputs)]
     if xp is not None:
         cast = _HyperparameterCast(xp, hyperparameters, names[0] + paths[0], columns[0][0])
         recipe = trace(leaf_fn) if traced else None
         for index, leaves in enumerate(zip(*columns[: len(names)], strict=True)):
-            targets = [column[index] for column in columns[len(names) :]] or None
+            targets: list[Any] | None = None
+            if out is not None:
+                targets = [None] * n_outputs
+                for k, column in zip(donated, columns[len(names) :], strict=True):
+                    targets[k] = column[index]
             if recipe is not None:
                 results = evaluate(
                     xp,
@@ -93,6 +98,8 @@ def apply(
                     outputs=recipe.outputs,
                     out=targets,
                 )
+            elif targets is not None:
+                results = leaf_fn(*leaves, **cast.like(leaves[0]), out=targets)
             else:
                 results = leaf_fn(*leaves, **cast.like(leaves[0]))
             for column, result in zip(outputs, results, strict=True):
@@ -100,11 +107,15 @@ def apply(
     return tuple(unflatten(structure, column) for column in outputs)
 
 
+def _donated(out: Sequence[object], n_outputs: int) -> list[int]:
+    """The positions of the output pytrees the caller gave (not None)."""
+    if not isinstance(out, (tuple, list)) or len(out) != n_outputs:
+        raise ValueError(f"out must be a tuple of {n_outputs} pytrees, got {describe(out)}")
+    return [k for k, tree in enumerate(out) if tree is not None]
+
+
 def _check_out(
-    names: Sequence[str],
-    columns: Sequence[Sequence[Any]],
-    paths: Sequence[str],
-    params: Sequence[Any],
+    names: Sequence[str], columns: Sequence[Sequence[Any]], paths: Sequence[str]
 ) -> None:
     """Output arrays must be writable, and no two may be the same array."""
     for name, column in zip(names, columns, strict=True):
@@ -114,10 +125,10 @@ def _check_out(
                     f"{name}{path} is a JAX array, which cannot be written in place; "
                     "call without out= (under jax.jit, donate_argnums reuses the buffers)"
                 )
-    for index in range(len(params)):
+    for index, path in enumerate(paths):
         targets = [column[index] for column in columns]
         if len({id(t) for t in targets}) < len(targets):
-            raise ValueError(f"out{paths[index]}: the outputs must be distinct arrays")
+            raise ValueError(f"out{path}: the outputs must be distinct arrays")
 
 
 def _as_array(xp: Namespace, result: Any, like: Any) -> Any:

@@ -9,7 +9,8 @@ else; the tests run each kernel against the generic path bit for bit.
 
 A kernel receives the recipe's :class:`~nagref._recipe.Segment` list, the
 input registers (arrays of one dtype and shape), the output register names
-and, optionally, caller-donated output arrays. It returns the outputs, or
+and, optionally, caller-donated output arrays (None where an output is to
+be a new array). It returns the outputs, or
 None to decline (an unsupported dtype, layout or rounding model), in which
 case the generic path runs.
 
@@ -49,7 +50,7 @@ class Kernel(Protocol):
         segments: Sequence[Segment],
         registers: Mapping[str, Any],
         outputs: Sequence[str],
-        out: Sequence[Any] | None,
+        out: Sequence[Any | None] | None,
     ) -> tuple[Any, ...] | None: ...
 
 

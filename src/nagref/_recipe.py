@@ -140,7 +140,7 @@ def evaluate(
     hypers: Mapping[str, Hyper | Any],
     outputs: Sequence[str],
     split: Split | None = None,
-    out: Sequence[Any] | None = None,
+    out: Sequence[Any | None] | None = None,
 ) -> tuple[Any, ...]:
     """Run ``recipe`` on one set of leaves and return the ``outputs`` registers.
 
@@ -150,8 +150,8 @@ def evaluate(
 
     A backend kernel registered with :mod:`nagref._fastpath` runs the recipe
     when it can; otherwise the recipe runs here, one array operation at a
-    time. Both give the same bits. With ``out`` (one array per output), the
-    results are written into those arrays and returned.
+    time. Both give the same bits. With ``out`` (one array or None per
+    output), results are written into the given arrays, which are returned.
     """
     first = next(iter(registers.values()))
     size = math.prod(int(extent) for extent in first.shape)
@@ -174,8 +174,9 @@ def evaluate(
     if out is None:
         return results
     for target, result in zip(out, results, strict=True):
-        target[...] = result
-    return tuple(out)
+        if target is not None:
+            target[...] = result
+    return tuple(r if t is None else t for t, r in zip(out, results, strict=True))
 
 
 def _generic(

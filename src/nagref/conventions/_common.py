@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import numbers
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._apply import apply
 from .._checks import describe, dtype_name
 from .._compat import array_namespace
 
-__all__ = ["REAL_FLOATS", "dtype_name", "float32", "number", "run"]
+__all__ = ["REAL_FLOATS", "donated", "dtype_name", "float32", "number", "run"]
 
 #: The dtypes a convention accepts: the frameworks' real floating types on CPU.
 REAL_FLOATS = ("float16", "float32", "float64")
@@ -29,19 +29,35 @@ def run(
     trees: Mapping[str, object],
     leaf: Callable[..., tuple[Any, ...]],
     n_outputs: int,
+    out: Sequence[object | None] | None = None,
 ) -> tuple[Any, ...]:
-    """Validate the trees (as the core rules do) and apply ``leaf`` leaf by leaf."""
+    """Validate the trees (as the core rules do) and apply ``leaf`` leaf by leaf.
 
-    def checked(*leaves: Any) -> tuple[Any, ...]:
+    ``leaf(xp, *leaves, out=...)`` receives one array or None per output
+    (see :func:`nagref._apply.apply`).
+    """
+
+    def checked(*leaves: Any, out: Sequence[Any | None] | None = None) -> tuple[Any, ...]:
         name = dtype_name(leaves[0])
         if name not in REAL_FLOATS:
             raise TypeError(
                 f"{next(iter(trees))} has dtype {name}; the framework conventions "
                 f"support {', '.join(REAL_FLOATS)}"
             )
-        return leaf(array_namespace(*leaves), *leaves)
+        return leaf(array_namespace(*leaves), *leaves, out=out)
 
-    return apply(checked, trees, {}, n_outputs)
+    return apply(checked, trees, {}, n_outputs, out=out)
+
+
+def donated(out: object, state: str, has_state: bool) -> tuple[object, object] | None:
+    """Check a convention's ``out=(param_out, state_out)`` against what it returns."""
+    if out is None:
+        return None
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ValueError(f"out must be a pair (param_out, {state}_out), got {describe(out)}")
+    if out[1] is not None and not has_state:
+        raise ValueError(f"out[1] must be None: this step returns no {state}")
+    return out
 
 
 def float32(value: float) -> float:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, Split, evaluate, step
 from .._typing import ArrayTree
-from ._common import float32, number, run
+from ._common import donated, float32, number, run
 from .pytorch import HALF_LANES, HALF_TAIL
 
 __all__ = ["BACKENDS", "sgd"]
@@ -63,8 +63,9 @@ def sgd(
     nesterov: bool = False,
     weight_decay: float | None = None,
     backend: str = "tensorflow",
+    out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
-    """One ``SGD.apply`` of Keras 3 on ``backend``, without mutating anything.
+    """One ``SGD.apply`` of Keras 3 on ``backend``, without mutating its inputs.
 
     Args:
         variable: the variables θ (an array or a pytree of arrays).
@@ -73,6 +74,9 @@ def sgd(
         learning_rate, momentum, nesterov, weight_decay: as in
             ``keras.optimizers.SGD``, validated with its messages.
         backend: one of :data:`BACKENDS`.
+        out: ``(variable_out, momentum_var_out)``: arrays to write the results into
+            (they may be the inputs themselves, an in-place step; either may
+            be None for a new array), or None for new arrays.
 
     Returns:
         ``(variable, momentum_var)``; the velocity is None when momentum == 0.
@@ -107,16 +111,16 @@ def sgd(
     rounding = _ROUNDING[backend]
     split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
 
-    def leaf(xp: Any, p: Any, g: Any, v: Any = None) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, g: Any, v: Any = None, out: Any = None) -> tuple[Any, Any]:
         registers = {"p": p, "g": g}
         if momentum != 0:
             registers["v"] = xp.zeros_like(p) if v is None else v
         outputs = ("p", "v") if momentum != 0 else ("p", "p")
         return evaluate(
-            xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split
+            xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split, out=out
         )
 
-    new_variable, new_velocity = run(trees, leaf, 2)
+    new_variable, new_velocity = run(trees, leaf, 2, donated(out, "momentum_var", momentum != 0))
     return new_variable, (new_velocity if momentum != 0 else None)
 
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
 from .._typing import ArrayTree
-from ._common import dtype_name, number, run
+from ._common import donated, dtype_name, number, run
 
 __all__ = ["sgd"]
 
@@ -49,8 +49,9 @@ def sgd(
     momentum: float | None = None,
     nesterov: bool = False,
     jit: bool = False,
+    out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
-    """One ``optax.sgd`` update and ``optax.apply_updates``, without mutating anything.
+    """One ``optax.sgd`` update and ``optax.apply_updates``, without mutating its inputs.
 
     Args:
         param: the parameters θ (an array or a pytree of arrays).
@@ -60,6 +61,9 @@ def sgd(
         momentum: μ, or None for no trace at all (``momentum=0.0`` keeps one).
         nesterov: Nesterov's form of the update.
         jit: model the update compiled by ``jax.jit`` on CPU.
+        out: ``(param_out, trace_out)``: arrays to write the results into
+            (they may be the inputs themselves, an in-place step; either may
+            be None for a new array), or None for new arrays.
 
     Returns:
         ``(param, trace)``; the trace is None when momentum is None.
@@ -87,14 +91,14 @@ def sgd(
     if mu is not None and trace is not None:
         trees["trace"] = trace
 
-    def leaf(xp: Any, p: Any, g: Any, t: Any = None) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, g: Any, t: Any = None, out: Any = None) -> tuple[Any, Any]:
         fused = jit and dtype_name(p) != "float16"
         registers = {"p": p, "g": g}
         if mu is not None:
             registers["t"] = xp.zeros_like(p) if t is None else t
         outputs = ("p", "t") if mu is not None else ("p", "p")
         rounding = _JIT if fused else _EAGER
-        return evaluate(xp, steps, rounding, registers, hypers=hypers, outputs=outputs)
+        return evaluate(xp, steps, rounding, registers, hypers=hypers, outputs=outputs, out=out)
 
-    new_param, new_trace = run(trees, leaf, 2)
+    new_param, new_trace = run(trees, leaf, 2, donated(out, "trace", mu is not None))
     return new_param, (new_trace if mu is not None else None)

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from .._recipe import DOUBLE_TO_DTYPE, Hyper, Recipe, Rounding, Split, evaluate, step
 from .._typing import ArrayTree
-from ._common import dtype_name, number, run
+from ._common import donated, dtype_name, number, run
 
 __all__ = ["HALF_LANES", "HALF_TAIL", "sgd"]
 
@@ -62,8 +62,9 @@ def sgd(
     maximize: bool = False,
     foreach: bool | None = None,
     fused: bool = False,
+    out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
-    """One step of ``torch.optim.SGD`` (CPU), without mutating anything.
+    """One step of ``torch.optim.SGD`` (CPU), without mutating its inputs.
 
     Args:
         param: the parameters θ (an array or a pytree of arrays).
@@ -75,6 +76,9 @@ def sgd(
             one (``False``, or ``None``: torch's default on CPU). They differ
             in float16 only.
         fused: model the fused kernel (``fused=True``).
+        out: ``(param_out, momentum_buffer_out)``: arrays to write the results into
+            (they may be the inputs themselves, an in-place step; either may
+            be None for a new array), or None for new arrays.
 
     Returns:
         ``(param, momentum_buffer)``; the buffer is None when momentum == 0.
@@ -106,7 +110,7 @@ def sgd(
     if not first:
         trees["momentum_buffer"] = momentum_buffer
 
-    def leaf(xp: Any, p: Any, g: Any, b: Any = None) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, g: Any, b: Any = None, out: Any = None) -> tuple[Any, Any]:
         registers = {"p": p, "g": g} if b is None else {"p": p, "g": g, "b": b}
         if fused:
             if dtype_name(p) == "float16":
@@ -120,9 +124,11 @@ def sgd(
         else:
             split = Split(recipe, HALF_TAIL, HALF_LANES)
         outputs = ("p", "b") if momentum != 0 else ("p", "p")
-        return evaluate(xp, recipe, _EACH, registers, hypers=hypers, outputs=outputs, split=split)
+        return evaluate(
+            xp, recipe, _EACH, registers, hypers=hypers, outputs=outputs, split=split, out=out
+        )
 
-    new_param, new_buffer = run(trees, leaf, 2)
+    new_param, new_buffer = run(trees, leaf, 2, donated(out, "momentum_buffer", momentum != 0))
     return new_param, (new_buffer if momentum != 0 else None)
 
 

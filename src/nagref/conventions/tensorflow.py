@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
 from .._typing import ArrayTree
-from ._common import number, run
+from ._common import donated, number, run
 
 __all__ = ["apply_momentum"]
 
@@ -39,14 +39,18 @@ def apply_momentum(
     lr: float,
     momentum: float,
     use_nesterov: bool = False,
+    out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T]:
-    """One ``ApplyMomentum`` on CPU, without mutating anything.
+    """One ``ApplyMomentum`` on CPU, without mutating its inputs.
 
     Args:
         var: the variables θ (an array or a pytree of arrays).
         accum: the accumulators a (zeros before the first step).
         grad: the gradients.
         lr, momentum, use_nesterov: the kernel's inputs and attribute.
+        out: ``(var_out, accum_out)``: arrays to write the results into
+            (they may be the inputs themselves, an in-place step; either may
+            be None for a new array), or None for new arrays.
 
     Returns:
         ``(var, accum)``.
@@ -68,9 +72,11 @@ def apply_momentum(
     else:  # var -= accum * lr
         steps += [step("x", "mul", "a", "lr"), step("p", "sub", "p", "x")]
 
-    def leaf(xp: Any, p: Any, a: Any, g: Any) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, a: Any, g: Any, out: Any = None) -> tuple[Any, Any]:
         registers = {"p": p, "a": a, "g": g}
-        return evaluate(xp, steps, _ROUNDING, registers, hypers=hypers, outputs=("p", "a"))
+        return evaluate(xp, steps, _ROUNDING, registers, hypers=hypers, outputs=("p", "a"), out=out)
 
-    new_var, new_accum = run({"var": var, "accum": accum, "grad": grad}, leaf, 2)
+    new_var, new_accum = run(
+        {"var": var, "accum": accum, "grad": grad}, leaf, 2, donated(out, "accum", True)
+    )
     return new_var, new_accum

@@ -30,7 +30,7 @@ def run(
     segments: Sequence[Segment],
     registers: Mapping[str, Any],
     outputs: Sequence[str],
-    out: Sequence[Any] | None,
+    out: Sequence[Any | None] | None,
 ) -> tuple[Any, ...] | None:
     """Evaluate the segments in one CUDA kernel, or return None to decline."""
     arrays = list(registers.values())
@@ -38,7 +38,7 @@ def run(
     storage = first.dtype.name
     if storage not in TYPES or not all(_plain(a, first) for a in arrays):
         return None
-    if out is not None and not all(_plain(o, first) for o in out):
+    if out is not None and not all(o is None or _plain(o, first) for o in out):
         return None
     inputs = list(registers)
     constants = [{name: f"c{k}_{name}" for name in s.constants} for k, s in enumerate(segments)]
@@ -56,7 +56,8 @@ def run(
         scalars += [segment.start, segment.stop]
     out_params = ", ".join(f"{ctype} out{j}" for j in range(len(outputs)))
     kernel = _kernel(", ".join(params), out_params, body)
-    targets = list(out) if out is not None else [cupy.empty_like(first) for _ in outputs]
+    given = list(out) if out is not None else [None] * len(outputs)
+    targets = [cupy.empty_like(first) if o is None else o for o in given]
     kernel(*arrays, *scalars, *targets)
     return tuple(targets)
 

@@ -42,7 +42,7 @@ def run(
     segments: Sequence[Segment],
     registers: Mapping[str, Any],
     outputs: Sequence[str],
-    out: Sequence[Any] | None,
+    out: Sequence[Any | None] | None,
 ) -> tuple[Any, ...] | None:
     """Evaluate the segments with the C kernel, or return None to decline."""
     arrays = list(registers.values())
@@ -146,32 +146,31 @@ def _outputs(
     outputs: Sequence[str],
     written: set[str],
     registers: Mapping[str, Any],
-    out: Sequence[Any] | None,
+    out: Sequence[Any | None] | None,
 ) -> dict[str, Any] | None:
-    """The output arrays by register name: fresh, or the caller's."""
-    unique = list(dict.fromkeys(outputs))
-    if out is None:
-        results = {}
-        for name in unique:
-            fresh = name in written
-            results[name] = np.empty_like(first) if fresh else registers[name].copy()
-        return results
-    if len(unique) != len(outputs):
-        return None
+    """The output arrays by register name: the caller's where given, else new."""
+    given: dict[str, Any] = {}
+    for name, target in zip(outputs, out or [None] * len(outputs), strict=True):
+        if target is not None:
+            if name in given or not _plain(target, first) or not target.flags.writeable:
+                return None
+            given[name] = target
     inputs = list(registers.values())
-    for index, target in enumerate(out):
-        if not _plain(target, first) or not target.flags.writeable:
-            return None
-        others = [*out[:index], *out[index + 1 :]]
-        if any(np.may_share_memory(target, other) for other in others):
+    targets = list(given.values())
+    for index, target in enumerate(targets):
+        if any(np.may_share_memory(target, other) for other in targets[index + 1 :]):
             return None
         for array in inputs:
             if np.may_share_memory(target, array) and not _same_memory(target, array):
                 return None
-    results = dict(zip(outputs, out, strict=True))
-    for name, target in results.items():
-        if name not in written:
-            target[...] = registers[name]
+    results = {}
+    for name in dict.fromkeys(outputs):
+        if name in given:
+            results[name] = given[name]
+            if name not in written:
+                given[name][...] = registers[name]
+        else:
+            results[name] = np.empty_like(first) if name in written else registers[name].copy()
     return results
 
 

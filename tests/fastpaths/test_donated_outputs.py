@@ -1,0 +1,136 @@
+"""out=: results written into caller-donated arrays, with the same bits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import nagref
+from nagref import fastpaths
+from nagref.conventions import keras, optax, pytorch, tensorflow
+
+
+def _state(dtype: str = "float32", n: int = 1000) -> tuple[Any, Any, Any]:
+    rng = np.random.default_rng(3)
+    return tuple(rng.standard_normal(n).astype(dtype) for _ in range(3))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("fast", [True, False], ids=["kernel", "generic"])
+def test_an_in_place_step_has_the_bits_of_a_fresh_one(dtype: str, fast: bool) -> None:
+    p, g, v = _state(dtype)
+    expected = nagref.nag(p, g, v, lr=0.01, momentum=0.9)
+    p2, v2 = p.copy(), v.copy()
+    with fastpaths.disabled() if not fast else _Nothing():
+        result = nagref.nag(p2, g, v2, lr=0.01, momentum=0.9, out=(p2, v2))
+    assert result[0] is p2
+    assert result[1] is v2
+    assert p2.tobytes() == expected[0].tobytes()
+    assert v2.tobytes() == expected[1].tobytes()
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def test_separate_buffers_leave_the_inputs_alone() -> None:
+    p, g, v = _state()
+    before = [x.copy() for x in (p, g, v)]
+    new_p, new_v = np.empty_like(p), np.empty_like(v)
+    nagref.momentum(p, g, v, lr=0.1, momentum=0.5, out=(new_p, new_v))
+    for x, y in zip((p, g, v), before, strict=True):
+        assert x.tobytes() == y.tobytes()
+    expected = nagref.momentum(p, g, v, lr=0.1, momentum=0.5)
+    assert new_p.tobytes() == expected[0].tobytes()
+    assert new_v.tobytes() == expected[1].tobytes()
+
+
+def test_pytrees_sgd_and_lookahead() -> None:
+    p, g, v = _state()
+    tree, grads = {"a": p, "b": [g]}, {"a": g, "b": [p]}
+    target = {"a": np.empty_like(p), "b": [np.empty_like(g)]}
+    result = nagref.sgd(tree, grads, lr=0.5, out=target)
+    assert result["a"] is target["a"]
+    assert result["b"][0] is target["b"][0]
+    assert result["a"].tobytes() == nagref.sgd(p, g, lr=0.5).tobytes()
+    point = np.empty_like(p)
+    assert nagref.lookahead(p, v, momentum=0.9, out=point) is point
+    assert point.tobytes() == nagref.lookahead(p, v, momentum=0.9).tobytes()
+
+
+def test_overlapping_buffers_take_the_generic_path_and_stay_right() -> None:
+    base = np.arange(1001, dtype=np.float32) / 7
+    p, g = base[:1000].copy(), base[1:].copy()
+    expected = nagref.sgd(p, g, lr=0.25)
+    storage = np.concatenate([p, [0.0]]).astype(np.float32)
+    shifted = storage[1:]  # overlaps p's copy in storage[:-1], one element apart
+    nagref.sgd(storage[:-1], g, lr=0.25, out=shifted)
+    assert shifted.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        lambda p, g, v, o: pytorch.sgd(p, g, v, lr=0.1, momentum=0.9, nesterov=True, out=o),
+        lambda p, g, v, o: keras.sgd(p, g, v, learning_rate=0.1, momentum=0.9, out=o),
+        lambda p, g, v, o: optax.sgd(p, g, v, learning_rate=0.1, momentum=0.9, jit=True, out=o),
+        lambda p, g, v, o: tensorflow.apply_momentum(p, v, g, lr=0.1, momentum=0.9, out=o),
+    ],
+    ids=["pytorch", "keras", "optax", "tensorflow"],
+)
+def test_conventions_step_in_place(step: Any) -> None:
+    p, g, v = _state()
+    expected = step(p, g, v, None)
+    p2, v2 = p.copy(), v.copy()
+    result = step(p2, g, v2, (p2, v2))
+    assert result[0] is p2
+    assert result[1] is v2
+    assert p2.tobytes() == expected[0].tobytes()
+    assert v2.tobytes() == expected[1].tobytes()
+    p3 = p.copy()
+    only_param = step(p3, g, v, (p3, None))  # the state comes back as a new array
+    assert only_param[0] is p3
+    assert only_param[1].tobytes() == expected[1].tobytes()
+
+
+def test_torch_tensors_step_in_place_on_the_generic_path() -> None:
+    torch = pytest.importorskip("torch")
+    p, g, v = (torch.tensor(x) for x in _state())
+    expected = nagref.nag(p, g, v, lr=0.01, momentum=0.9)
+    p2, v2 = p.clone(), v.clone()
+    nagref.nag(p2, g, v2, lr=0.01, momentum=0.9, out=(p2, v2))
+    assert torch.equal(p2, expected[0])
+    assert torch.equal(v2, expected[1])
+
+
+def test_bad_outputs_are_named() -> None:
+    p, g, v = _state()
+    with pytest.raises(ValueError, match=r"out must be a tuple of 2 pytrees, got numpy.ndarray"):
+        nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=p)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"out\[1\] has shape \(3,\) but param has shape"):
+        nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=(p, np.zeros(3, np.float32)))
+    with pytest.raises(TypeError, match=r"out\[0\] has dtype float64 but param has dtype"):
+        nagref.sgd(p, g, lr=0.1, out=p.astype(np.float64))
+    with pytest.raises(ValueError, match="the outputs must be distinct arrays"):
+        nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=(p, p))
+    with pytest.raises(ValueError, match=r"out\[1\] must be None: this step returns no"):
+        pytorch.sgd(p, g, None, lr=0.1, out=(p, v))
+    with pytest.raises(ValueError, match=r"out must be a pair \(param_out, trace_out\)"):
+        optax.sgd(p, g, None, learning_rate=0.1, out=[p, v])  # type: ignore[arg-type]
+    before = p.tobytes()
+    with pytest.raises(ValueError, match=r"lr must be a finite number >= 0, got -1.0"):
+        nagref.nag(p, g, v, lr=-1.0, momentum=0.9, out=(p, v))
+    assert p.tobytes() == before  # nothing is written when a check fails
+
+
+def test_jax_arrays_cannot_be_written_in_place() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    p = jnp.ones(3, dtype=jnp.float32)
+    with pytest.raises(TypeError, match=r"out\[0\] is a JAX array, which cannot be written"):
+        nagref.sgd(p, p, lr=0.1, out=p)

@@ -1,0 +1,192 @@
+"""The NumPy fast path (nagref.fastpaths.numpy) against the generic path, bit for bit.
+
+Every rule and every convention variant runs twice on the same inputs: through
+the seam (the compiled C evaluator) and inside ``fastpaths.disabled()`` (one
+array-API operation at a time). A spy proves that the kernel really ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nagref
+from nagref import _fastpath, fastpaths
+from nagref.conventions import keras, optax, pytorch, tensorflow
+from nagref.fastpaths import _cpu
+
+NAMESPACE = "array_api_compat.numpy"
+DTYPES = ("float16", "float32", "float64")
+#: sizes around the C blocks (64 float64 / 128 float32 elements) and the split lanes
+SIZES = (0, 1, 3, 7, 8, 31, 32, 33, 63, 64, 65, 127, 128, 129, 257, 1000)
+
+Step = Callable[[Any, Any, Any, float, float], tuple[Any, ...]]
+
+
+def _cases() -> dict[str, Step]:
+    cases: dict[str, Step] = {
+        "sgd": lambda p, g, b, lr, mu: (nagref.sgd(p, g, lr=lr),),
+        "momentum": lambda p, g, b, lr, mu: nagref.momentum(p, g, b, lr=lr, momentum=mu),
+        "nag": lambda p, g, b, lr, mu: nagref.nag(p, g, b, lr=lr, momentum=mu),
+        "lookahead": lambda p, g, b, lr, mu: (nagref.lookahead(p, b, momentum=mu),),
+        "tensorflow": lambda p, g, b, lr, mu: tensorflow.apply_momentum(
+            p, b, g, lr=lr, momentum=mu, use_nesterov=True
+        ),
+    }
+    for variant in ("single", "foreach", "fused"):
+        flags = {"foreach": variant == "foreach", "fused": variant == "fused"}
+        cases[f"pytorch-{variant}-nesterov"] = lambda p, g, b, lr, mu, f=flags: pytorch.sgd(
+            p, g, b, lr=lr, momentum=mu, nesterov=True, weight_decay=0.01, **f
+        )
+        cases[f"pytorch-{variant}-dampening-first"] = lambda p, g, b, lr, mu, f=flags: pytorch.sgd(
+            p, g, None, lr=lr, momentum=mu, dampening=0.3, maximize=True, **f
+        )
+        cases[f"pytorch-{variant}-dampening"] = lambda p, g, b, lr, mu, f=flags: pytorch.sgd(
+            p, g, b, lr=lr, momentum=mu, dampening=0.3, **f
+        )
+    for backend in keras.BACKENDS:
+        cases[f"keras-{backend}"] = lambda p, g, b, lr, mu, k=backend: keras.sgd(
+            p, g, b, learning_rate=lr, momentum=mu, nesterov=True, weight_decay=0.004, backend=k
+        )
+    for jit in (False, True):
+        cases[f"optax-{'jit' if jit else 'eager'}"] = lambda p, g, b, lr, mu, j=jit: optax.sgd(
+            p, g, b, learning_rate=lr, momentum=mu, nesterov=True, jit=j
+        )
+    return cases
+
+
+CASES = _cases()
+
+# finite values of every scale, signed zeros, subnormals (in each dtype), inf and NaN
+VALUES = st.one_of(
+    st.floats(-4.0, 4.0),
+    st.sampled_from([0.0, -0.0, 1e-39, -3e-42, 5e-324, 6e-8, -1e-310, 1e30, np.inf, -np.inf]),
+    st.just(np.nan),
+)
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, for each kernel call, whether the kernel ran (True) or declined."""
+    kernel = _fastpath.kernel_for(np)  # type: ignore[arg-type]
+    assert kernel is not None
+    calls: list[bool] = []
+
+    def recording(*args: Any) -> Any:
+        result = kernel(*args)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setitem(_fastpath._loaded, NAMESPACE, recording)
+    return calls
+
+
+def _same(fast: tuple[Any, ...], slow: tuple[Any, ...]) -> None:
+    assert len(fast) == len(slow)
+    for x, y in zip(fast, slow, strict=True):
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert x.dtype == y.dtype
+            assert x.shape == y.shape
+            same = x.view(f"u{x.itemsize}") == y.view(f"u{y.itemsize}")
+            assert np.all(same | (np.isnan(x) & np.isnan(y)))
+
+
+def _arrays(draw: st.DrawFn, dtype: str) -> list[np.ndarray]:
+    size = draw(st.sampled_from(SIZES))
+    elements = st.lists(VALUES, min_size=size, max_size=size)
+    with np.errstate(over="ignore"):
+        return [np.array(draw(elements), dtype=np.float64).astype(dtype) for _ in range(3)]
+
+
+def test_the_numpy_kernel_is_built() -> None:
+    assert fastpaths.available()["numpy"] is None
+    assert _cpu.HAVE_FLOAT16 == 1
+    assert _fastpath.kernel_for(np) is not None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_kernel_equals_the_generic_path_bitwise(
+    case: str, dtype: str, data: st.DataObject, spy: list[bool]
+) -> None:
+    if case.startswith("pytorch-fused") and dtype == "float16":
+        return  # refused by the convention (torch's fused kernel skips float16)
+    p, g, b = _arrays(data.draw, dtype)
+    lr = data.draw(st.floats(0.0, 1.0))
+    mu = data.draw(st.floats(0.001, 0.999))
+    step = CASES[case]
+    spy.clear()
+    with np.errstate(all="ignore"):
+        fast = step(p, g, b, lr, mu)
+        assert spy, "the kernel was not called"
+        assert all(spy), "the kernel declined"
+        with fastpaths.disabled():
+            slow = step(p, g, b, lr, mu)
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_d_arrays_and_pytrees(dtype: str, spy: list[bool]) -> None:
+    tree = {"w": np.array(1.5, dtype), "layers": [np.arange(200, dtype=dtype) / 7]}
+    velocity = {"w": np.array(-0.25, dtype), "layers": [np.ones(200, dtype)]}
+    fast = nagref.nag(tree, tree, velocity, lr=0.1, momentum=0.9)
+    assert all(spy)
+    with fastpaths.disabled():
+        slow = nagref.nag(tree, tree, velocity, lr=0.1, momentum=0.9)
+    for x, y in zip(fast, slow, strict=True):
+        _same((x["w"], x["layers"][0]), (y["w"], y["layers"][0]))
+        assert isinstance(x["w"], np.ndarray)
+        assert x["w"].shape == ()
+
+
+def test_layouts_it_cannot_take_fall_back_to_the_generic_path(spy: list[bool]) -> None:
+    base = np.arange(64, dtype=np.float32).reshape(8, 8) / 3
+    cases = {
+        "strided": (base[:, ::2], base[:, 1::2]),
+        "fortran": (np.asfortranarray(base), np.asfortranarray(base.T)),
+        "big-endian": (base.astype(">f4"), base.astype(">f4")),
+    }
+    for name, (p, g) in cases.items():
+        spy.clear()
+        fast = nagref.sgd(p, g, lr=0.1)
+        assert spy == [False], name
+        assert np.array_equal(fast, p - np.float32(0.1) * g), name
+
+
+def test_complex_dtypes_take_the_generic_path(spy: list[bool]) -> None:
+    p = np.array([1 + 2j, -3j], np.complex64)
+    assert np.array_equal(nagref.sgd(p, p, lr=0.5), p - np.complex64(0.5) * p)
+    assert spy == [False]
+
+
+def test_the_kernel_releases_the_gil_and_threads_agree() -> None:
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(100_003).astype(np.float32) for _ in range(8)]
+
+    def step(x: np.ndarray) -> bytes:
+        return pytorch.sgd(x, x, x, lr=0.01, momentum=0.9, nesterov=True)[0].tobytes()
+
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(step, arrays))
+    with fastpaths.disabled():
+        assert threaded == [step(x) for x in arrays]
+
+
+def test_the_evaluator_rejects_malformed_programs() -> None:
+    x = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="malformed program"):
+        _cpu.run(1, False, 2, bytes([9, 0, 0, 0, 0]), [], [(0, x)], [(1, x)], 0, 4)
+    with pytest.raises(ValueError, match="register 7 out of range"):
+        _cpu.run(1, False, 2, bytes([0, 1, 0, 0, 0]), [], [(7, x)], [(1, x)], 0, 4)
+    with pytest.raises(ValueError, match="items of 4 bytes needed"):
+        _cpu.run(1, False, 2, bytes([0, 1, 0, 0, 0]), [], [(0, x)], [(1, x)], 0, 5)
+    with pytest.raises(BufferError, match="not writable"):
+        _cpu.run(1, False, 2, bytes([0, 1, 0, 0, 0]), [], [(0, x)], [(1, x.tobytes())], 0, 4)
