@@ -98,23 +98,42 @@ def _optax_step(params: list[np.ndarray], grads: list[np.ndarray], rule: str) ->
     return step
 
 
-def _nagref_step(params: list[np.ndarray], grads: list[np.ndarray], rule: str) -> Callable[[], Any]:
-    tree = params[0] if len(params) == 1 else {f"t{i}": x for i, x in enumerate(params)}
-    gtree = grads[0] if len(grads) == 1 else {f"t{i}": x for i, x in enumerate(grads)}
-    velocity = nagref.init_velocity(tree)
+def _trees(params: list[np.ndarray], grads: list[np.ndarray]) -> tuple[Any, Any, Any]:
+    """Copies of the parameters, the gradients and a velocity, as nagref pytrees."""
+    if len(params) == 1:
+        return params[0].copy(), grads[0], np.full_like(params[0], 0.5)
+    tree = {f"t{i}": x.copy() for i, x in enumerate(params)}
+    velocity = {name: np.full_like(x, 0.5) for name, x in tree.items()}
+    return tree, {f"t{i}": x for i, x in enumerate(grads)}, velocity
+
+
+def _nagref_step(
+    params: list[np.ndarray], grads: list[np.ndarray], rule: str, *, in_place: bool
+) -> Callable[[], Any]:
+    """The canonical rule: new arrays, or ``out=`` the inputs (an in-place step)."""
+    tree, gtree, velocity = _trees(params, grads)
     if rule == "sgd":
-        return lambda: nagref.sgd(tree, gtree, lr=LR)
+        return lambda: nagref.sgd(tree, gtree, lr=LR, out=tree if in_place else None)
     fn = nagref.nag if rule == "nag" else nagref.momentum
-    return lambda: fn(tree, gtree, velocity, lr=LR, momentum=MU)
+    out = (tree, velocity) if in_place else None
+    return lambda: fn(tree, gtree, velocity, lr=LR, momentum=MU, out=out)
 
 
-def _exact_step(params: list[np.ndarray], grads: list[np.ndarray], rule: str) -> Callable[[], Any]:
-    tree = params[0] if len(params) == 1 else {f"t{i}": x for i, x in enumerate(params)}
-    gtree = grads[0] if len(grads) == 1 else {f"t{i}": x for i, x in enumerate(grads)}
-    buffer = None if rule == "sgd" else nagref.init_velocity(tree)
+def _exact_step(
+    params: list[np.ndarray], grads: list[np.ndarray], rule: str, *, in_place: bool
+) -> Callable[[], Any]:
+    """The PyTorch convention (exact FMA), after its first step."""
+    tree, gtree, buffer = _trees(params, grads)
     momentum = 0.0 if rule == "sgd" else MU
+    out = (tree, None if rule == "sgd" else buffer) if in_place else None
     return lambda: pytorch.sgd(
-        tree, gtree, buffer, lr=LR, momentum=momentum, nesterov=rule == "nag"
+        tree,
+        gtree,
+        None if rule == "sgd" else buffer,
+        lr=LR,
+        momentum=momentum,
+        nesterov=rule == "nag",
+        out=out,
     )
 
 
@@ -125,10 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="sizes divided by 100")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement")
     parser.add_argument("--no-exact", action="store_true", help="skip the PyTorch convention")
+    parser.add_argument(
+        "--generic", action="store_true", help="time nagref's generic path (fast paths off)"
+    )
     args = parser.parse_args(argv)
+    if args.generic:
+        os.environ["NAGREF_FASTPATH"] = "0"
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, NumPy {np.__version__}, single thread"
+        f"Python {platform.python_version()}, NumPy {np.__version__}, single thread, "
+        f"fast paths {'off' if args.generic else 'on'}"
     )
     header = (
         "workload",
@@ -139,9 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         "optax jit",
         "nagref",
         "ratio",
-        "nagref exact",
+        "in place",
+        "ratio",
+        "exact",
+        "ratio",
+        "exact in place",
         "ratio",
         "extra",
+        "extra in place",
     )
     rows = [header]
     for workload in _workloads(args.quick):
@@ -157,30 +187,32 @@ def main(argv: list[str] | None = None) -> int:
                     _torch_step(params, grads, rule, "foreach"), repeat=args.repeat
                 )
                 jitted = median_seconds(_optax_step(params, grads, rule), repeat=args.repeat)
-                ours_step = _nagref_step(params, grads, rule)
-                ours = median_seconds(ours_step, repeat=args.repeat)
-                extra = peak_extra_bytes(ours_step) / size
-                exact_text = ratio_text = "-"
-                if not args.no_exact:
-                    exact = median_seconds(
-                        _exact_step(params, grads, rule), repeat=max(1, args.repeat // 3), warmup=1
+                cells = [
+                    workload.name,
+                    rule,
+                    dtype,
+                    f"{fused * 1e3:.1f} ms",
+                    f"{foreach * 1e3:.1f} ms",
+                    f"{jitted * 1e3:.1f} ms",
+                ]
+                steps = [
+                    (_nagref_step, False, args.repeat),
+                    (_nagref_step, True, args.repeat),
+                    (_exact_step, False, args.repeat),
+                    (_exact_step, True, args.repeat),
+                ]
+                if args.no_exact:
+                    steps = steps[:2]
+                for make, in_place, repeat in steps:
+                    seconds = median_seconds(
+                        make(params, grads, rule, in_place=in_place), repeat=repeat
                     )
-                    exact_text, ratio_text = f"{exact * 1e3:.1f} ms", f"{exact / foreach:.2f}x"
-                rows.append(
-                    (
-                        workload.name,
-                        rule,
-                        dtype,
-                        f"{fused * 1e3:.1f} ms",
-                        f"{foreach * 1e3:.1f} ms",
-                        f"{jitted * 1e3:.1f} ms",
-                        f"{ours * 1e3:.1f} ms",
-                        f"{ours / foreach:.2f}x",
-                        exact_text,
-                        ratio_text,
-                        f"{extra:.2f}x",
-                    )
-                )
+                    cells += [f"{seconds * 1e3:.1f} ms", f"{seconds / foreach:.2f}x"]
+                cells += ["-", "-"] * (4 - len(steps))
+                for in_place in (False, True):
+                    step = _nagref_step(params, grads, rule, in_place=in_place)
+                    cells.append(f"{peak_extra_bytes(step) / size:.2f}x")
+                rows.append(tuple(cells))
                 print(" | ".join(rows[-1]), flush=True)
     print()
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -190,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             print("-" * (sum(widths) + 2 * (len(widths) - 1)))
     print()
     print(
-        "ratio: nagref over torch foreach (lower is faster); extra: peak memory a nagref step "
-        "allocates, over the parameters' size"
+        "ratio: nagref over torch foreach (lower is faster); in place: out= the inputs; "
+        "exact: the PyTorch convention; extra: peak memory a nagref step allocates, over "
+        "the parameters' size"
     )
     return 0
 

@@ -14,6 +14,7 @@ Exception types:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -42,9 +43,18 @@ def _library(value: object) -> str:
 
 
 def dtype_name(value: object) -> str:
-    # "float32", whether the library prints float32, torch.float32 or
-    # array_api_strict.float32
-    return str(getattr(value, "dtype", "?")).rsplit(".", 1)[-1]
+    """``"float32"``, whether the library prints float32, torch.float32 or
+    array_api_strict.float32."""
+    dtype = getattr(value, "dtype", "?")
+    try:
+        return _dtype_name(dtype)
+    except TypeError:  # an unhashable dtype object
+        return str(dtype).rsplit(".", 1)[-1]
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: object) -> str:
+    return str(dtype).rsplit(".", 1)[-1]
 
 
 # -- hyperparameters ----------------------------------------------------------

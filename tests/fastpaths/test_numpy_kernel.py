@@ -147,6 +147,18 @@ def test_zero_d_arrays_and_pytrees(dtype: str, spy: list[bool]) -> None:
         assert x["w"].shape == ()
 
 
+def test_signed_zero_hyperparameters_are_not_conflated(spy: list[bool]) -> None:
+    # lr = 0 gives -lr = -0.0; a cache keyed on float equality would hand a
+    # later +0.0 the cached -0.0 (or the reverse) and flip signs of zeros
+    p, g = np.array([-0.0, 0.0], np.float16), np.array([0.0, -0.0], np.float16)
+    for lr in (0.0, -0.0, 0.0):
+        fast = pytorch.sgd(p, g, g, lr=lr, momentum=0.5, nesterov=True, weight_decay=0.01)
+        with fastpaths.disabled():
+            slow = pytorch.sgd(p, g, g, lr=lr, momentum=0.5, nesterov=True, weight_decay=0.01)
+        _same(fast, slow)
+    assert all(spy)
+
+
 def test_layouts_it_cannot_take_fall_back_to_the_generic_path(spy: list[bool]) -> None:
     base = np.arange(64, dtype=np.float32).reshape(8, 8) / 3
     cases = {

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from .._recipe import Segment
+from .._recipe import Segment, Step
 from . import _cpu
 
 __all__ = ["run"]
@@ -103,21 +104,46 @@ def _compile(segment: Segment, storage: str, inputs: list[str]) -> _Program | No
     rounding = segment.rounding
     compute = rounding.compute.get(storage, storage)
     result = rounding.result.get(storage, storage)
-    kind = _KINDS.get((storage, compute, result))
     flush = storage in rounding.flush
+    code = _code(
+        tuple(segment.recipe),
+        contract=rounding.contract,
+        kind=_KINDS.get((storage, compute, result)),
+        flush=flush,
+        inputs=tuple(inputs),
+        constants=tuple(segment.constants),
+    )
+    if code is None:
+        return None
+    kind, text, slots, reads = code
+    constants = [
+        (slots[name], _constant(float(value).hex(), compute, flush))
+        for name, value in segment.constants.items()
+    ]
+    return _Program(kind, flush, text, constants, slots, reads)
+
+
+@lru_cache(maxsize=256)
+def _code(
+    recipe: tuple[Step, ...],
+    *,
+    contract: bool,
+    kind: int | None,
+    flush: bool,
+    inputs: tuple[str, ...],
+    constants: tuple[str, ...],
+) -> tuple[int, bytes, dict[str, int], list[str]] | None:
     if kind is None or (flush and kind not in _FLUSHABLE):
         return None
     slots = {name: index for index, name in enumerate(inputs)}
-    constants = []
-    for name, value in segment.constants.items():
+    for name in constants:
         if name in slots:
             return None
         slots[name] = len(slots)
-        constants.append((slots[name], _constant(value, compute, flush)))
     code = bytearray()
     reads: set[str] = set()
     defined = set(slots)
-    for s in segment.recipe:
+    for s in recipe:
         if not set(s.args) <= defined:
             return None
         reads |= set(s.args) & set(inputs)
@@ -125,17 +151,24 @@ def _compile(segment: Segment, storage: str, inputs: list[str]) -> _Program | No
         out = slots.setdefault(s.out, len(slots))
         defined.add(s.out)
         if s.op == "muladd":
-            code += bytes([_FMA if rounding.contract else _MULADD, out, *args])
+            code += bytes([_FMA if contract else _MULADD, out, *args])
         else:
             code += bytes([_OPS[s.op], out, *args, *(args[:1] * (3 - len(args)))])
     if len(slots) > _cpu.MAX_REGISTERS:
         return None
-    ordered = [name for name in inputs if name in reads]
-    return _Program(kind, flush, bytes(code), constants, slots, ordered)
+    return kind, bytes(code), slots, [name for name in inputs if name in reads]
 
 
-def _constant(value: Any, compute: str, flush: bool) -> float:
-    x = np.asarray(value).astype(compute)
+@lru_cache(maxsize=1024)
+def _constant(value: str, compute: str, flush: bool) -> float:
+    """A hyperparameter as the kernel reads it: rounded to the compute dtype, flushed.
+
+    ``value`` is the exact float64 copy of the constant in ``float.hex`` form,
+    because the cache must tell -0.0 from 0.0 (they compare equal as
+    floats). Rounding depends only on the real value, so rounding that copy
+    equals rounding the (float16, float32 or float64) constant itself.
+    """
+    x = np.asarray(float.fromhex(value)).astype(compute)
     if flush and 0 < abs(x) < np.finfo(x.dtype).smallest_normal:
         x = np.copysign(np.zeros_like(x), x)
     return float(x)
@@ -161,6 +194,8 @@ def _outputs(
         if any(np.may_share_memory(target, other) for other in targets[index + 1 :]):
             return None
         for array in inputs:
+            if array is target:
+                continue
             if np.may_share_memory(target, array) and not _same_memory(target, array):
                 return None
     results = {}
