@@ -5,8 +5,9 @@ validates every leaf (:mod:`nagref._checks`), turns each hyperparameter into
 a 0-d array of the leaf's dtype on the leaf's device, runs the leaf function
 on each set of leaves, and rebuilds the parameters' structure for each
 output. A canonical rule's leaf function is traced into a recipe
-(:mod:`nagref._trace`) and evaluated by :func:`nagref._recipe.evaluate`, so
-it reaches a backend's fast path like every convention does.
+(:mod:`nagref._trace`); every leaf's recipe is planned
+(:func:`nagref._recipe.plan`) and all of them run together
+(:func:`nagref._recipe.run`), so a backend's fast path can batch them.
 
 Hyperparameters are always converted explicitly. Relying on an operator's
 handling of a Python float is not portable: ``torch`` multiplies a float16
@@ -21,7 +22,7 @@ from typing import Any
 
 from ._checks import check_leaves, describe
 from ._compat import array_namespace, device, is_jax_array, to_device
-from ._recipe import Rounding, evaluate
+from ._recipe import Job, Rounding, plan, run
 from ._trace import trace
 from ._tree import flatten, flatten_like, path_name, unflatten
 from ._typing import Hyperparameter, Namespace
@@ -46,7 +47,8 @@ def apply(
     """Apply ``leaf_fn(*leaves, **hyperparameters)`` leaf by leaf.
 
     Args:
-        leaf_fn: returns ``n_outputs`` arrays for one set of leaves.
+        leaf_fn: returns ``n_outputs`` arrays for one set of leaves, or a
+            :class:`~nagref._recipe.Job` that computes them.
         trees: argument name -> pytree; the first entry gives the structure.
         hyperparameters: name -> validated hyperparameter (a Python float or
             a 0-d array).
@@ -82,6 +84,7 @@ def apply(
     if xp is not None:
         cast = _HyperparameterCast(xp, hyperparameters, names[0] + paths[0], columns[0][0])
         recipe = trace(leaf_fn) if traced else None
+        rows: list[Any] = []
         for index, leaves in enumerate(zip(*columns[: len(names)], strict=True)):
             targets: list[Any] | None = None
             if out is not None:
@@ -89,19 +92,27 @@ def apply(
                 for k, column in zip(donated, columns[len(names) :], strict=True):
                     targets[k] = column[index]
             if recipe is not None:
-                results = evaluate(
-                    xp,
-                    recipe.recipe,
-                    CANONICAL,
-                    dict(zip(recipe.inputs, leaves, strict=True)),
-                    hypers=cast.like(leaves[0]),
-                    outputs=recipe.outputs,
-                    out=targets,
+                rows.append(
+                    plan(
+                        xp,
+                        recipe.recipe,
+                        CANONICAL,
+                        dict(zip(recipe.inputs, leaves, strict=True)),
+                        hypers=cast.like(leaves[0]),
+                        outputs=recipe.outputs,
+                        out=targets,
+                    )
                 )
             elif targets is not None:
-                results = leaf_fn(*leaves, **cast.like(leaves[0]), out=targets)
+                rows.append(leaf_fn(*leaves, **cast.like(leaves[0]), out=targets))
             else:
-                results = leaf_fn(*leaves, **cast.like(leaves[0]))
+                rows.append(leaf_fn(*leaves, **cast.like(leaves[0])))
+        # leaf functions that return a Job are run together, so that a
+        # backend kernel can batch them
+        jobs = [row for row in rows if isinstance(row, Job)]
+        ran = iter(run(xp, jobs))
+        for leaves, row in zip(zip(*columns[: len(names)], strict=True), rows, strict=True):
+            results = next(ran) if isinstance(row, Job) else row
             for column, result in zip(outputs, results, strict=True):
                 column.append(_as_array(xp, result, leaves[0]))
     return tuple(unflatten(structure, column) for column in outputs)
@@ -117,7 +128,7 @@ def _donated(out: Sequence[object], n_outputs: int) -> list[int]:
 def _check_out(
     names: Sequence[str], columns: Sequence[Sequence[Any]], paths: Sequence[str]
 ) -> None:
-    """Output arrays must be writable, and no two may be the same array."""
+    """Output arrays must be writable, and no array may receive two outputs."""
     for name, column in zip(names, columns, strict=True):
         for path, leaf in zip(paths, column, strict=True):
             if is_jax_array(leaf):
@@ -125,10 +136,15 @@ def _check_out(
                     f"{name}{path} is a JAX array, which cannot be written in place; "
                     "call without out= (under jax.jit, donate_argnums reuses the buffers)"
                 )
-    for index, path in enumerate(paths):
-        targets = [column[index] for column in columns]
-        if len({id(t) for t in targets}) < len(targets):
-            raise ValueError(f"out{path}: the outputs must be distinct arrays")
+    seen: dict[int, str] = {}
+    for name, column in zip(names, columns, strict=True):
+        for path, leaf in zip(paths, column, strict=True):
+            if id(leaf) in seen:
+                raise ValueError(
+                    f"{name}{path} is the same array as {seen[id(leaf)]}: "
+                    "the outputs must be distinct arrays"
+                )
+            seen[id(leaf)] = name + path
 
 
 def _as_array(xp: Namespace, result: Any, like: Any) -> Any:

@@ -47,13 +47,14 @@ def dtype_name(value: object) -> str:
     array_api_strict.float32."""
     dtype = getattr(value, "dtype", "?")
     try:
-        return _dtype_name(dtype)
+        # keyed by type first, so that no two libraries' dtypes are compared
+        return _dtype_name(type(dtype), dtype)
     except TypeError:  # an unhashable dtype object
         return str(dtype).rsplit(".", 1)[-1]
 
 
 @functools.lru_cache(maxsize=64)
-def _dtype_name(dtype: object) -> str:
+def _dtype_name(kind: type, dtype: object) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 

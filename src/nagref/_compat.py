@@ -6,15 +6,32 @@ any future vendoring of it) has one seam.
 
 from __future__ import annotations
 
+from typing import Any
+
 from array_api_compat import (
     array_namespace,
-    device,
     is_array_api_obj,
     is_dask_array,
     is_jax_array,
     is_lazy_array,
     to_device,
 )
+from array_api_compat import device as _device
+
+_NDARRAY = ("numpy", "ndarray")
+
+
+def device(x: Any) -> Any:
+    """``array_api_compat.device``; a NumPy array's device ("cpu") is known at once.
+
+    The shortcut matters when a model has hundreds of tensors: the general
+    lookup asks each array library in turn.
+    """
+    kind = type(x)
+    if (kind.__module__, kind.__name__) == _NDARRAY:
+        return "cpu"
+    return _device(x)
+
 
 __all__ = [
     "array_namespace",

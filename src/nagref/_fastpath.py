@@ -7,12 +7,13 @@ blocks, a GPU elementwise kernel) and must produce the same bits. Every
 rule and convention reaches a kernel through :func:`kernel_for` and nowhere
 else; the tests run each kernel against the generic path bit for bit.
 
-A kernel receives the recipe's :class:`~nagref._recipe.Segment` list, the
-input registers (arrays of one dtype and shape), the output register names
-and, optionally, caller-donated output arrays (None where an output is to
-be a new array). It returns the outputs, or
-None to decline (an unsupported dtype, layout or rounding model), in which
-case the generic path runs.
+A kernel receives every :class:`~nagref._recipe.Job` of one call at once
+(so that it can batch a model's many small tensors): each holds the recipe's
+segments, the input registers (arrays of one dtype and shape), the output
+register names and, optionally, caller-donated output arrays (None where an
+output is to be a new array). It returns, per job, the outputs, or None to
+decline (an unsupported dtype, layout or rounding model), in which case the
+generic path runs that job.
 
 Kernels, by namespace:
 
@@ -30,14 +31,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._typing import Namespace
 
 if TYPE_CHECKING:
-    from ._recipe import Segment
+    from ._recipe import Job
 
 __all__ = ["Kernel", "disabled", "kernel_for"]
 
@@ -45,13 +46,7 @@ __all__ = ["Kernel", "disabled", "kernel_for"]
 class Kernel(Protocol):
     """A backend's evaluator of recipes (see the module docstring)."""
 
-    def __call__(
-        self,
-        segments: Sequence[Segment],
-        registers: Mapping[str, Any],
-        outputs: Sequence[str],
-        out: Sequence[Any | None] | None,
-    ) -> tuple[Any, ...] | None: ...
+    def __call__(self, jobs: Sequence[Job]) -> Sequence[tuple[Any, ...] | None]: ...
 
 
 #: namespace module name -> the module whose ``run`` is its kernel

@@ -50,12 +50,15 @@ from ._typing import Namespace
 __all__ = [
     "DOUBLE_TO_DTYPE",
     "Hyper",
+    "Job",
     "Recipe",
     "Rounding",
     "Segment",
     "Split",
     "Step",
     "evaluate",
+    "plan",
+    "run",
     "step",
 ]
 
@@ -131,7 +134,17 @@ class Segment:
     stop: int
 
 
-def evaluate(
+@dataclass(frozen=True)
+class Job:
+    """One set of leaves to update: what :func:`plan` prepares and :func:`run` runs."""
+
+    segments: Sequence[Segment]
+    registers: Mapping[str, Any]
+    outputs: Sequence[str]
+    out: Sequence[Any | None] | None = None
+
+
+def plan(
     xp: Namespace,
     recipe: Recipe,
     rounding: Rounding,
@@ -141,17 +154,14 @@ def evaluate(
     outputs: Sequence[str],
     split: Split | None = None,
     out: Sequence[Any | None] | None = None,
-) -> tuple[Any, ...]:
-    """Run ``recipe`` on one set of leaves and return the ``outputs`` registers.
+) -> Job:
+    """Prepare ``recipe`` on one set of leaves, returning the ``outputs`` registers.
 
     Every array register has the storage dtype; results are returned in it.
     A hyperparameter is a :class:`Hyper` (a Python number and its cast chain)
-    or a 0-d array already in the storage dtype.
-
-    A backend kernel registered with :mod:`nagref._fastpath` runs the recipe
-    when it can; otherwise the recipe runs here, one array operation at a
-    time. Both give the same bits. With ``out`` (one array or None per
-    output), results are written into the given arrays, which are returned.
+    or a 0-d array already in the storage dtype. With ``out`` (one array or
+    None per output), results are written into the given arrays, which are
+    returned.
     """
     first = next(iter(registers.values()))
     size = math.prod(int(extent) for extent in first.shape)
@@ -165,18 +175,50 @@ def evaluate(
         assert split is not None
         tail_constants = _constants(xp, hypers, split.tail_rounding, first, where)
         segments.append(Segment(split.tail, split.tail_rounding, tail_constants, cut, size))
+    return Job(segments, registers, outputs, out)
+
+
+def run(xp: Namespace, jobs: Sequence[Job]) -> list[tuple[Any, ...]]:
+    """Run every job: through the backend's kernel where it takes them, else here.
+
+    A kernel registered with :mod:`nagref._fastpath` receives all the jobs at
+    once (so that it can batch many small tensors) and may decline any of
+    them; those run here, one array-API operation at a time. Both give the
+    same bits.
+    """
     kernel = kernel_for(xp)
-    if kernel is not None:
-        results = kernel(segments, registers, outputs, out)
-        if results is not None:
-            return results
-    results = _generic(xp, segments, registers, outputs)
-    if out is None:
+    done: Sequence[tuple[Any, ...] | None] = [None] * len(jobs)
+    if kernel is not None and jobs:
+        done = kernel(jobs)
+    return [_generic_job(xp, job) if r is None else r for job, r in zip(jobs, done, strict=True)]
+
+
+def evaluate(
+    xp: Namespace,
+    recipe: Recipe,
+    rounding: Rounding,
+    registers: Mapping[str, Any],
+    *,
+    hypers: Mapping[str, Hyper | Any],
+    outputs: Sequence[str],
+    split: Split | None = None,
+    out: Sequence[Any | None] | None = None,
+) -> tuple[Any, ...]:
+    """:func:`plan` and :func:`run` one set of leaves."""
+    job = plan(
+        xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split, out=out
+    )
+    return run(xp, [job])[0]
+
+
+def _generic_job(xp: Namespace, job: Job) -> tuple[Any, ...]:
+    results = _generic(xp, job.segments, job.registers, job.outputs)
+    if job.out is None:
         return results
-    for target, result in zip(out, results, strict=True):
+    for target, result in zip(job.out, results, strict=True):
         if target is not None:
             target[...] = result
-    return tuple(r if t is None else t for t, r in zip(out, results, strict=True))
+    return tuple(r if t is None else t for t, r in zip(job.out, results, strict=True))
 
 
 def _generic(

@@ -117,8 +117,10 @@ def test_bad_outputs_are_named() -> None:
         nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=(p, np.zeros(3, np.float32)))
     with pytest.raises(TypeError, match=r"out\[0\] has dtype float64 but param has dtype"):
         nagref.sgd(p, g, lr=0.1, out=p.astype(np.float64))
-    with pytest.raises(ValueError, match="the outputs must be distinct arrays"):
+    with pytest.raises(ValueError, match=r"out\[1\] is the same array as out\[0\]: the"):
         nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=(p, p))
+    with pytest.raises(ValueError, match=r"out\[0\]\['b'\] is the same array as out\[0\]\['a'\]"):
+        nagref.sgd({"a": p, "b": g}, {"a": g, "b": g}, lr=0.1, out={"a": v, "b": v})
     with pytest.raises(ValueError, match=r"out\[1\] must be None: this step returns no"):
         pytorch.sgd(p, g, None, lr=0.1, out=(p, v))
     with pytest.raises(ValueError, match=r"out must be a pair \(param_out, trace_out\)"):

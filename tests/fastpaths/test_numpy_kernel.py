@@ -73,15 +73,15 @@ VALUES = st.one_of(
 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record, for each kernel call, whether the kernel ran (True) or declined."""
+    """Record, for each job the kernel receives, whether it ran (True) or declined."""
     kernel = _fastpath.kernel_for(np)  # type: ignore[arg-type]
     assert kernel is not None
     calls: list[bool] = []
 
-    def recording(*args: Any) -> Any:
-        result = kernel(*args)
-        calls.append(result is not None)
-        return result
+    def recording(jobs: Any) -> Any:
+        results = kernel(jobs)
+        calls.extend(result is not None for result in results)
+        return results
 
     monkeypatch.setitem(_fastpath._loaded, NAMESPACE, recording)
     return calls
@@ -193,12 +193,35 @@ def test_the_kernel_releases_the_gil_and_threads_agree() -> None:
 
 
 def test_the_evaluator_rejects_malformed_programs() -> None:
-    x = np.zeros(4, np.float32)
+    x, y = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    copy = bytes([0, 1, 0, 0, 0])
     with pytest.raises(ValueError, match="malformed program"):
-        _cpu.run(1, False, 2, bytes([9, 0, 0, 0, 0]), [], [(0, x)], [(1, x)], 0, 4)
+        _cpu.run(1, False, 2, bytes([9, 0, 0, 0, 0]), [], [([(0, x)], [(1, y)], 0, 4)])
     with pytest.raises(ValueError, match="register 7 out of range"):
-        _cpu.run(1, False, 2, bytes([0, 1, 0, 0, 0]), [], [(7, x)], [(1, x)], 0, 4)
+        _cpu.run(1, False, 2, copy, [], [([(7, x)], [(1, y)], 0, 4)])
     with pytest.raises(ValueError, match="items of 4 bytes needed"):
-        _cpu.run(1, False, 2, bytes([0, 1, 0, 0, 0]), [], [(0, x)], [(1, x)], 0, 5)
+        _cpu.run(1, False, 2, copy, [], [([(0, x)], [(1, y)], 0, 5)])
     with pytest.raises(BufferError, match="not writable"):
-        _cpu.run(1, False, 2, bytes([0, 1, 0, 0, 0]), [], [(0, x)], [(1, x.tobytes())], 0, 4)
+        _cpu.run(1, False, 2, copy, [], [([(0, x)], [(1, x.tobytes())], 0, 4)])
+    x[:] = 3.0
+    _cpu.run(1, False, 2, copy, [], [([(0, x)], [(1, y)], 1, 3)])
+    assert y.tolist() == [0.0, 3.0, 3.0, 0.0]  # only elements [start, stop)
+
+
+def test_a_model_of_many_tensors_runs_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = _cpu.run
+
+    def counting(*args: Any) -> None:
+        calls.append(len(args[-1]))
+        real(*args)
+
+    monkeypatch.setattr(_cpu, "run", counting)
+    tree = {f"w{i}": np.full(10 + i, i, np.float32) for i in range(50)}
+    tree["half"] = np.ones(7, np.float16)
+    fast = nagref.nag(tree, tree, tree, lr=0.1, momentum=0.9)
+    assert sorted(calls) == [1, 50]  # one C call per dtype
+    with fastpaths.disabled():
+        slow = nagref.nag(tree, tree, tree, lr=0.1, momentum=0.9)
+    for name in tree:
+        _same((fast[0][name], fast[1][name]), (slow[0][name], slow[1][name]))

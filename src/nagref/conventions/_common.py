@@ -27,17 +27,18 @@ def number(name: str, value: object) -> float:
 
 def run(
     trees: Mapping[str, object],
-    leaf: Callable[..., tuple[Any, ...]],
+    leaf: Callable[..., Any],
     n_outputs: int,
     out: Sequence[object | None] | None = None,
 ) -> tuple[Any, ...]:
     """Validate the trees (as the core rules do) and apply ``leaf`` leaf by leaf.
 
     ``leaf(xp, *leaves, out=...)`` receives one array or None per output
-    (see :func:`nagref._apply.apply`).
+    (see :func:`nagref._apply.apply`) and returns a :class:`~nagref._recipe.Job`
+    (from :func:`~nagref._recipe.plan`); the jobs of all leaves run together.
     """
 
-    def checked(*leaves: Any, out: Sequence[Any | None] | None = None) -> tuple[Any, ...]:
+    def checked(*leaves: Any, out: Sequence[Any | None] | None = None) -> Any:
         name = dtype_name(leaves[0])
         if name not in REAL_FLOATS:
             raise TypeError(

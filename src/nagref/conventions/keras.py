@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, Split, evaluate, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Rounding, Split, plan, step
 from .._typing import ArrayTree
 from ._common import donated, float32, number, run
 from .pytorch import HALF_LANES, HALF_TAIL
@@ -111,12 +111,12 @@ def sgd(
     rounding = _ROUNDING[backend]
     split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
 
-    def leaf(xp: Any, p: Any, g: Any, v: Any = None, out: Any = None) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, g: Any, v: Any = None, out: Any = None) -> Job:
         registers = {"p": p, "g": g}
         if momentum != 0:
             registers["v"] = xp.zeros_like(p) if v is None else v
         outputs = ("p", "v") if momentum != 0 else ("p", "p")
-        return evaluate(
+        return plan(
             xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split, out=out
         )
 

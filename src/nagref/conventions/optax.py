@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Rounding, plan, step
 from .._typing import ArrayTree
 from ._common import donated, dtype_name, number, run
 
@@ -91,14 +91,14 @@ def sgd(
     if mu is not None and trace is not None:
         trees["trace"] = trace
 
-    def leaf(xp: Any, p: Any, g: Any, t: Any = None, out: Any = None) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, g: Any, t: Any = None, out: Any = None) -> Job:
         fused = jit and dtype_name(p) != "float16"
         registers = {"p": p, "g": g}
         if mu is not None:
             registers["t"] = xp.zeros_like(p) if t is None else t
         outputs = ("p", "t") if mu is not None else ("p", "p")
         rounding = _JIT if fused else _EAGER
-        return evaluate(xp, steps, rounding, registers, hypers=hypers, outputs=outputs, out=out)
+        return plan(xp, steps, rounding, registers, hypers=hypers, outputs=outputs, out=out)
 
     new_param, new_trace = run(trees, leaf, 2, donated(out, "trace", mu is not None))
     return new_param, (new_trace if mu is not None else None)

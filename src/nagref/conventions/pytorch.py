@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Recipe, Rounding, Split, evaluate, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Recipe, Rounding, Split, plan, step
 from .._typing import ArrayTree
 from ._common import donated, dtype_name, number, run
 
@@ -110,7 +110,7 @@ def sgd(
     if not first:
         trees["momentum_buffer"] = momentum_buffer
 
-    def leaf(xp: Any, p: Any, g: Any, b: Any = None, out: Any = None) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, g: Any, b: Any = None, out: Any = None) -> Job:
         registers = {"p": p, "g": g} if b is None else {"p": p, "g": g, "b": b}
         if fused:
             if dtype_name(p) == "float16":
@@ -124,7 +124,7 @@ def sgd(
         else:
             split = Split(recipe, HALF_TAIL, HALF_LANES)
         outputs = ("p", "b") if momentum != 0 else ("p", "p")
-        return evaluate(
+        return plan(
             xp, recipe, _EACH, registers, hypers=hypers, outputs=outputs, split=split, out=out
         )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Rounding, evaluate, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Rounding, plan, step
 from .._typing import ArrayTree
 from ._common import donated, number, run
 
@@ -72,9 +72,9 @@ def apply_momentum(
     else:  # var -= accum * lr
         steps += [step("x", "mul", "a", "lr"), step("p", "sub", "p", "x")]
 
-    def leaf(xp: Any, p: Any, a: Any, g: Any, out: Any = None) -> tuple[Any, Any]:
+    def leaf(xp: Any, p: Any, a: Any, g: Any, out: Any = None) -> Job:
         registers = {"p": p, "a": a, "g": g}
-        return evaluate(xp, steps, _ROUNDING, registers, hypers=hypers, outputs=("p", "a"), out=out)
+        return plan(xp, steps, _ROUNDING, registers, hypers=hypers, outputs=("p", "a"), out=out)
 
     new_var, new_accum = run(
         {"var": var, "accum": accum, "grad": grad}, leaf, 2, donated(out, "accum", True)

@@ -261,34 +261,71 @@ fail:
     return -1;
 }
 
+static void dispatch(const Job *job) {
+    switch (job->kind) {
+    case K_F64: run_f64(job); break;
+    case K_F32: run_f32(job); break;
+    case K_D32: run_d32(job); break;
+#if HAVE_FLOAT16
+    case K_H32: run_h32(job); break;
+    case K_H16: run_h16(job); break;
+#endif
+    default: break;
+    }
+}
+
+/* Run one (inputs, outputs, start, stop) entry of the job list. */
+static int run_one(Job *job, PyObject *entry, int n_registers) {
+    PyObject *inputs, *outputs;
+    Py_ssize_t start, stop;
+    Py_buffer views[2 * MAX_REGISTERS];
+    int n_views = 0, status = -1;
+    if (!PyArg_ParseTuple(entry, "OOnn", &inputs, &outputs, &start, &stop)) return -1;
+    if (start < 0 || stop < start) {
+        PyErr_SetString(PyExc_ValueError, "malformed program");
+        return -1;
+    }
+    job->start = start;
+    job->stop = stop;
+    Py_ssize_t itemsize = ITEMSIZE[job->kind];
+    job->n_in = parse_ports(inputs, job->in, views, &n_views, 0, stop, itemsize, "inputs",
+                            n_registers);
+    if (job->n_in < 0) goto done;
+    job->n_out = parse_ports(outputs, job->out, views, &n_views, 1, stop, itemsize, "outputs",
+                             n_registers);
+    if (job->n_out < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    dispatch(job);
+    Py_END_ALLOW_THREADS
+    status = 0;
+done:
+    for (int k = 0; k < n_views; k++) PyBuffer_Release(&views[k]);
+    return status;
+}
+
 static PyObject *run(PyObject *self, PyObject *args) {
     (void)self;
     int kind, flush, n_registers;
     Py_buffer program;
-    PyObject *consts, *inputs, *outputs;
-    Py_ssize_t start, stop;
-    if (!PyArg_ParseTuple(args, "ipiy*OOOnn", &kind, &flush, &n_registers, &program, &consts,
-                          &inputs, &outputs, &start, &stop))
+    PyObject *consts, *entries;
+    if (!PyArg_ParseTuple(args, "ipiy*OO", &kind, &flush, &n_registers, &program, &consts,
+                          &entries))
         return NULL;
     Job job;
-    Py_buffer views[2 * MAX_REGISTERS];
-    int n_views = 0;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *fast = NULL;
     memset(&job, 0, sizeof job);
     if (kind < 0 || kind >= N_KINDS || (!HAVE_FLOAT16 && (kind == K_H32 || kind == K_H16))) {
         PyErr_Format(PyExc_ValueError, "kind %d is not available", kind);
         goto done;
     }
     if (n_registers < 1 || n_registers > MAX_REGISTERS || program.len % 5 != 0 ||
-        program.len / 5 > MAX_STEPS || start < 0 || stop < start) {
+        program.len / 5 > MAX_STEPS) {
         PyErr_SetString(PyExc_ValueError, "malformed program");
         goto done;
     }
     job.kind = kind;
     job.flush = flush && (kind == K_F64 || kind == K_F32);
     job.n_steps = (int)(program.len / 5);
-    job.start = start;
-    job.stop = stop;
     const unsigned char *code = (const unsigned char *)program.buf;
     for (int n = 0; n < job.n_steps; n++) {
         Instr *st = &job.steps[n];
@@ -303,7 +340,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    PyObject *fast = PySequence_Fast(consts, "constants");
+    fast = PySequence_Fast(consts, "constants");
     if (!fast) goto done;
     Py_ssize_t n_const = PySequence_Fast_GET_SIZE(fast);
     if (n_const > MAX_REGISTERS) n_const = -1;
@@ -315,48 +352,34 @@ static PyObject *run(PyObject *self, PyObject *args) {
             break;
         }
     }
-    Py_DECREF(fast);
+    Py_CLEAR(fast);
     if (n_const < 0) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "malformed constants");
         goto done;
     }
     job.n_const = (int)n_const;
-    Py_ssize_t itemsize = ITEMSIZE[kind];
-    job.n_in = parse_ports(inputs, job.in, views, &n_views, 0, stop, itemsize, "inputs",
-                           n_registers);
-    if (job.n_in < 0) goto done;
-    job.n_out = parse_ports(outputs, job.out, views, &n_views, 1, stop, itemsize, "outputs",
-                            n_registers);
-    if (job.n_out < 0) goto done;
+    fast = PySequence_Fast(entries, "jobs");
+    if (!fast) goto done;
     job.scratch = aligned_alloc(64, MAX_REGISTERS * BLOCK_BYTES);
     if (!job.scratch) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    switch (kind) {
-    case K_F64: run_f64(&job); break;
-    case K_F32: run_f32(&job); break;
-    case K_D32: run_d32(&job); break;
-#if HAVE_FLOAT16
-    case K_H32: run_h32(&job); break;
-    case K_H16: run_h16(&job); break;
-#endif
-    default: break;
-    }
-    Py_END_ALLOW_THREADS
-    free(job.scratch);
+    for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast); j++)
+        if (run_one(&job, PySequence_Fast_GET_ITEM(fast, j), n_registers) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
-    for (int k = 0; k < n_views; k++) PyBuffer_Release(&views[k]);
+    free(job.scratch);
+    Py_XDECREF(fast);
     PyBuffer_Release(&program);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"run", run, METH_VARARGS,
-     "run(kind, flush, n_registers, program, constants, inputs, outputs, start, stop)\n\n"
-     "Evaluate a compiled recipe on elements [start, stop) of C-contiguous buffers."},
+     "run(kind, flush, n_registers, program, constants, jobs)\n\n"
+     "Evaluate a compiled recipe for each job (inputs, outputs, start, stop): on\n"
+     "elements [start, stop) of C-contiguous buffers, in the order given."},
     {NULL, NULL, 0, NULL},
 };
 

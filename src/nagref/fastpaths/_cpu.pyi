@@ -14,9 +14,6 @@ def run(
     n_registers: int,
     program: bytes,
     constants: Sequence[tuple[int, float]],
-    inputs: Sequence[tuple[int, Buffer]],
-    outputs: Sequence[tuple[int, Buffer]],
-    start: int,
-    stop: int,
+    jobs: Sequence[tuple[Sequence[tuple[int, Buffer]], Sequence[tuple[int, Buffer]], int, int]],
     /,
 ) -> None: ...

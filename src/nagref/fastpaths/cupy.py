@@ -17,7 +17,7 @@ from typing import Any
 
 import cupy
 
-from .._recipe import Segment
+from .._recipe import Job, Segment
 from ._cuda_source import PREAMBLE, TYPES, kernel_body
 
 __all__ = ["run"]
@@ -26,13 +26,17 @@ if cupy.cuda.runtime.getDeviceCount() < 1:  # pragma: no cover - needs a GPU
     raise ImportError("cupy imports but sees no GPU")
 
 
-def run(
+def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
+    """Evaluate each job with one CUDA kernel launch; None for each job it declines."""
+    return [_run(job.segments, job.registers, job.outputs, job.out) for job in jobs]
+
+
+def _run(
     segments: Sequence[Segment],
     registers: Mapping[str, Any],
     outputs: Sequence[str],
     out: Sequence[Any | None] | None,
 ) -> tuple[Any, ...] | None:
-    """Evaluate the segments in one CUDA kernel, or return None to decline."""
     arrays = list(registers.values())
     first = arrays[0]
     storage = first.dtype.name

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .._recipe import Segment, Step
+from .._recipe import Job, Segment, Step
 from . import _cpu
 
 __all__ = ["run"]
@@ -39,44 +39,70 @@ _OPS = {"copy": 0, "neg": 1, "mul": 2, "add": 3, "sub": 4}
 _FMA, _MULADD = 5, 6
 
 
-def run(
-    segments: Sequence[Segment],
-    registers: Mapping[str, Any],
-    outputs: Sequence[str],
-    out: Sequence[Any | None] | None,
-) -> tuple[Any, ...] | None:
-    """Evaluate the segments with the C kernel, or return None to decline."""
-    arrays = list(registers.values())
-    first = arrays[0]
-    if not all(_plain(a, first) for a in arrays):
-        return None
-    storage = first.dtype.name
-    programs = [_compile(segment, storage, list(registers)) for segment in segments]
-    if any(program is None for program in programs):
-        return None
-    writes = [{s.out for s in segment.recipe} for segment in segments]
-    written = set.intersection(*writes)
-    if any(name in w and name not in written for w in writes for name in outputs):
-        return None  # an output some segments compute and others pass through
-    results = _outputs(first, outputs, written, registers, out)
-    if results is None:
-        return None
-    for program, segment in zip(programs, segments, strict=True):
-        assert program is not None
-        inputs = [(program.slots[name], registers[name]) for name in program.reads]
-        ports = [(program.slots[name], results[name]) for name in results if name in written]
+def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
+    """Evaluate the jobs with the C kernel; None for each job it declines.
+
+    Jobs that share a compiled program and its constants (a model's tensors
+    of one dtype) go to C in one call, in the order given.
+    """
+    results: list[tuple[Any, ...] | None] = []
+    batches: dict[tuple[Any, ...], tuple[_Program, list[Any]]] = {}
+    compiled: dict[tuple[Any, ...], _Program | None] = {}  # by object identity, this call only
+    for job in jobs:
+        prepared = _prepare(job, compiled)
+        if prepared is None:
+            results.append(None)
+            continue
+        outputs, work = prepared
+        for program, entry in work:
+            key = (program.kind, program.flush, program.code, program.key)
+            batches.setdefault(key, (program, []))[1].append(entry)
+        results.append(outputs)
+    for program, entries in batches.values():
         _cpu.run(
             program.kind,
             program.flush,
             len(program.slots),
             program.code,
             program.constants,
-            inputs,
-            ports,
-            segment.start,
-            segment.stop,
+            entries,
         )
-    return tuple(results[name] for name in outputs)
+    return results
+
+
+def _prepare(
+    job: Job, compiled: dict[tuple[Any, ...], _Program | None]
+) -> tuple[tuple[Any, ...], list[tuple[_Program, Any]]] | None:
+    """A job's outputs and C entries, or None where the kernel cannot take it."""
+    registers = job.registers
+    arrays = list(registers.values())
+    first = arrays[0]
+    if not all(_plain(a, first) for a in arrays):
+        return None
+    storage = first.dtype.name
+    programs = []
+    for segment in job.segments:
+        # the jobs of one call share recipes and constants; all stay alive meanwhile
+        key = (id(segment.recipe), id(segment.rounding), id(segment.constants), storage, *registers)
+        if key not in compiled:
+            compiled[key] = _compile(segment, storage, list(registers))
+        programs.append(compiled[key])
+    if any(program is None for program in programs):
+        return None
+    writes = [{s.out for s in segment.recipe} for segment in job.segments]
+    written = set.intersection(*writes)
+    if any(name in w and name not in written for w in writes for name in job.outputs):
+        return None  # an output some segments compute and others pass through
+    results = _outputs(first, job.outputs, written, registers, job.out)
+    if results is None:
+        return None
+    work = []
+    for program, segment in zip(programs, job.segments, strict=True):
+        assert program is not None
+        inputs = [(program.slots[name], registers[name]) for name in program.reads]
+        ports = [(program.slots[name], results[name]) for name in results if name in written]
+        work.append((program, (inputs, ports, segment.start, segment.stop)))
+    return tuple(results[name] for name in job.outputs), work
 
 
 def _plain(array: Any, first: Any) -> bool:
@@ -97,6 +123,7 @@ class _Program:
     constants: list[tuple[int, float]]
     slots: dict[str, int]  # register name -> the C evaluator's register
     reads: list[str]  # the input registers the recipe reads
+    key: tuple[str, ...]  # the constants, exactly (float.hex tells -0.0 from 0.0)
 
 
 def _compile(segment: Segment, storage: str, inputs: list[str]) -> _Program | None:
@@ -116,11 +143,12 @@ def _compile(segment: Segment, storage: str, inputs: list[str]) -> _Program | No
     if code is None:
         return None
     kind, text, slots, reads = code
+    exact = [float(value).hex() for value in segment.constants.values()]
     constants = [
-        (slots[name], _constant(float(value).hex(), compute, flush))
-        for name, value in segment.constants.items()
+        (slots[name], _constant(value, compute, flush))
+        for name, value in zip(segment.constants, exact, strict=True)
     ]
-    return _Program(kind, flush, text, constants, slots, reads)
+    return _Program(kind, flush, text, constants, slots, reads, tuple(exact))
 
 
 @lru_cache(maxsize=256)
