@@ -45,16 +45,16 @@ def _library(value: object) -> str:
 def dtype_name(value: object) -> str:
     """``"float32"``, whether the library prints float32, torch.float32 or
     array_api_strict.float32."""
-    dtype = getattr(value, "dtype", "?")
+    dtype: Any = getattr(value, "dtype", "?")
     try:
-        # keyed by type first, so that no two libraries' dtypes are compared
-        return _dtype_name(type(dtype), dtype)
+        # keyed by library first, so that no two libraries' dtypes are compared
+        return _dtype_name(type(dtype).__module__, dtype)
     except TypeError:  # an unhashable dtype object
         return str(dtype).rsplit(".", 1)[-1]
 
 
 @functools.lru_cache(maxsize=64)
-def _dtype_name(kind: type, dtype: object) -> str:
+def _dtype_name(library: str, dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 
