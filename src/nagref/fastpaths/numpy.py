@@ -55,7 +55,7 @@ def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
             continue
         outputs, work = prepared
         for program, entry in work:
-            key = (program.kind, program.flush, program.code, program.key)
+            key = (program.kind, program.flush, len(program.slots), program.code, program.key)
             batches.setdefault(key, (program, []))[1].append(entry)
         results.append(outputs)
     for program, entries in batches.values():
