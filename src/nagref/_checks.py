@@ -131,21 +131,29 @@ def check_leaves(
     Returns:
         The array namespace shared by all leaves, or None when there are none.
     """
+    # whether an object is an array depends on its type only: ask once per type
+    representatives: dict[type, object] = {}
     for name, column in zip(names, leaves, strict=True):
         for path, leaf in zip(paths, column, strict=True):
-            if not is_array_api_obj(leaf):
-                raise TypeError(f"{name}{path} must be an array, got {describe(leaf)}")
-    flat = [leaf for column in leaves for leaf in column]
-    if not flat:
+            if type(leaf) not in representatives:
+                if not is_array_api_obj(leaf):
+                    raise TypeError(f"{name}{path} must be an array, got {describe(leaf)}")
+                representatives[type(leaf)] = leaf
+    if not representatives:
         return None
-    xp = _one_namespace(flat, names, leaves, paths)
+    xp = _one_namespace(list(representatives.values()), names, leaves, paths)
     reference = leaves[0]
+    floating: list[object] = []  # dtypes already checked
     for path, leaf in zip(paths, reference, strict=True):
-        if not xp.isdtype(leaf.dtype, ("real floating", "complex floating")):  # type: ignore[attr-defined]
+        dtype = leaf.dtype  # type: ignore[attr-defined]
+        if any(dtype is known for known in floating):
+            continue
+        if not xp.isdtype(dtype, ("real floating", "complex floating")):
             raise TypeError(
                 f"{names[0]}{path} has dtype {dtype_name(leaf)}; nagref supports "
                 "real and complex floating dtypes only"
             )
+        floating.append(dtype)
     for name, column in zip(names[1:], leaves[1:], strict=True):
         for path, ref, leaf in zip(paths, reference, column, strict=True):
             _check_pair(names[0] + path, ref, name + path, leaf)
@@ -183,7 +191,7 @@ def _check_pair(ref_name: str, ref: Any, name: str, leaf: Any) -> None:
             f"{dtype_name(ref)}; nagref never casts between them: convert "
             "explicitly (xp.astype) if that is what you mean"
         )
-    if tuple(leaf.shape) != tuple(ref.shape):
+    if leaf.shape != ref.shape and tuple(leaf.shape) != tuple(ref.shape):
         raise ValueError(
             f"{name} has shape {tuple(leaf.shape)} but {ref_name} has shape {tuple(ref.shape)}"
         )

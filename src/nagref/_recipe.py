@@ -293,8 +293,10 @@ def _constants(
     rounding: Rounding,
     first: Any,
     where: Any,
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     """Each hyperparameter as a 0-d array, cast along its chain."""
+    if not any(isinstance(hyper, Hyper) for hyper in hypers.values()):
+        return hypers  # arrays already (the canonical rules): shared by every leaf
     compute = _dtype(xp, rounding.compute, first)
     return {
         name: _cast_hyper(xp, hyper, first.dtype, compute, where)

@@ -192,6 +192,18 @@ def test_the_kernel_releases_the_gil_and_threads_agree() -> None:
         assert threaded == [step(x) for x in arrays]
 
 
+def test_the_evaluator_skips_jobs_whose_outputs_overlap() -> None:
+    x = np.arange(8, dtype=np.float32)
+    copy = bytes([0, 1, 0, 0, 0])
+    entries = [
+        ([(0, x[:4])], [(1, x[1:5])], 0, 4),  # overlaps its input: skipped
+        ([(0, x[:4])], [(1, x[:4])], 0, 4),  # is its input: an in-place copy
+        ([(0, x[:2])], [(1, x[4:6])], 0, 2),  # disjoint
+    ]
+    assert _cpu.run(1, False, 2, copy, [], entries) == [0]
+    assert x.tolist() == [0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 6.0, 7.0]
+
+
 def test_the_evaluator_rejects_malformed_programs() -> None:
     x, y = np.zeros(4, np.float32), np.zeros(4, np.float32)
     copy = bytes([0, 1, 0, 0, 0])
@@ -212,9 +224,9 @@ def test_a_model_of_many_tensors_runs_in_one_batch(monkeypatch: pytest.MonkeyPat
     calls: list[int] = []
     real = _cpu.run
 
-    def counting(*args: Any) -> None:
+    def counting(*args: Any) -> list[int]:
         calls.append(len(args[-1]))
-        real(*args)
+        return real(*args)
 
     monkeypatch.setattr(_cpu, "run", counting)
     tree = {f"w{i}": np.full(10 + i, i, np.float32) for i in range(50)}

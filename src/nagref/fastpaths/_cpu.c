@@ -274,7 +274,17 @@ static void dispatch(const Job *job) {
     }
 }
 
-/* Run one (inputs, outputs, start, stop) entry of the job list. */
+/* Whether two buffers overlap other than by being the very same memory. */
+static int clash(const Py_buffer *a, const Py_buffer *b, int same_is_fine) {
+    const char *a0 = a->buf, *b0 = b->buf;
+    if (a->len == 0 || b->len == 0) return 0;
+    if (a0 + a->len <= b0 || b0 + b->len <= a0) return 0;
+    return !(same_is_fine && a0 == b0 && a->len == b->len);
+}
+
+/* Run one (inputs, outputs, start, stop) entry of the job list: 1 if it ran,
+ * 0 if it was skipped because an output overlaps an input (other than being
+ * that input, an in-place update) or another output, -1 on error. */
 static int run_one(Job *job, PyObject *entry, int n_registers) {
     PyObject *inputs, *outputs;
     Py_ssize_t start, stop;
@@ -294,10 +304,14 @@ static int run_one(Job *job, PyObject *entry, int n_registers) {
     job->n_out = parse_ports(outputs, job->out, views, &n_views, 1, stop, itemsize, "outputs",
                              n_registers);
     if (job->n_out < 0) goto done;
+    status = 0;
+    for (int k = job->n_in; k < n_views; k++)
+        for (int j = 0; j < k; j++)
+            if (clash(&views[k], &views[j], j < job->n_in)) goto done;
     Py_BEGIN_ALLOW_THREADS
     dispatch(job);
     Py_END_ALLOW_THREADS
-    status = 0;
+    status = 1;
 done:
     for (int k = 0; k < n_views; k++) PyBuffer_Release(&views[k]);
     return status;
@@ -312,7 +326,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
                           &entries))
         return NULL;
     Job job;
-    PyObject *result = NULL, *fast = NULL;
+    PyObject *result = NULL, *fast = NULL, *skipped = NULL;
     memset(&job, 0, sizeof job);
     if (kind < 0 || kind >= N_KINDS || (!HAVE_FLOAT16 && (kind == K_H32 || kind == K_H16))) {
         PyErr_Format(PyExc_ValueError, "kind %d is not available", kind);
@@ -365,10 +379,24 @@ static PyObject *run(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast); j++)
-        if (run_one(&job, PySequence_Fast_GET_ITEM(fast, j), n_registers) < 0) goto done;
-    result = Py_NewRef(Py_None);
+    skipped = PyList_New(0);
+    if (!skipped) goto done;
+    for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast); j++) {
+        int ran = run_one(&job, PySequence_Fast_GET_ITEM(fast, j), n_registers);
+        if (ran < 0) goto done;
+        if (ran == 0) {
+            PyObject *index = PyLong_FromSsize_t(j);
+            if (!index || PyList_Append(skipped, index) < 0) {
+                Py_XDECREF(index);
+                goto done;
+            }
+            Py_DECREF(index);
+        }
+    }
+    result = skipped;
+    skipped = NULL;
 done:
+    Py_XDECREF(skipped);
     free(job.scratch);
     Py_XDECREF(fast);
     PyBuffer_Release(&program);
@@ -379,7 +407,9 @@ static PyMethodDef methods[] = {
     {"run", run, METH_VARARGS,
      "run(kind, flush, n_registers, program, constants, jobs)\n\n"
      "Evaluate a compiled recipe for each job (inputs, outputs, start, stop): on\n"
-     "elements [start, stop) of C-contiguous buffers, in the order given."},
+     "elements [start, stop) of C-contiguous buffers, in the order given. Returns\n"
+     "the indices of the jobs skipped because an output overlaps an input (other\n"
+     "than being it) or another output."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -35,6 +35,8 @@ _KINDS = {
     ("float16", "float16", "float16"): 4,
 }
 _FLUSHABLE = {0, 1}
+#: dtype.char -> the storage dtype's name (a faster lookup than dtype.name)
+_STORAGE = {"e": "float16", "f": "float32", "d": "float64"}
 _OPS = {"copy": 0, "neg": 1, "mul": 2, "add": 3, "sub": 4}
 _FMA, _MULADD = 5, 6
 
@@ -43,12 +45,14 @@ def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
     """Evaluate the jobs with the C kernel; None for each job it declines.
 
     Jobs that share a compiled program and its constants (a model's tensors
-    of one dtype) go to C in one call, in the order given.
+    of one dtype) go to C in one call, in the order given. C skips a job
+    whose outputs overlap its inputs other than by being them (or overlap
+    each other); it is declined too.
     """
     results: list[tuple[Any, ...] | None] = []
-    batches: dict[tuple[Any, ...], tuple[_Program, list[Any]]] = {}
-    compiled: dict[tuple[Any, ...], _Program | None] = {}  # by object identity, this call only
-    for job in jobs:
+    batches: dict[tuple[Any, ...], tuple[_Program, list[Any], list[int]]] = {}
+    compiled: dict[tuple[Any, ...], Any] = {}  # by object identity, this call only
+    for index, job in enumerate(jobs):
         prepared = _prepare(job, compiled)
         if prepared is None:
             results.append(None)
@@ -56,10 +60,12 @@ def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
         outputs, work = prepared
         for program, entry in work:
             key = (program.kind, program.flush, len(program.slots), program.code, program.key)
-            batches.setdefault(key, (program, []))[1].append(entry)
+            batch = batches.setdefault(key, (program, [], []))
+            batch[1].append(entry)
+            batch[2].append(index)
         results.append(outputs)
-    for program, entries in batches.values():
-        _cpu.run(
+    for program, entries, owners in batches.values():
+        skipped = _cpu.run(
             program.kind,
             program.flush,
             len(program.slots),
@@ -67,51 +73,69 @@ def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
             program.constants,
             entries,
         )
+        for entry in skipped:
+            results[owners[entry]] = None
     return results
 
 
 def _prepare(
-    job: Job, compiled: dict[tuple[Any, ...], _Program | None]
+    job: Job, compiled: dict[tuple[Any, ...], Any]
 ) -> tuple[tuple[Any, ...], list[tuple[_Program, Any]]] | None:
     """A job's outputs and C entries, or None where the kernel cannot take it."""
     registers = job.registers
-    arrays = list(registers.values())
-    first = arrays[0]
-    if not all(_plain(a, first) for a in arrays):
+    first = next(iter(registers.values()))
+    if not (
+        type(first) is np.ndarray and first.flags.c_contiguous and first.dtype.isnative
+    ) or not all(_like(a, first) for a in registers.values()):
         return None
-    storage = first.dtype.name
-    programs = []
+    storage = _STORAGE.get(first.dtype.char)
+    if storage is None:
+        return None
+    # the jobs of one call share recipes, roundings and constant arrays, which
+    # all stay alive meanwhile, so their identities key the compiled programs
+    key: tuple[Any, ...] = (storage, *registers)
     for segment in job.segments:
-        # the jobs of one call share recipes and constants; all stay alive meanwhile
-        key = (id(segment.recipe), id(segment.rounding), id(segment.constants), storage, *registers)
-        if key not in compiled:
-            compiled[key] = _compile(segment, storage, list(registers))
-        programs.append(compiled[key])
-    if any(program is None for program in programs):
+        constants = segment.constants
+        key += (id(segment.recipe), id(segment.rounding), *constants, *map(id, constants.values()))
+    if key not in compiled:
+        compiled[key] = _programs(job, storage)
+    plans = compiled[key]
+    if plans is None:
         return None
-    writes = [{s.out for s in segment.recipe} for segment in job.segments]
-    written = set.intersection(*writes)
-    if any(name in w and name not in written for w in writes for name in job.outputs):
-        return None  # an output some segments compute and others pass through
+    programs, written = plans
     results = _outputs(first, job.outputs, written, registers, job.out)
     if results is None:
         return None
     work = []
     for program, segment in zip(programs, job.segments, strict=True):
-        assert program is not None
         inputs = [(program.slots[name], registers[name]) for name in program.reads]
         ports = [(program.slots[name], results[name]) for name in results if name in written]
         work.append((program, (inputs, ports, segment.start, segment.stop)))
     return tuple(results[name] for name in job.outputs), work
 
 
-def _plain(array: Any, first: Any) -> bool:
+def _programs(job: Job, storage: str) -> tuple[list[_Program], set[str]] | None:
+    """Each segment's program and the registers every segment writes, or None."""
+    programs = []
+    for segment in job.segments:
+        program = _compile(segment, storage, list(job.registers))
+        if program is None:
+            return None
+        programs.append(program)
+    writes = [{s.out for s in segment.recipe} for segment in job.segments]
+    written = set.intersection(*writes)
+    if any(name in w and name not in written for w in writes for name in job.outputs):
+        return None  # an output some segments compute and others pass through
+    return programs, written
+
+
+def _like(array: Any, first: Any) -> bool:
+    """``array`` has ``first``'s type, dtype, shape and (C-contiguous) layout."""
     return (
         type(array) is np.ndarray
         and array.dtype == first.dtype
         and array.shape == first.shape
-        and array.flags.c_contiguous
-        and array.dtype.isnative
+        and (array.strides == first.strides or array.flags.c_contiguous)
     )
 
 
@@ -210,32 +234,15 @@ def _outputs(
     out: Sequence[Any | None] | None,
 ) -> dict[str, Any] | None:
     """The output arrays by register name: the caller's where given, else new."""
-    given: dict[str, Any] = {}
+    results = {}
     for name, target in zip(outputs, out or [None] * len(outputs), strict=True):
         if target is not None:
-            if name in given or not _plain(target, first) or not target.flags.writeable:
+            if name in results or not _like(target, first) or not target.flags.writeable:
                 return None
-            given[name] = target
-    inputs = list(registers.values())
-    targets = list(given.values())
-    for index, target in enumerate(targets):
-        if any(np.may_share_memory(target, other) for other in targets[index + 1 :]):
-            return None
-        for array in inputs:
-            if array is target:
-                continue
-            if np.may_share_memory(target, array) and not _same_memory(target, array):
-                return None
-    results = {}
-    for name in dict.fromkeys(outputs):
-        if name in given:
-            results[name] = given[name]
+            results[name] = target
             if name not in written:
-                given[name][...] = registers[name]
-        else:
+                target[...] = registers[name]
+    for name in outputs:
+        if name not in results:
             results[name] = np.empty_like(first) if name in written else registers[name].copy()
     return results
-
-
-def _same_memory(a: Any, b: Any) -> bool:
-    return bool(a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
