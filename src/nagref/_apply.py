@@ -54,7 +54,7 @@ def apply(
             a 0-d array).
         n_outputs: how many trees to return.
         traced: ``leaf_fn`` is a canonical rule's arithmetic: trace it into a
-            recipe and evaluate that under :data:`CANONICAL` rounding.
+            recipe and run that under :data:`CANONICAL` rounding.
         out: None for new arrays, or a tuple of ``n_outputs`` entries, each a
             pytree of arrays to write that output into (the parameters'
             structure, shapes and dtypes) or None for new arrays. A leaf

@@ -1,6 +1,6 @@
 """The one seam through which a backend may run a recipe faster.
 
-The generic path (:func:`nagref._recipe.evaluate`) evaluates a recipe one
+The generic path (:func:`nagref._recipe.run`) evaluates a recipe one
 array-API operation at a time, each result a new array. A *kernel* evaluates
 the same recipe in a backend's own terms (a compiled loop over cache-sized
 blocks, a GPU elementwise kernel) and must produce the same bits. Every

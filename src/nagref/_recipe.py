@@ -28,7 +28,8 @@ last few in a scalar loop that the compiler contracted differently; a
 :class:`Split` evaluates a second recipe on the last ``n mod lanes``
 elements (in memory order) of each tensor.
 
-:func:`evaluate` runs a recipe through a backend's kernel where one is
+:func:`plan` prepares a recipe for one set of leaves (a :class:`Job`), and
+:func:`run` runs a call's jobs through a backend's kernel where one is
 registered (:mod:`nagref._fastpath`, the one seam for fast paths) and
 otherwise here, one array-API operation at a time: the generic path that
 defines the result.
@@ -56,7 +57,6 @@ __all__ = [
     "Segment",
     "Split",
     "Step",
-    "evaluate",
     "plan",
     "run",
     "step",
@@ -191,24 +191,6 @@ def run(xp: Namespace, jobs: Sequence[Job]) -> list[tuple[Any, ...]]:
     if kernel is not None and jobs:
         done = kernel(jobs)
     return [_generic_job(xp, job) if r is None else r for job, r in zip(jobs, done, strict=True)]
-
-
-def evaluate(
-    xp: Namespace,
-    recipe: Recipe,
-    rounding: Rounding,
-    registers: Mapping[str, Any],
-    *,
-    hypers: Mapping[str, Hyper | Any],
-    outputs: Sequence[str],
-    split: Split | None = None,
-    out: Sequence[Any | None] | None = None,
-) -> tuple[Any, ...]:
-    """:func:`plan` and :func:`run` one set of leaves."""
-    job = plan(
-        xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split, out=out
-    )
-    return run(xp, [job])[0]
 
 
 def _generic_job(xp: Namespace, job: Job) -> tuple[Any, ...]:
