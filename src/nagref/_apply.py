@@ -129,6 +129,7 @@ def _check_out(
     names: Sequence[str], columns: Sequence[Sequence[Any]], paths: Sequence[str]
 ) -> None:
     """Output arrays must be writable, and no array may receive two outputs."""
+    seen: dict[int, str] = {}
     for name, column in zip(names, columns, strict=True):
         for path, leaf in zip(paths, column, strict=True):
             if is_jax_array(leaf):
@@ -136,9 +137,6 @@ def _check_out(
                     f"{name}{path} is a JAX array, which cannot be written in place; "
                     "call without out= (under jax.jit, donate_argnums reuses the buffers)"
                 )
-    seen: dict[int, str] = {}
-    for name, column in zip(names, columns, strict=True):
-        for path, leaf in zip(paths, column, strict=True):
             if id(leaf) in seen:
                 raise ValueError(
                     f"{name}{path} is the same array as {seen[id(leaf)]}: "

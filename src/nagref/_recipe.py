@@ -211,19 +211,19 @@ def _generic(
 ) -> tuple[Any, ...]:
     first = next(iter(registers.values()))
     if len(segments) == 1:
-        values = _run(xp, segments[0], registers)
+        values = _run_segment(xp, segments[0], registers)
         return tuple(_astype(xp, values[name], first.dtype) for name in outputs)
     shape = first.shape
     flat = {name: xp.reshape(x, (-1,)) for name, x in registers.items()}
     parts = [
-        _run(xp, segment, {k: v[segment.start : segment.stop] for k, v in flat.items()})
+        _run_segment(xp, segment, {k: v[segment.start : segment.stop] for k, v in flat.items()})
         for segment in segments
     ]
     joined = (xp.concat([part[name] for part in parts]) for name in outputs)
     return tuple(xp.reshape(_astype(xp, x, first.dtype), shape) for x in joined)
 
 
-def _run(xp: Namespace, segment: Segment, registers: Mapping[str, Any]) -> dict[str, Any]:
+def _run_segment(xp: Namespace, segment: Segment, registers: Mapping[str, Any]) -> dict[str, Any]:
     first = next(iter(registers.values()))
     rounding = segment.rounding
     storage = dtype_name(first)

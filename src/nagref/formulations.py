@@ -195,6 +195,15 @@ def _sutskever_leaf(theta: Any, g: Any, v: Any, *, epsilon: Any, mu: Any) -> tup
     return theta + v_new, v_new
 
 
+def _two_momenta(lr_name: str, lr: object, mu: object, mu_next: object) -> dict[str, Any]:
+    """Validated hyperparameters of a step that uses this and the next momentum."""
+    return {
+        lr_name: check_lr(lr_name, lr),
+        "mu": check_momentum("mu", mu),
+        "mu_next": check_momentum("mu_next", mu_next),
+    }
+
+
 def bengio(
     Theta: TreeT,  # noqa: N803 (the paper's capital theta)
     grad: TreeT,
@@ -228,11 +237,7 @@ def bengio(
     Returns:
         ``(Θ_t, v_t)``.
     """
-    hypers = {
-        "epsilon": check_lr("epsilon", epsilon),
-        "mu": check_momentum("mu", mu),
-        "mu_next": check_momentum("mu_next", mu_next),
-    }
+    hypers = _two_momenta("epsilon", epsilon, mu, mu_next)
     out = apply(_bengio_leaf, {"Theta": Theta, "grad": grad, "v": v}, hypers, 2)
     return cast(tuple[TreeT, TreeT], out)
 
@@ -276,11 +281,7 @@ def dozat(
     Returns:
         ``(θ_t, m_t)``.
     """
-    hypers = {
-        "eta": check_lr("eta", eta),
-        "mu": check_momentum("mu", mu),
-        "mu_next": check_momentum("mu_next", mu_next),
-    }
+    hypers = _two_momenta("eta", eta, mu, mu_next)
     out = apply(_dozat_leaf, {"theta": theta, "grad": grad, "m": m}, hypers, 2)
     return cast(tuple[TreeT, TreeT], out)
 
