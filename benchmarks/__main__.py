@@ -9,8 +9,9 @@ one step of:
 * nagref's canonical rule (``nagref.sgd`` / ``momentum`` / ``nag``) on NumPy;
 * nagref's PyTorch convention (``nagref.conventions.pytorch.sgd``, exact FMA).
 
-Each time is the median of repeated runs in this one process; the ratios are
-nagref over torch foreach. "extra" is the peak memory a nagref step allocates,
+Each time is the median of repeated rounds in this one process, every round
+running each contender once, in turn; the ratios are nagref over torch
+foreach. "extra" is the peak memory a nagref step allocates,
 over the parameters' size.
 """
 
@@ -173,42 +174,36 @@ def main(argv: list[str] | None = None) -> int:
         "extra",
         "extra in place",
     )
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for workload in _workloads(args.quick):
         for dtype in ("float32", "float64"):
             params = _arrays(workload.sizes, dtype, 1)
             grads = _arrays(workload.sizes, dtype, 2)
             size = sum(p.nbytes for p in params)
             for rule in RULES:
-                fused = median_seconds(
-                    _torch_step(params, grads, rule, "fused"), repeat=args.repeat
-                )
-                foreach = median_seconds(
-                    _torch_step(params, grads, rule, "foreach"), repeat=args.repeat
-                )
-                jitted = median_seconds(_optax_step(params, grads, rule), repeat=args.repeat)
-                cells = [
-                    workload.name,
-                    rule,
-                    dtype,
-                    f"{fused * 1e3:.1f} ms",
-                    f"{foreach * 1e3:.1f} ms",
-                    f"{jitted * 1e3:.1f} ms",
-                ]
-                steps = [
-                    (_nagref_step, False, args.repeat),
-                    (_nagref_step, True, args.repeat),
-                    (_exact_step, False, args.repeat),
-                    (_exact_step, True, args.repeat),
-                ]
-                if args.no_exact:
-                    steps = steps[:2]
-                for make, in_place, repeat in steps:
-                    seconds = median_seconds(
-                        make(params, grads, rule, in_place=in_place), repeat=repeat
-                    )
-                    cells += [f"{seconds * 1e3:.1f} ms", f"{seconds / foreach:.2f}x"]
-                cells += ["-", "-"] * (4 - len(steps))
+                steps = {
+                    "fused": _torch_step(params, grads, rule, "fused"),
+                    "foreach": _torch_step(params, grads, rule, "foreach"),
+                    "optax": _optax_step(params, grads, rule),
+                    "nagref": _nagref_step(params, grads, rule, in_place=False),
+                    "in place": _nagref_step(params, grads, rule, in_place=True),
+                }
+                if not args.no_exact:
+                    steps["exact"] = _exact_step(params, grads, rule, in_place=False)
+                    steps["exact in place"] = _exact_step(params, grads, rule, in_place=True)
+                seconds = median_seconds(steps, repeat=args.repeat)
+                foreach = seconds["foreach"]
+                cells = [workload.name, rule, dtype]
+                cells += [f"{seconds[name] * 1e3:.1f} ms" for name in ("fused", "foreach", "optax")]
+                for name in ("nagref", "in place", "exact", "exact in place"):
+                    if name in seconds:
+                        cells += [
+                            f"{seconds[name] * 1e3:.1f} ms",
+                            f"{seconds[name] / foreach:.2f}x",
+                        ]
+                    else:
+                        cells += ["-", "-"]
+                del steps
                 for in_place in (False, True):
                     step = _nagref_step(params, grads, rule, in_place=in_place)
                     cells.append(f"{peak_extra_bytes(step) / size:.2f}x")

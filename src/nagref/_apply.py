@@ -1,38 +1,37 @@
-"""Run a leaf function over matching pytrees: the machinery every rule shares.
+"""Run an update over matching pytrees: the machinery every rule shares.
 
-:func:`apply` flattens the tree arguments against the parameters' structure,
-validates every leaf (:mod:`nagref._checks`), turns each hyperparameter into
-a 0-d array of the leaf's dtype on the leaf's device, runs the leaf function
-on each set of leaves, and rebuilds the parameters' structure for each
-output. A canonical rule's leaf function is traced into a recipe
-(:mod:`nagref._trace`); every leaf's recipe is planned
-(:func:`nagref._recipe.plan`) and all of them run together
-(:func:`nagref._recipe.run`), so a backend's fast path can batch them.
+Both entry points flatten the tree arguments against the parameters'
+structure, validate every leaf (:mod:`nagref._checks`) and rebuild the
+parameters' structure for each output.
 
-Hyperparameters are always converted explicitly. Relying on an operator's
-handling of a Python float is not portable: ``torch`` multiplies a float16
-tensor by a Python float in float32 (the scalar is not rounded to float16),
-while NumPy rounds it to float16 first.
+* :func:`apply_program` runs a :class:`~nagref._recipe.Program` (a canonical
+  rule's traced arithmetic, or a framework convention's recipe) through the
+  recipe engine (:func:`nagref._recipe.run`), which hands whole columns of
+  leaves to a backend's fast path where one is registered.
+* :func:`apply` calls a plain leaf function on each set of leaves (the
+  published formulations and the conversions between them).
+
+Hyperparameters are always converted explicitly, to a 0-d array of each
+leaf's dtype on its device. Relying on an operator's handling of a Python
+float is not portable: ``torch`` multiplies a float16 tensor by a Python
+float in float32 (the scalar is not rounded to float16), while NumPy rounds
+it to float16 first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._checks import check_leaves, describe
 from ._compat import array_namespace, device, is_jax_array, to_device
-from ._recipe import Job, Rounding, plan, run
-from ._trace import trace
-from ._tree import flatten, flatten_like, path_name, unflatten
+from ._recipe import Program, run
+from ._tree import Path, Structure, flatten, flatten_like, path_name, unflatten
 from ._typing import Hyperparameter, Namespace
 
-__all__ = ["apply"]
+__all__ = ["apply", "apply_program"]
 
 LeafFn = Callable[..., tuple[Any, ...]]
-
-#: The canonical rules' rounding: every operation rounded once to the storage dtype.
-CANONICAL = Rounding(contract=False)
 
 
 def apply(
@@ -40,82 +39,114 @@ def apply(
     trees: Mapping[str, object],
     hyperparameters: Mapping[str, Hyperparameter],
     n_outputs: int,
-    *,
-    traced: bool = False,
-    out: Sequence[object] | None = None,
 ) -> tuple[Any, ...]:
     """Apply ``leaf_fn(*leaves, **hyperparameters)`` leaf by leaf.
 
     Args:
-        leaf_fn: returns ``n_outputs`` arrays for one set of leaves, or a
-            :class:`~nagref._recipe.Job` that computes them.
+        leaf_fn: returns ``n_outputs`` arrays for one set of leaves.
         trees: argument name -> pytree; the first entry gives the structure.
         hyperparameters: name -> validated hyperparameter (a Python float or
-            a 0-d array).
+            a 0-d array), passed as a 0-d array of each leaf's dtype.
         n_outputs: how many trees to return.
-        traced: ``leaf_fn`` is a canonical rule's arithmetic: trace it into a
-            recipe and run that under :data:`CANONICAL` rounding.
-        out: None for new arrays, or a tuple of ``n_outputs`` entries, each a
-            pytree of arrays to write that output into (the parameters'
-            structure, shapes and dtypes) or None for new arrays. A leaf
-            function that is not traced then receives ``out=`` (one array or
-            None per output).
 
     Returns:
         ``n_outputs`` pytrees with the first tree's structure.
     """
+    flat = _flat(trees, None, n_outputs)
+    outputs: list[list[Any]] = [[] for _ in range(n_outputs)]
+    if flat.xp is not None:
+        cast = _HyperparameterCast(flat.xp, hyperparameters, flat.first_name, flat.columns[0][0])
+        for leaves in zip(*flat.columns, strict=True):
+            results = leaf_fn(*leaves, **cast.like(leaves[0]))
+            for column, result in zip(outputs, results, strict=True):
+                column.append(_as_array(flat.xp, result, leaves[0]))
+    return tuple(unflatten(flat.structure, column) for column in outputs)
+
+
+def apply_program(
+    program: Program | Callable[[str], Program],
+    trees: Mapping[str, object],
+    hyperparameters: Mapping[str, Hyperparameter],
+    n_outputs: int,
+    *,
+    out: Sequence[object] | None = None,
+) -> tuple[Any, ...]:
+    """Run ``program`` on every set of leaves, in one call of the recipe engine.
+
+    Args:
+        program: the program, or a function giving it for a storage dtype
+            (by name), which may raise for a dtype it refuses. Its inputs
+            are filled by ``trees``, in order.
+        trees: argument name -> pytree; the first entry gives the structure.
+        hyperparameters: name -> validated hyperparameter (a Python float or
+            a 0-d array): constant registers, as 0-d arrays of each leaf's
+            dtype. A convention's cast chains are in its program instead.
+        n_outputs: how many trees to return (the program's outputs).
+        out: None for new arrays, or a tuple of ``n_outputs`` entries, each a
+            pytree of arrays to write that output into (the parameters'
+            structure, shapes and dtypes) or None for new arrays.
+
+    Returns:
+        ``n_outputs`` pytrees with the first tree's structure.
+    """
+    flat = _flat(trees, out, n_outputs)
+    xp = flat.xp
+    if xp is None:
+        return tuple(unflatten(flat.structure, []) for _ in range(n_outputs))
+    cast = _HyperparameterCast(xp, hyperparameters, flat.first_name, flat.columns[0][0])
+    program_for = _constant_program(program) if isinstance(program, Program) else program
+    results = run(
+        xp,
+        program_for,
+        flat.columns,
+        flat.out,
+        arrays=cast.like if hyperparameters else None,
+    )
+    params = flat.columns[0]
+    scalars = [i for i, leaf in enumerate(params) if len(leaf.shape) == 0]
+    for column in results:
+        for i in scalars:
+            column[i] = _as_array(xp, column[i], params[i])
+    return tuple(unflatten(flat.structure, column) for column in results)
+
+
+def _constant_program(program: Program) -> Callable[[str], Program]:
+    return lambda dtype: program
+
+
+class _Flat(NamedTuple):
+    """The trees' leaves, validated, and the caller's output arrays."""
+
+    structure: Structure
+    first_name: str
+    columns: list[list[Any]]  # per tree argument, its leaves
+    out: list[list[Any] | None]  # per output, the caller's arrays, or None
+    xp: Namespace | None  # None when the trees have no leaves
+
+
+def _flat(trees: Mapping[str, object], out: Sequence[object] | None, n_outputs: int) -> _Flat:
+    """Flatten every tree against the first; check the leaves and the outputs."""
     names = list(trees)
     first, *others = trees.values()
     leaves_with_paths, structure = flatten(first)
-    paths = [path_name("", path) for path, _ in leaves_with_paths]
+    paths = [path for path, _ in leaves_with_paths]
     columns = [[leaf for _, leaf in leaves_with_paths]]
     columns += [
         flatten_like(structure, tree, name) for name, tree in zip(names[1:], others, strict=True)
     ]
     donated = [] if out is None else _donated(out, n_outputs)
     out_names = [f"out[{k}]" for k in donated]
-    columns += [
+    out_columns = [
         flatten_like(structure, out[k], name)  # type: ignore[index]
         for k, name in zip(donated, out_names, strict=True)
     ]
-    xp = check_leaves(names + out_names, columns, paths)
-    _check_out(out_names, columns[len(names) :], paths)
-    outputs: list[list[Any]] = [[] for _ in range(n_outputs)]
-    if xp is not None:
-        cast = _HyperparameterCast(xp, hyperparameters, names[0] + paths[0], columns[0][0])
-        recipe = trace(leaf_fn) if traced else None
-        rows: list[Any] = []
-        for index, leaves in enumerate(zip(*columns[: len(names)], strict=True)):
-            targets: list[Any] | None = None
-            if out is not None:
-                targets = [None] * n_outputs
-                for k, column in zip(donated, columns[len(names) :], strict=True):
-                    targets[k] = column[index]
-            if recipe is not None:
-                rows.append(
-                    plan(
-                        xp,
-                        recipe.recipe,
-                        CANONICAL,
-                        dict(zip(recipe.inputs, leaves, strict=True)),
-                        hypers=cast.like(leaves[0]),
-                        outputs=recipe.outputs,
-                        out=targets,
-                    )
-                )
-            elif targets is not None:
-                rows.append(leaf_fn(*leaves, **cast.like(leaves[0]), out=targets))
-            else:
-                rows.append(leaf_fn(*leaves, **cast.like(leaves[0])))
-        # leaf functions that return a Job are run together, so that a
-        # backend kernel can batch them
-        jobs = [row for row in rows if isinstance(row, Job)]
-        ran = iter(run(xp, jobs))
-        for leaves, row in zip(zip(*columns[: len(names)], strict=True), rows, strict=True):
-            results = next(ran) if isinstance(row, Job) else row
-            for column, result in zip(outputs, results, strict=True):
-                column.append(_as_array(xp, result, leaves[0]))
-    return tuple(unflatten(structure, column) for column in outputs)
+    xp = check_leaves(names + out_names, columns + out_columns, paths)
+    _check_out(out_names, out_columns, paths)
+    given: list[list[Any] | None] = [None] * n_outputs
+    for k, column in zip(donated, out_columns, strict=True):
+        given[k] = column
+    first_name = path_name(names[0], paths[0]) if paths else names[0]
+    return _Flat(structure, first_name, columns, given, xp)
 
 
 def _donated(out: Sequence[object], n_outputs: int) -> list[int]:
@@ -126,23 +157,32 @@ def _donated(out: Sequence[object], n_outputs: int) -> list[int]:
 
 
 def _check_out(
-    names: Sequence[str], columns: Sequence[Sequence[Any]], paths: Sequence[str]
+    names: Sequence[str], columns: Sequence[Sequence[Any]], paths: Sequence[Path]
 ) -> None:
     """Output arrays must be writable, and no array may receive two outputs."""
-    seen: dict[int, str] = {}
+    seen: dict[int, tuple[str, int]] = {}
     for name, column in zip(names, columns, strict=True):
-        for path, leaf in zip(paths, column, strict=True):
+        for kind in {type(leaf) for leaf in column}:
+            index, leaf = next((i, x) for i, x in enumerate(column) if type(x) is kind)
             if is_jax_array(leaf):
                 raise TypeError(
-                    f"{name}{path} is a JAX array, which cannot be written in place; "
-                    "call without out= (under jax.jit, donate_argnums reuses the buffers)"
+                    f"{path_name(name, paths[index])} is a JAX array, which cannot be "
+                    "written in place; call without out= (under jax.jit, donate_argnums "
+                    "reuses the buffers)"
                 )
+        for index, leaf in enumerate(column):
             if id(leaf) in seen:
+                other, where = seen[id(leaf)]
                 raise ValueError(
-                    f"{name}{path} is the same array as {seen[id(leaf)]}: "
-                    "the outputs must be distinct arrays"
+                    f"{path_name(name, paths[index])} is the same array as "
+                    f"{path_name(other, paths[where])}: the outputs must be distinct arrays"
                 )
-            seen[id(leaf)] = name + path
+            seen[id(leaf)] = (name, index)
+            # duck-typed: NumPy (and CuPy) arrays say whether they may be written
+            if not getattr(getattr(leaf, "flags", None), "writeable", True):
+                raise ValueError(
+                    f"{path_name(name, paths[index])} is read-only: an output must be writable"
+                )
 
 
 def _as_array(xp: Namespace, result: Any, like: Any) -> Any:

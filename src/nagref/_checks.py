@@ -20,7 +20,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, cast
 
-from ._compat import array_namespace, device, is_array_api_obj, is_dask_array
+from ._compat import array_namespace, cpu_only, device, is_array_api_obj, is_dask_array
+from ._tree import Path, path_name
 from ._typing import Hyperparameter, Namespace
 
 __all__ = ["check_leaves", "check_lr", "check_momentum", "describe", "dtype_name"]
@@ -119,14 +120,15 @@ def _read(value: object) -> float | None:
 
 
 def check_leaves(
-    names: Sequence[str], leaves: Sequence[Sequence[object]], paths: Sequence[str]
+    names: Sequence[str], leaves: Sequence[Sequence[object]], paths: Sequence[Path]
 ) -> Namespace | None:
     """Check that corresponding leaves are compatible arrays; return their namespace.
 
     Args:
         names: the argument names, the parameters first (``"param"``, ...).
         leaves: for each argument, its flattened leaves, in the same order.
-        paths: the pytree path of each leaf position, e.g. ``"['w'][0]"``.
+        paths: the pytree path of each leaf position (rendered, e.g. as
+            ``['w'][0]``, only in an error message).
 
     Returns:
         The array namespace shared by all leaves, or None when there are none.
@@ -134,29 +136,43 @@ def check_leaves(
     # whether an object is an array depends on its type only: ask once per type
     representatives: dict[type, object] = {}
     for name, column in zip(names, leaves, strict=True):
-        for path, leaf in zip(paths, column, strict=True):
-            if type(leaf) not in representatives:
-                if not is_array_api_obj(leaf):
-                    raise TypeError(f"{name}{path} must be an array, got {describe(leaf)}")
-                representatives[type(leaf)] = leaf
+        for kind in set(map(type, column)) - representatives.keys():
+            index, leaf = next((i, x) for i, x in enumerate(column) if type(x) is kind)
+            if not is_array_api_obj(leaf):
+                raise TypeError(
+                    f"{path_name(name, paths[index])} must be an array, got {describe(leaf)}"
+                )
+            representatives[kind] = leaf
     if not representatives:
         return None
     xp = _one_namespace(list(representatives.values()), names, leaves, paths)
-    reference = leaves[0]
-    floating: list[object] = []  # dtypes already checked
-    for path, leaf in zip(paths, reference, strict=True):
-        dtype = leaf.dtype  # type: ignore[attr-defined]
-        if any(dtype is known for known in floating):
+    reference: Sequence[Any] = leaves[0]
+    # each distinct dtype object once, by identity (dtypes need not be hashable);
+    # the objects are kept, so that no other object can take a checked one's id
+    checked: dict[int, object] = {}
+    for index, leaf in enumerate(reference):
+        dtype = leaf.dtype
+        if id(dtype) in checked:
             continue
         if not xp.isdtype(dtype, ("real floating", "complex floating")):
             raise TypeError(
-                f"{names[0]}{path} has dtype {dtype_name(leaf)}; nagref supports "
-                "real and complex floating dtypes only"
+                f"{path_name(names[0], paths[index])} has dtype {dtype_name(leaf)}; nagref "
+                "supports real and complex floating dtypes only"
             )
-        floating.append(dtype)
+        checked[id(dtype)] = dtype
+    # a NumPy array's device is always the CPU: compare devices only for others
+    devices = not all(map(cpu_only, representatives))
     for name, column in zip(names[1:], leaves[1:], strict=True):
-        for path, ref, leaf in zip(paths, reference, column, strict=True):
-            _check_pair(names[0] + path, ref, name + path, leaf)
+        for index, (ref, leaf) in enumerate(zip(reference, column, strict=True)):
+            other: Any = leaf
+            if (
+                (other.dtype is not ref.dtype and other.dtype != ref.dtype)
+                or (other.shape != ref.shape and tuple(other.shape) != tuple(ref.shape))
+                or (devices and device(other) != device(ref))
+            ):
+                _check_pair(
+                    path_name(names[0], paths[index]), ref, path_name(name, paths[index]), other
+                )
     return xp
 
 
@@ -164,21 +180,21 @@ def _one_namespace(
     flat: Sequence[object],
     names: Sequence[str],
     leaves: Sequence[Sequence[object]],
-    paths: Sequence[str],
+    paths: Sequence[Path],
 ) -> Namespace:
     """The namespace of ``flat`` (all leaves); on failure, name the first offending pair."""
     try:
         return array_namespace(*flat)
     except TypeError:
         pass
-    first_name, first = names[0] + paths[0], leaves[0][0]
+    first_name, first = path_name(names[0], paths[0]), leaves[0][0]
     for name, column in zip(names, leaves, strict=True):
         for path, leaf in zip(paths, column, strict=True):
             try:
                 array_namespace(first, leaf)
             except TypeError:
                 raise TypeError(
-                    f"{first_name} and {name}{path} come from different array "
+                    f"{first_name} and {path_name(name, path)} come from different array "
                     f"libraries: {_library(first)} and {_library(leaf)}"
                 ) from None
     raise TypeError(f"{names} hold arrays that array_api_compat cannot combine")

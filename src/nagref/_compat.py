@@ -21,20 +21,25 @@ from array_api_compat import device as _device
 _NDARRAY = ("numpy", "ndarray")
 
 
+def cpu_only(kind: type) -> bool:
+    """Whether every array of type ``kind`` is on the CPU (``numpy.ndarray``)."""
+    return (kind.__module__, kind.__name__) == _NDARRAY
+
+
 def device(x: Any) -> Any:
     """``array_api_compat.device``; a NumPy array's device ("cpu") is known at once.
 
     The shortcut matters when a model has hundreds of tensors: the general
     lookup asks each array library in turn.
     """
-    kind = type(x)
-    if (kind.__module__, kind.__name__) == _NDARRAY:
+    if cpu_only(type(x)):
         return "cpu"
     return _device(x)
 
 
 __all__ = [
     "array_namespace",
+    "cpu_only",
     "device",
     "is_array_api_obj",
     "is_dask_array",

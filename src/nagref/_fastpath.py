@@ -7,13 +7,13 @@ blocks, a GPU elementwise kernel) and must produce the same bits. Every
 rule and convention reaches a kernel through :func:`kernel_for` and nowhere
 else; the tests run each kernel against the generic path bit for bit.
 
-A kernel receives every :class:`~nagref._recipe.Job` of one call at once
-(so that it can batch a model's many small tensors): each holds the recipe's
-segments, the input registers (arrays of one dtype and shape), the output
-register names and, optionally, caller-donated output arrays (None where an
-output is to be a new array). It returns, per job, the outputs, or None to
-decline (an unsupported dtype, layout or rounding model), in which case the
-generic path runs that job.
+A kernel receives a :class:`~nagref._recipe.Batch`: every leaf of one dtype
+and device in a call (so that it can run a model's many small tensors in
+one pass), as columns of input registers, with the recipe's segments and
+their constants, the output register names and, per output, the caller's
+arrays (or None for new arrays). It returns, per leaf, the outputs, or None
+to decline that leaf (an unsupported dtype, layout or rounding model), which
+the generic path then runs.
 
 Kernels, by namespace:
 
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._typing import Namespace
 
 if TYPE_CHECKING:
-    from ._recipe import Job
+    from ._recipe import Batch
 
 __all__ = ["Kernel", "disabled", "kernel_for"]
 
@@ -46,7 +46,7 @@ __all__ = ["Kernel", "disabled", "kernel_for"]
 class Kernel(Protocol):
     """A backend's evaluator of recipes (see the module docstring)."""
 
-    def __call__(self, jobs: Sequence[Job]) -> Sequence[tuple[Any, ...] | None]: ...
+    def __call__(self, batch: Batch) -> Sequence[tuple[Any, ...] | None]: ...
 
 
 #: namespace module name -> the module whose ``run`` is its kernel

@@ -28,11 +28,13 @@ last few in a scalar loop that the compiler contracted differently; a
 :class:`Split` evaluates a second recipe on the last ``n mod lanes``
 elements (in memory order) of each tensor.
 
-:func:`plan` prepares a recipe for one set of leaves (a :class:`Job`), and
-:func:`run` runs a call's jobs through a backend's kernel where one is
-registered (:mod:`nagref._fastpath`, the one seam for fast paths) and
-otherwise here, one array-API operation at a time: the generic path that
-defines the result.
+A rule or convention prepares one :class:`Program` per call (per storage
+dtype, where its rounding depends on it), and :func:`run` runs it over every
+set of leaves: it groups the leaves by dtype and device into
+:class:`Batch` es, casts each group's constants once, and hands each batch
+to a backend's kernel where one is registered (:mod:`nagref._fastpath`, the
+one seam for fast paths). What a kernel declines runs here, one array-API
+operation at a time: the generic path that defines the result.
 """
 
 from __future__ import annotations
@@ -40,24 +42,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from ._checks import dtype_name
-from ._compat import device
+from ._compat import cpu_only, device
 from ._fastpath import kernel_for
 from ._fma import fma
 from ._typing import Namespace
 
 __all__ = [
     "DOUBLE_TO_DTYPE",
+    "Batch",
     "Hyper",
-    "Job",
+    "Program",
     "Recipe",
     "Rounding",
     "Segment",
     "Split",
     "Step",
-    "plan",
+    "bounds",
     "run",
     "step",
 ]
@@ -119,108 +123,205 @@ class Split:
     lanes: Mapping[str, int]
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A recipe, its rounding and its constants, for elements ``[start, stop)``.
-
-    The elements are counted in memory (C) order; a recipe without a
-    :class:`Split` has one segment covering the whole array.
-    """
+class Segment(NamedTuple):
+    """A recipe with its rounding and its constants (0-d arrays by register name)."""
 
     recipe: Recipe
     rounding: Rounding
     constants: Mapping[str, Any]
-    start: int
-    stop: int
 
 
-@dataclass(frozen=True)
-class Job:
-    """One set of leaves to update: what :func:`plan` prepares and :func:`run` runs."""
+class Program(NamedTuple):
+    """A whole update, prepared once per call: what the leaves are run through.
 
-    segments: Sequence[Segment]
-    registers: Mapping[str, Any]
-    outputs: Sequence[str]
-    out: Sequence[Any | None] | None = None
+    ``inputs`` names the registers that the argument trees fill, in their
+    order; ``outputs`` the registers returned (a name may repeat). Each
+    :class:`Hyper` in ``hypers`` becomes a constant register, cast along its
+    chain for each storage dtype.
+    """
+
+    recipe: Recipe
+    rounding: Rounding
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    hypers: Mapping[str, Hyper] = MappingProxyType({})
+    split: Split | None = None
 
 
-def plan(
+class Batch(NamedTuple):
+    """Leaves of one dtype and device under one program: what a kernel receives.
+
+    ``columns[k]`` holds every leaf of input register ``inputs[k]``;
+    ``out[j]`` holds the caller's arrays for output ``j`` (or is None: new
+    arrays). ``segments`` is the body, then, where ``lanes`` is not 0, the
+    tail: the last ``n mod lanes`` elements of each leaf (see :func:`bounds`).
+    """
+
+    segments: tuple[Segment, ...]
+    lanes: int
+    inputs: tuple[str, ...]
+    columns: Sequence[Sequence[Any]]
+    outputs: tuple[str, ...]
+    out: Sequence[Sequence[Any] | None]
+
+
+def bounds(lanes: int, size: int) -> list[tuple[int, int]]:
+    """Each segment's elements ``[start, stop)`` of a leaf of ``size`` elements.
+
+    Elements are counted in memory (C) order. The tail segment, if the batch
+    has one, is left out where it would be empty.
+    """
+    cut = size - size % lanes if lanes else size
+    return [(0, cut), (cut, size)] if cut < size else [(0, size)]
+
+
+def run(
     xp: Namespace,
-    recipe: Recipe,
-    rounding: Rounding,
-    registers: Mapping[str, Any],
+    program_for: Callable[[str], Program],
+    columns: Sequence[Sequence[Any]],
+    out: Sequence[Sequence[Any] | None],
     *,
-    hypers: Mapping[str, Hyper | Any],
-    outputs: Sequence[str],
-    split: Split | None = None,
-    out: Sequence[Any | None] | None = None,
-) -> Job:
-    """Prepare ``recipe`` on one set of leaves, returning the ``outputs`` registers.
+    arrays: Callable[[Any], Mapping[str, Any]] | None = None,
+) -> list[list[Any]]:
+    """Run a program over every set of leaves; return each output's leaves.
 
-    Every array register has the storage dtype; results are returned in it.
-    A hyperparameter is a :class:`Hyper` (a Python number and its cast chain)
-    or a 0-d array already in the storage dtype. With ``out`` (one array or
-    None per output), results are written into the given arrays, which are
-    returned.
+    Args:
+        xp: the leaves' namespace.
+        program_for: the program for a storage dtype (by name); it may raise
+            for a dtype it refuses. Every group's program is prepared, and
+            every constant cast, before anything is computed.
+        columns: per input register, its leaves (validated: corresponding
+            leaves share dtype, shape and device).
+        out: per output, the caller's arrays to write into, or None.
+        arrays: hyperparameters that are already 0-d arrays, as constants for
+            a leaf's dtype and device.
+
+    Leaves are grouped by dtype and device into :class:`Batch` es. The
+    kernel registered for ``xp`` (:mod:`nagref._fastpath`, the one seam for
+    fast paths) receives each batch whole and may decline any leaf; those
+    run here, one array-API operation at a time: the generic path that
+    defines the result.
     """
-    first = next(iter(registers.values()))
-    size = math.prod(int(extent) for extent in first.shape)
-    cut = size
-    if split is not None:
-        lanes = split.lanes.get(dtype_name(first), 0)
-        cut = size - size % lanes if lanes else size
-    where = device(first)
-    segments = [Segment(recipe, rounding, _constants(xp, hypers, rounding, first, where), 0, cut)]
-    if cut < size:
-        assert split is not None
-        tail_constants = _constants(xp, hypers, split.tail_rounding, first, where)
-        segments.append(Segment(split.tail, split.tail_rounding, tail_constants, cut, size))
-    return Job(segments, registers, outputs, out)
-
-
-def run(xp: Namespace, jobs: Sequence[Job]) -> list[tuple[Any, ...]]:
-    """Run every job: through the backend's kernel where it takes them, else here.
-
-    A kernel registered with :mod:`nagref._fastpath` receives all the jobs at
-    once (so that it can batch many small tensors) and may decline any of
-    them; those run here, one array-API operation at a time. Both give the
-    same bits.
-    """
+    batches = [
+        (indices, _batch(xp, program_for, first, indices, columns=columns, out=out, arrays=arrays))
+        for first, indices in _groups(columns[0])
+    ]
+    n_outputs = len(out)
+    results: list[list[Any]] = [[None] * len(columns[0]) for _ in range(n_outputs)]
     kernel = kernel_for(xp)
-    done: Sequence[tuple[Any, ...] | None] = [None] * len(jobs)
-    if kernel is not None and jobs:
-        done = kernel(jobs)
-    return [_generic_job(xp, job) if r is None else r for job, r in zip(jobs, done, strict=True)]
+    for indices, batch in batches:
+        done = kernel(batch) if kernel is not None else [None] * len(batch.columns[0])
+        for k, (index, leaf) in enumerate(zip(indices, done, strict=True)):
+            outputs = _generic_leaf(xp, batch, k) if leaf is None else leaf
+            for column, result in zip(results, outputs, strict=True):
+                column[index] = result
+    return results
 
 
-def _generic_job(xp: Namespace, job: Job) -> tuple[Any, ...]:
-    results = _generic(xp, job.segments, job.registers, job.outputs)
-    if job.out is None:
-        return results
-    for target, result in zip(job.out, results, strict=True):
+def _groups(leaves: Sequence[Any]) -> list[tuple[Any, Sequence[int]]]:
+    """The leaves' positions grouped by dtype and device, in first-seen order."""
+    keys: list[tuple[Any, Any]] = []
+    groups: list[tuple[Any, list[int]]] = []
+    last = -1
+    # a NumPy array is on the CPU: ask the others' devices only
+    devices = not all(map(cpu_only, set(map(type, leaves))))
+    for index, leaf in enumerate(leaves):
+        dtype, where = leaf.dtype, device(leaf) if devices else "cpu"
+        if last < 0 or not (keys[last][0] == dtype and keys[last][1] == where):
+            last = next(
+                (k for k, (d, w) in enumerate(keys) if d == dtype and w == where), len(keys)
+            )
+            if last == len(keys):
+                keys.append((dtype, where))
+                groups.append((leaf, []))
+        groups[last][1].append(index)
+    if len(groups) == 1:
+        return [(groups[0][0], range(len(leaves)))]
+    return list(groups)
+
+
+def _batch(
+    xp: Namespace,
+    program_for: Callable[[str], Program],
+    first: Any,
+    indices: Sequence[int],
+    *,
+    columns: Sequence[Sequence[Any]],
+    out: Sequence[Sequence[Any] | None],
+    arrays: Callable[[Any], Mapping[str, Any]] | None,
+) -> Batch:
+    """The batch of the leaves at ``indices``, whose first is ``first``."""
+    program = program_for(dtype_name(first))
+    given = {} if arrays is None else arrays(first)
+    where = device(first)
+
+    def segment(recipe: Recipe, rounding: Rounding) -> Segment:
+        constants = _constants(xp, program.hypers, rounding, first, where)
+        return Segment(recipe, rounding, {**given, **constants} if constants else given)
+
+    segments = [segment(program.recipe, program.rounding)]
+    split = program.split
+    lanes = 0 if split is None else split.lanes.get(dtype_name(first), 0)
+    if split is not None and lanes:
+        segments.append(segment(split.tail, split.tail_rounding))
+    if not isinstance(indices, range):
+        columns = [[column[i] for i in indices] for column in columns]
+        out = [None if column is None else [column[i] for i in indices] for column in out]
+    return Batch(tuple(segments), lanes, program.inputs, columns, program.outputs, out)
+
+
+def _generic_leaf(xp: Namespace, batch: Batch, index: int) -> tuple[Any, ...]:
+    """One leaf of a batch on the generic path, written into the caller's arrays."""
+    registers = {
+        name: column[index] for name, column in zip(batch.inputs, batch.columns, strict=True)
+    }
+    first = batch.columns[0][index]
+    size = math.prod(int(extent) for extent in first.shape)
+    ranges = bounds(batch.lanes, size)
+    results = _generic(xp, batch.segments[: len(ranges)], ranges, registers, batch.outputs)
+    targets = [None if column is None else column[index] for column in batch.out]
+    for target, result in zip(targets, results, strict=True):
         if target is not None:
             target[...] = result
-    return tuple(r if t is None else t for t, r in zip(job.out, results, strict=True))
+    return tuple(r if t is None else t for t, r in zip(targets, results, strict=True))
 
 
 def _generic(
     xp: Namespace,
     segments: Sequence[Segment],
+    ranges: Sequence[tuple[int, int]],
     registers: Mapping[str, Any],
     outputs: Sequence[str],
 ) -> tuple[Any, ...]:
+    """The outputs of ``segments`` over ``ranges`` of the registers, as new arrays."""
     first = next(iter(registers.values()))
+    shape = tuple(first.shape)
     if len(segments) == 1:
         values = _run_segment(xp, segments[0], registers)
-        return tuple(_astype(xp, values[name], first.dtype) for name in outputs)
-    shape = first.shape
+        return tuple(_storage(xp, values[name], first) for name in outputs)
     flat = {name: xp.reshape(x, (-1,)) for name, x in registers.items()}
     parts = [
-        _run_segment(xp, segment, {k: v[segment.start : segment.stop] for k, v in flat.items()})
-        for segment in segments
+        _run_segment(xp, segment, {k: v[start:stop] for k, v in flat.items()})
+        for segment, (start, stop) in zip(segments, ranges, strict=True)
     ]
-    joined = (xp.concat([part[name] for part in parts]) for name in outputs)
+    joined = (
+        xp.concat(
+            [
+                xp.broadcast_to(part[name], (stop - start,))
+                for part, (start, stop) in zip(parts, ranges, strict=True)
+            ]
+        )
+        for name in outputs
+    )
     return tuple(xp.reshape(_astype(xp, x, first.dtype), shape) for x in joined)
+
+
+def _storage(xp: Namespace, x: Any, first: Any) -> Any:
+    """An output in the storage dtype and the leaf's shape (a constant broadcast)."""
+    x = _astype(xp, x, first.dtype)
+    if tuple(x.shape) != tuple(first.shape):
+        x = xp.asarray(xp.broadcast_to(x, tuple(first.shape)), copy=True)
+    return x
 
 
 def _run_segment(xp: Namespace, segment: Segment, registers: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,7 +343,7 @@ def _run_segment(xp: Namespace, segment: Segment, registers: Mapping[str, Any]) 
             values[s.out] = rounded(product + args[2])
         else:
             values[s.out] = rounded(_apply(xp, s.op, args))
-    return values  # in the result dtype; evaluate() casts the outputs to storage
+    return values  # in the result dtype; _generic casts the outputs to storage
 
 
 def _dtype(xp: Namespace, by_storage: Mapping[str, str], first: Any) -> Any:
@@ -270,21 +371,12 @@ def _apply(xp: Namespace, op: Op, args: list[Any]) -> Any:
 
 
 def _constants(
-    xp: Namespace,
-    hypers: Mapping[str, Hyper | Any],
-    rounding: Rounding,
-    first: Any,
-    where: Any,
-) -> Mapping[str, Any]:
+    xp: Namespace, hypers: Mapping[str, Hyper], rounding: Rounding, first: Any, where: Any
+) -> dict[str, Any]:
     """Each hyperparameter as a 0-d array, cast along its chain."""
-    if not any(isinstance(hyper, Hyper) for hyper in hypers.values()):
-        return hypers  # arrays already (the canonical rules): shared by every leaf
     compute = _dtype(xp, rounding.compute, first)
     return {
-        name: _cast_hyper(xp, hyper, first.dtype, compute, where)
-        if isinstance(hyper, Hyper)
-        else hyper
-        for name, hyper in hypers.items()
+        name: _cast_hyper(xp, hyper, first.dtype, compute, where) for name, hyper in hypers.items()
     }
 
 

@@ -5,7 +5,9 @@ The canonical rules are written once, as ordinary expressions on arrays
 placeholders records each operation, in Python's evaluation order and with
 its operands in the order written, as a :class:`~nagref._recipe.Step`. The
 recipe is therefore the function's own arithmetic, not a second copy of it,
-and it runs on the generic path or on a backend's kernel alike.
+and it runs on the generic path or on a backend's kernel alike, under
+:data:`CANONICAL` rounding: every operation rounded once to the storage
+dtype.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from ._recipe import Op, Recipe, Step
+from ._recipe import Op, Program, Rounding, Step
 
-__all__ = ["Traced", "trace"]
+__all__ = ["CANONICAL", "trace"]
+
+#: The canonical rules' rounding: every operation rounded once to the storage dtype.
+CANONICAL = Rounding(contract=False)
 
 
 class _Symbol:
@@ -61,18 +66,13 @@ class _Symbol:
         return self._emit("neg", self)
 
 
-class Traced:
-    """A leaf function's recipe: its array inputs, hyperparameters and outputs."""
-
-    def __init__(self, inputs: tuple[str, ...], recipe: Recipe, outputs: tuple[str, ...]) -> None:
-        self.inputs = inputs
-        self.recipe = recipe
-        self.outputs = outputs
-
-
 @cache
-def trace(leaf_fn: Callable[..., tuple[Any, ...]]) -> Traced:
-    """The recipe of ``leaf_fn(*arrays, **hyperparameters)`` (cached per function)."""
+def trace(leaf_fn: Callable[..., tuple[Any, ...]]) -> Program:
+    """The program of ``leaf_fn(*arrays, **hyperparameters)`` (cached per function).
+
+    Its inputs are the positional parameters; the keyword-only ones
+    (hyperparameters) are constant registers, given as arrays when it runs.
+    """
     parameters = inspect.signature(leaf_fn).parameters.values()
     positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
     keyword = tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
@@ -82,4 +82,4 @@ def trace(leaf_fn: Callable[..., tuple[Any, ...]]) -> Traced:
         **{name: _Symbol(name, tape) for name in keyword},
     )
     outputs = tuple(_Symbol._check(result) for result in results)
-    return Traced(positional, tuple(tape), outputs)
+    return Program(tuple(tape), CANONICAL, positional, outputs)

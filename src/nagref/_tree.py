@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Structure", "flatten", "flatten_like", "path_name", "unflatten"]
+__all__ = ["Path", "Structure", "flatten", "flatten_like", "path_name", "unflatten"]
 
 Path = tuple[Any, ...]
 _Kind = Literal["leaf", "dict", "list", "tuple"]
@@ -43,6 +43,11 @@ class Structure:
         if self.kind == "dict":
             return f"a {_type_name(self.container)} with keys {sorted(self.keys, key=repr)}"
         return f"a {_type_name(self.container)} of length {len(self.children)}"
+
+
+#: Every leaf's structure (one shared object, so that a leaf is recognised by identity).
+_LEAF = Structure("leaf")
+_CONTAINERS = (dict, list, tuple)
 
 
 def _type_name(container: type | None) -> str:
@@ -75,15 +80,20 @@ def _flatten(node: object, path: Path, out: list[tuple[Path, object]]) -> Struct
     kind = _kind_of(node)
     if kind == "leaf":
         out.append((path, node))
-        return Structure("leaf")
-    if kind == "dict":
-        assert isinstance(node, dict)
-        keys = tuple(node)
-        children = tuple(_flatten(node[k], (*path, k), out) for k in keys)
-        return Structure("dict", type(node), keys, children)
-    assert isinstance(node, (list, tuple))
-    children = tuple(_flatten(item, (*path, i), out) for i, item in enumerate(node))
-    return Structure(kind, type(node), (), children)
+        return _LEAF
+    assert isinstance(node, (dict, list, tuple))
+    items: list[tuple[Any, object]] = list(
+        node.items() if isinstance(node, dict) else enumerate(node)
+    )
+    children = []
+    for key, item in items:
+        if isinstance(item, _CONTAINERS):
+            children.append(_flatten(item, (*path, key), out))
+        else:  # a leaf, inline: a model's pytree is mostly leaves
+            out.append(((*path, key), item))
+            children.append(_LEAF)
+    keys = tuple(key for key, _ in items) if kind == "dict" else ()
+    return Structure(kind, type(node), keys, tuple(children))
 
 
 def flatten_like(structure: Structure, tree: object, name: str) -> list[object]:
@@ -110,16 +120,20 @@ def _flatten_like(
     if kind != structure.kind:
         raise ValueError(_mismatch(structure, node, name, path))
     if isinstance(node, dict):
-        if set(node) != set(structure.keys):
+        if node.keys() != set(structure.keys):
             raise ValueError(_mismatch(structure, node, name, path))
-        for key, child in zip(structure.keys, structure.children, strict=True):
-            _flatten_like(child, node[key], name, (*path, key), out)
-        return
-    assert isinstance(node, (list, tuple))
-    if len(node) != len(structure.children):
-        raise ValueError(_mismatch(structure, node, name, path))
-    for i, (child, item) in enumerate(zip(structure.children, node, strict=True)):
-        _flatten_like(child, item, name, (*path, i), out)
+        items: list[Any] = [node[key] for key in structure.keys]
+        keys: Sequence[Any] = structure.keys
+    else:
+        assert isinstance(node, (list, tuple))
+        if len(node) != len(structure.children):
+            raise ValueError(_mismatch(structure, node, name, path))
+        items, keys = list(node), range(len(node))
+    for key, child, item in zip(keys, structure.children, items, strict=True):
+        if child is _LEAF and not isinstance(item, _CONTAINERS):
+            out.append(item)  # a leaf, inline
+        else:
+            _flatten_like(child, item, name, (*path, key), out)
 
 
 def _mismatch(structure: Structure, node: object, name: str, path: Path) -> str:
@@ -149,7 +163,9 @@ _END = object()
 def _unflatten(structure: Structure, it: Iterator[object]) -> Any:
     if structure.kind == "leaf":
         return next(it)
-    children = [_unflatten(child, it) for child in structure.children]
+    children = [
+        next(it) if child is _LEAF else _unflatten(child, it) for child in structure.children
+    ]
     container = structure.container
     assert container is not None
     if structure.kind == "dict":

@@ -46,9 +46,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from ._apply import apply
+from ._apply import apply_program
 from ._checks import check_leaves, check_lr, check_momentum
-from ._tree import flatten, path_name, unflatten
+from ._trace import trace
+from ._tree import flatten, unflatten
 from ._typing import Hyperparameter, TreeT
 
 __all__ = ["init_velocity", "lookahead", "momentum", "nag", "sgd"]
@@ -82,7 +83,7 @@ def _velocity_step(
     """Shared by :func:`momentum` and :func:`nag`: validate, then V' and W'."""
     hypers = {"lr": check_lr("lr", lr), "momentum": check_momentum("momentum", mu)}
     trees = {"param": param, "grad": grad, "velocity": velocity}
-    new_param, new_velocity = apply(_momentum_leaf, trees, hypers, 2, traced=True, out=out)
+    new_param, new_velocity = apply_program(trace(_momentum_leaf), trees, hypers, 2, out=out)
     return cast(TreeT, new_param), cast(TreeT, new_velocity)
 
 
@@ -112,7 +113,7 @@ def sgd(param: TreeT, grad: TreeT, *, lr: Hyperparameter, out: TreeT | None = No
     """
     lr = check_lr("lr", lr)
     trees = {"param": param, "grad": grad}
-    (new_param,) = apply(_sgd_leaf, trees, {"lr": lr}, 1, traced=True, out=_one(out))
+    (new_param,) = apply_program(trace(_sgd_leaf), trees, {"lr": lr}, 1, out=_one(out))
     return cast(TreeT, new_param)
 
 
@@ -172,7 +173,7 @@ def lookahead(
     """
     mu = check_momentum("momentum", momentum)
     trees = {"param": param, "velocity": velocity}
-    (point,) = apply(_lookahead_leaf, trees, {"momentum": mu}, 1, traced=True, out=_one(out))
+    (point,) = apply_program(trace(_lookahead_leaf), trees, {"momentum": mu}, 1, out=_one(out))
     return cast(TreeT, point)
 
 
@@ -223,7 +224,7 @@ def init_velocity(param: TreeT) -> TreeT:
         Zeros in the structure of ``param``.
     """
     leaves_with_paths, structure = flatten(param)
-    paths = [path_name("", path) for path, _ in leaves_with_paths]
+    paths = [path for path, _ in leaves_with_paths]
     leaves = [leaf for _, leaf in leaves_with_paths]
     xp = check_leaves(["param"], [leaves], paths)
     zeros = [] if xp is None else [xp.zeros_like(leaf) for leaf in leaves]

@@ -68,13 +68,13 @@ def _arrays(dtype: str) -> tuple[np.ndarray, ...]:
     return p, g, b
 
 
-def _capture(step: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """The (segments, registers, outputs) each kernel call receives."""
-    calls: list[tuple[Any, ...]] = []
+def _capture(step: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[_recipe.Batch]:
+    """The batches the kernel receives (it declines them all)."""
+    calls: list[_recipe.Batch] = []
 
-    def record(jobs: Any) -> list[None]:
-        calls.extend((job.segments, dict(job.registers), tuple(job.outputs)) for job in jobs)
-        return [None] * len(jobs)
+    def record(batch: _recipe.Batch) -> list[None]:
+        calls.append(batch)
+        return [None] * len(batch.columns[0])
 
     monkeypatch.setitem(_fastpath._loaded, "array_api_compat.numpy", record)
     step()
@@ -82,7 +82,11 @@ def _capture(step: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[t
 
 
 def _compile_and_run(
-    tmp: Path, segments: Any, registers: dict[str, Any], outputs: tuple[str, ...]
+    tmp: Path,
+    segments: Any,
+    ranges: list[tuple[int, int]],
+    registers: dict[str, Any],
+    outputs: tuple[str, ...],
 ) -> list[np.ndarray] | None:
     first = next(iter(registers.values()))
     storage = first.dtype.name
@@ -94,12 +98,12 @@ def _compile_and_run(
     params = [f"const {ctype}* a_{name}" for name in registers]
     values: list[Any] = [r.ctypes.data_as(ctypes.c_void_p) for r in registers.values()]
     ctype_of = ctypes.c_float if ctype == "float" else ctypes.c_double
-    for k, segment in enumerate(segments):
+    for k, (segment, (start, stop)) in enumerate(zip(segments, ranges, strict=True)):
         for name, value in segment.constants.items():
             params.append(f"{ctype} {constants[k][name]}")
             values.append(ctype_of(float(np.asarray(value).astype(storage))))
         params += [f"int64 start{k}", f"int64 stop{k}"]
-        values += [ctypes.c_longlong(segment.start), ctypes.c_longlong(segment.stop)]
+        values += [ctypes.c_longlong(start), ctypes.c_longlong(stop)]
     results = [np.empty_like(first) for _ in outputs]
     params += [f"{ctype}* o_{j}" for j in range(len(outputs))]
     values += [r.ctypes.data_as(ctypes.c_void_p) for r in results]
@@ -131,11 +135,16 @@ def test_generated_source_equals_the_generic_path(
     with np.errstate(all="ignore"):
         calls = _capture(lambda: STEPS[case](p, g, b), monkeypatch)
         assert len(calls) == 1
-        segments, registers, outputs = calls[0]
-        results = _compile_and_run(tmp_path, segments, registers, outputs)
+        batch = calls[0]
+        registers = {
+            name: column[0] for name, column in zip(batch.inputs, batch.columns, strict=True)
+        }
+        ranges = _recipe.bounds(batch.lanes, p.size)
+        segments = batch.segments[: len(ranges)]
+        results = _compile_and_run(tmp_path, segments, ranges, registers, batch.outputs)
         assert results is not None, "the generator declined"
         with fastpaths.disabled():
-            expected = _recipe._generic(np, segments, registers, outputs)  # type: ignore[arg-type]
+            expected = _recipe._generic(np, segments, ranges, registers, batch.outputs)  # type: ignore[arg-type]
     for got, want in zip(results, expected, strict=True):
         same = got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}")
         assert np.all(same | (np.isnan(got) & np.isnan(want)))
@@ -146,8 +155,6 @@ def test_the_generator_declines_models_it_does_not_implement() -> None:
         (_recipe.step("p", "mul", "p", "g"),),
         _recipe.Rounding(contract=False, compute={"float16": "float32"}),
         {},
-        0,
-        4,
     )
     assert kernel_body([seg], "float16", ["p", "g"], [{}], ["p"]) is None
     assert kernel_body([seg], "float32", ["p", "g"], [{}], ["q"]) is None

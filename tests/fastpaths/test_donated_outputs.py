@@ -124,6 +124,21 @@ def test_bad_outputs_are_named() -> None:
     assert p.tobytes() == before  # nothing is written when a check fails
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["kernel", "generic"])
+def test_a_read_only_output_is_refused_before_anything_is_written(fast: bool) -> None:
+    p, g, _ = _state()
+    tree = {"a": p.copy(), "b": p.copy(), "c": p.copy()}
+    locked = tree["c"]
+    locked.flags.writeable = False
+    before = {name: x.tobytes() for name, x in tree.items()}
+    with (
+        fastpaths.disabled() if not fast else contextlib.nullcontext(),
+        pytest.raises(ValueError, match=r"out\[0\]\['c'\] is read-only: an output must"),
+    ):
+        nagref.sgd(tree, dict.fromkeys(tree, g), lr=0.5, out=tree)
+    assert {name: x.tobytes() for name, x in tree.items()} == before
+
+
 def test_jax_arrays_cannot_be_written_in_place() -> None:
     jnp = pytest.importorskip("jax.numpy")
     p = jnp.ones(3, dtype=jnp.float32)

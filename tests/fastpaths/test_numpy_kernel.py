@@ -7,6 +7,7 @@ array-API operation at a time). A spy proves that the kernel really ran.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -58,6 +59,14 @@ def _cases() -> dict[str, Step]:
         cases[f"optax-{'jit' if jit else 'eager'}"] = lambda p, g, b, lr, mu, j=jit: optax.sgd(
             p, g, b, learning_rate=lr, momentum=mu, nesterov=True, jit=j
         )
+    # a first step: the state starts at zero inside the recipe (v <- 0)
+    for backend in ("tensorflow", "torch"):
+        cases[f"keras-{backend}-first"] = lambda p, g, b, lr, mu, k=backend: keras.sgd(
+            p, g, None, learning_rate=lr, momentum=mu, nesterov=True, backend=k
+        )
+    cases["optax-jit-first"] = lambda p, g, b, lr, mu: optax.sgd(
+        p, g, None, learning_rate=lr, momentum=mu, nesterov=True, jit=True
+    )
     return cases
 
 
@@ -73,13 +82,13 @@ VALUES = st.one_of(
 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record, for each job the kernel receives, whether it ran (True) or declined."""
+    """Record, for each leaf the kernel receives, whether it ran (True) or declined."""
     kernel = _fastpath.kernel_for(np)  # type: ignore[arg-type]
     assert kernel is not None
     calls: list[bool] = []
 
-    def recording(jobs: Any) -> Any:
-        results = kernel(jobs)
+    def recording(batch: Any) -> Any:
+        results = kernel(batch)
         calls.extend(result is not None for result in results)
         return results
 
@@ -192,32 +201,67 @@ def test_the_kernel_releases_the_gil_and_threads_agree() -> None:
         assert threaded == [step(x) for x in arrays]
 
 
-def test_the_evaluator_skips_jobs_whose_outputs_overlap() -> None:
+COPY = bytes([0, 1, 0, 0, 0])  # register 1 <- register 0
+NEG = bytes([1, 1, 0, 0, 0])  # register 1 <- -register 0
+
+
+def _spec(lanes: int = 0, inputs: bytes = b"\x00", outputs: bytes = b"\x01") -> _cpu.Spec:
+    return (1, False, 2, lanes, inputs, outputs)  # float32, no flush, 2 registers
+
+
+class _Subclass(np.ndarray):
+    pass
+
+
+def test_the_evaluator_skips_leaves_it_cannot_take() -> None:
     x = np.arange(8, dtype=np.float32)
-    copy = bytes([0, 1, 0, 0, 0])
-    entries = [
-        ([(0, x[:4])], [(1, x[1:5])], 0, 4),  # overlaps its input: skipped
-        ([(0, x[:4])], [(1, x[:4])], 0, 4),  # is its input: an in-place copy
-        ([(0, x[:2])], [(1, x[4:6])], 0, 2),  # disjoint
+    read_only = np.zeros(4, np.float32)
+    read_only.flags.writeable = False
+    leaves = [
+        (x[:4], x[1:5]),  # 0: overlaps its input
+        (x[:4], x[:4]),  # 1: is its input: an in-place copy, taken
+        (x[:2], x[4:6]),  # 2: disjoint, taken
+        (x[::2], np.zeros(4, np.float32)),  # 3: strided
+        (x[:4].astype(">f4"), np.zeros(4, np.float32)),  # 4: big-endian
+        (x[:4].astype(np.float64), np.zeros(4, np.float64)),  # 5: another dtype
+        (x[:4], np.zeros(3, np.float32)),  # 6: another length
+        (x[:4], read_only),  # 7: a read-only output
+        (x[:4], np.zeros(4, np.float32).view(_Subclass)),  # 8: not exactly ndarray
+        (x[:4], bytearray(16)),  # 9: not an array
     ]
-    assert _cpu.run(1, False, 2, copy, [], entries) == [0]
+    assert _cpu.run(_spec(), [(COPY, [])], leaves, np.ndarray) == [0, 3, 4, 5, 6, 7, 8, 9]
     assert x.tolist() == [0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 6.0, 7.0]
+    assert not read_only.any()
+
+
+def test_the_evaluator_runs_the_tail_on_the_last_n_mod_lanes_elements() -> None:
+    x = np.arange(1, 11, dtype=np.float32)
+    y = np.zeros(10, np.float32)
+    assert _cpu.run(_spec(lanes=4), [(COPY, []), (NEG, [])], [(x, y)], np.ndarray) == []
+    assert y.tolist() == [*range(1, 9), -9.0, -10.0]
+    short = np.zeros(3, np.float32)  # shorter than the lanes: all tail
+    assert _cpu.run(_spec(lanes=4), [(COPY, []), (NEG, [])], [(x[:3], short)], np.ndarray) == []
+    assert short.tolist() == [-1.0, -2.0, -3.0]
 
 
 def test_the_evaluator_rejects_malformed_programs() -> None:
     x, y = np.zeros(4, np.float32), np.zeros(4, np.float32)
-    copy = bytes([0, 1, 0, 0, 0])
+    leaves = [(x, y)]
     with pytest.raises(ValueError, match="malformed program"):
-        _cpu.run(1, False, 2, bytes([9, 0, 0, 0, 0]), [], [([(0, x)], [(1, y)], 0, 4)])
-    with pytest.raises(ValueError, match="register 7 out of range"):
-        _cpu.run(1, False, 2, copy, [], [([(7, x)], [(1, y)], 0, 4)])
-    with pytest.raises(ValueError, match="items of 4 bytes needed"):
-        _cpu.run(1, False, 2, copy, [], [([(0, x)], [(1, y)], 0, 5)])
-    with pytest.raises(BufferError, match="not writable"):
-        _cpu.run(1, False, 2, copy, [], [([(0, x)], [(1, x.tobytes())], 0, 4)])
+        _cpu.run(_spec(), [(bytes([9, 0, 0, 0, 0]), [])], leaves, np.ndarray)
+    with pytest.raises(ValueError, match="inputs: register 7 out of range"):
+        _cpu.run(_spec(inputs=b"\x07"), [(COPY, [])], leaves, np.ndarray)
+    with pytest.raises(ValueError, match="malformed constants"):
+        _cpu.run(_spec(), [(COPY, [(5, 1.0)])], leaves, np.ndarray)
+    with pytest.raises(ValueError, match="malformed segments"):
+        _cpu.run(_spec(lanes=4), [(COPY, [])], leaves, np.ndarray)
+    with pytest.raises(ValueError, match="malformed leaf"):
+        _cpu.run(_spec(), [(COPY, [])], [(x, y, y)], np.ndarray)
+    with pytest.raises(ValueError, match="kind 9 is not available"):
+        _cpu.run((9, False, 2, 0, b"\x00", b"\x01"), [(COPY, [])], leaves, np.ndarray)
     x[:] = 3.0
-    _cpu.run(1, False, 2, copy, [], [([(0, x)], [(1, y)], 1, 3)])
-    assert y.tolist() == [0.0, 3.0, 3.0, 0.0]  # only elements [start, stop)
+    assert _cpu.run(_spec(), [(COPY, [])], leaves, np.ndarray) == []
+    assert y.tolist() == [3.0] * 4
 
 
 def test_a_model_of_many_tensors_runs_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,15 +269,38 @@ def test_a_model_of_many_tensors_runs_in_one_batch(monkeypatch: pytest.MonkeyPat
     real = _cpu.run
 
     def counting(*args: Any) -> list[int]:
-        calls.append(len(args[-1]))
+        calls.append(len(args[2]))  # run(spec, segments, leaves, array_type)
         return real(*args)
 
     monkeypatch.setattr(_cpu, "run", counting)
     tree = {f"w{i}": np.full(10 + i, i, np.float32) for i in range(50)}
     tree["half"] = np.ones(7, np.float16)
+    tree["matrix"] = np.arange(12, dtype=np.float32).reshape(3, 4)
     fast = nagref.nag(tree, tree, tree, lr=0.1, momentum=0.9)
-    assert sorted(calls) == [1, 50]  # one C call per dtype
+    assert sorted(calls) == [1, 51]  # one C call per dtype
     with fastpaths.disabled():
         slow = nagref.nag(tree, tree, tree, lr=0.1, momentum=0.9)
     for name in tree:
         _same((fast[0][name], fast[1][name]), (slow[0][name], slow[1][name]))
+    # the new arrays: C-contiguous, 64-byte aligned views into one buffer
+    # per output, disjoint from each other and from the inputs
+    for new in fast:
+        arrays = [new[name] for name in tree if name != "half"]
+        assert all(x.flags.c_contiguous and x.ctypes.data % 64 == 0 for x in arrays)
+        assert len({id(x.base) for x in arrays}) == 1
+        assert arrays[-1].shape == (3, 4)
+        spans = sorted((x.ctypes.data, x.ctypes.data + x.nbytes) for x in arrays)
+        assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+        assert not any(np.shares_memory(x, y) for x in arrays for y in tree.values())
+
+
+def test_leaves_the_evaluator_skips_take_the_generic_path_within_a_batch(
+    spy: list[bool],
+) -> None:
+    base = np.arange(64, dtype=np.float32) / 3
+    tree = {"a": base[:16].copy(), "strided": base[::4], "b": base[16:32].copy()}
+    grads = {name: x[::-1].copy() for name, x in tree.items()}
+    fast = nagref.sgd(tree, grads, lr=0.1)
+    assert spy == [True, False, True]
+    for name, x in tree.items():
+        assert fast[name].tobytes() == (x - np.float32(0.1) * grads[name]).tobytes()

@@ -8,11 +8,20 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._apply import apply
+from .._apply import apply_program
 from .._checks import describe, dtype_name
-from .._compat import array_namespace
+from .._recipe import Hyper, Program, Step, step
 
-__all__ = ["REAL_FLOATS", "donated", "dtype_name", "float32", "number", "run"]
+__all__ = [
+    "REAL_FLOATS",
+    "ZERO",
+    "donated",
+    "dtype_name",
+    "float32",
+    "from_zero",
+    "number",
+    "run",
+]
 
 #: The dtypes a convention accepts: the frameworks' real floating types on CPU.
 REAL_FLOATS = ("float16", "float32", "float64")
@@ -27,27 +36,36 @@ def number(name: str, value: object) -> float:
 
 def run(
     trees: Mapping[str, object],
-    leaf: Callable[..., Any],
+    program_for: Callable[[str], Program],
     n_outputs: int,
     out: Sequence[object | None] | None = None,
 ) -> tuple[Any, ...]:
-    """Validate the trees (as the core rules do) and apply ``leaf`` leaf by leaf.
+    """Validate the trees (as the core rules do) and run the convention's program.
 
-    ``leaf(xp, *leaves, out=...)`` receives one array or None per output
-    (see :func:`nagref._apply.apply`) and returns a :class:`~nagref._recipe.Job`
-    (from :func:`~nagref._recipe.plan`); the jobs of all leaves run together.
+    ``program_for(dtype)`` gives the program for a storage dtype (by name);
+    it is asked once per dtype in the trees, after the dtype is checked to
+    be one the conventions model, and before anything is computed.
     """
 
-    def checked(*leaves: Any, out: Sequence[Any | None] | None = None) -> Any:
-        name = dtype_name(leaves[0])
-        if name not in REAL_FLOATS:
+    def checked(dtype: str) -> Program:
+        if dtype not in REAL_FLOATS:
             raise TypeError(
-                f"{next(iter(trees))} has dtype {name}; the framework conventions "
+                f"{next(iter(trees))} has dtype {dtype}; the framework conventions "
                 f"support {', '.join(REAL_FLOATS)}"
             )
-        return leaf(array_namespace(*leaves), *leaves, out=out)
+        return program_for(dtype)
 
-    return apply(checked, trees, {}, n_outputs, out=out)
+    return apply_program(checked, trees, {}, n_outputs, out=out)
+
+
+#: A state that starts at zero (the frameworks' zeros initializer), as a
+#: recipe's first step: ``state <- 0``, from the constant register ``zero``.
+ZERO = Hyper(0.0)
+
+
+def from_zero(state: str) -> tuple[Step, ...]:
+    """The step that starts register ``state`` at zero (see :data:`ZERO`)."""
+    return (step(state, "copy", "zero"),)
 
 
 def donated(out: object, state: str, has_state: bool) -> tuple[object, object] | None:

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Rounding, Split, plan, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Program, Rounding, Split, step
 from .._typing import ArrayTree
-from ._common import donated, float32, number, run
+from ._common import ZERO, donated, float32, from_zero, number, run
 from .pytorch import HALF_LANES, HALF_TAIL
 
 __all__ = ["BACKENDS", "sgd"]
@@ -106,21 +106,19 @@ def sgd(
         "decay": Hyper(_torch_decay_factor(lr, wd), ("float32",)),
     }
     trees: dict[str, Any] = {"variable": variable, "gradient": gradient}
+    inputs: tuple[str, ...] = ("p", "g")
     if momentum != 0 and momentum_var is not None:
         trees["momentum_var"] = momentum_var
-    rounding = _ROUNDING[backend]
+        inputs += ("v",)
+    elif momentum != 0:  # the velocity variables start at zero
+        recipe = (*from_zero("v"), *recipe)
+        hypers["zero"] = ZERO
+    outputs = ("p", "v") if momentum != 0 else ("p", "p")
     split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
-
-    def leaf(xp: Any, p: Any, g: Any, v: Any = None, out: Any = None) -> Job:
-        registers = {"p": p, "g": g}
-        if momentum != 0:
-            registers["v"] = xp.zeros_like(p) if v is None else v
-        outputs = ("p", "v") if momentum != 0 else ("p", "p")
-        return plan(
-            xp, recipe, rounding, registers, hypers=hypers, outputs=outputs, split=split, out=out
-        )
-
-    new_variable, new_velocity = run(trees, leaf, 2, donated(out, "momentum_var", momentum != 0))
+    program = Program(recipe, _ROUNDING[backend], inputs, outputs, hypers, split)
+    new_variable, new_velocity = run(
+        trees, lambda dtype: program, 2, donated(out, "momentum_var", momentum != 0)
+    )
     return new_variable, (new_velocity if momentum != 0 else None)
 
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Rounding, plan, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Program, Rounding, step
 from .._typing import ArrayTree
-from ._common import donated, dtype_name, number, run
+from ._common import ZERO, donated, from_zero, number, run
 
 __all__ = ["sgd"]
 
@@ -88,17 +88,20 @@ def sgd(
         "mu": Hyper(0.0 if mu is None else mu, ("storage",) if jit else DOUBLE_TO_DTYPE),
     }
     trees: dict[str, Any] = {"param": param, "grad": grad}
+    inputs: tuple[str, ...] = ("p", "g")
+    recipe = tuple(steps)
     if mu is not None and trace is not None:
         trees["trace"] = trace
+        inputs += ("t",)
+    elif mu is not None:  # optax.sgd's trace starts at zero
+        recipe = (*from_zero("t"), *recipe)
+        hypers["zero"] = ZERO
+    outputs = ("p", "t") if mu is not None else ("p", "p")
+    fused = Program(recipe, _JIT, inputs, outputs, hypers)
+    eager = fused._replace(rounding=_EAGER)
 
-    def leaf(xp: Any, p: Any, g: Any, t: Any = None, out: Any = None) -> Job:
-        fused = jit and dtype_name(p) != "float16"
-        registers = {"p": p, "g": g}
-        if mu is not None:
-            registers["t"] = xp.zeros_like(p) if t is None else t
-        outputs = ("p", "t") if mu is not None else ("p", "p")
-        rounding = _JIT if fused else _EAGER
-        return plan(xp, steps, rounding, registers, hypers=hypers, outputs=outputs, out=out)
+    def program(dtype: str) -> Program:
+        return fused if jit and dtype != "float16" else eager
 
-    new_param, new_trace = run(trees, leaf, 2, donated(out, "trace", mu is not None))
+    new_param, new_trace = run(trees, program, 2, donated(out, "trace", mu is not None))
     return new_param, (new_trace if mu is not None else None)

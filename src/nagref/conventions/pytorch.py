@@ -33,9 +33,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Recipe, Rounding, Split, plan, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Program, Recipe, Rounding, Split, step
 from .._typing import ArrayTree
-from ._common import donated, dtype_name, number, run
+from ._common import donated, number, run
 
 __all__ = ["HALF_LANES", "HALF_TAIL", "sgd"]
 
@@ -110,25 +110,24 @@ def sgd(
     if not first:
         trees["momentum_buffer"] = momentum_buffer
 
-    def leaf(xp: Any, p: Any, g: Any, b: Any = None, out: Any = None) -> Job:
-        registers = {"p": p, "g": g} if b is None else {"p": p, "g": g, "b": b}
-        if fused:
-            if dtype_name(p) == "float16":
-                raise NotImplementedError(
-                    "fused=True with float16 is not modelled: torch 2.13's fused CPU "
-                    "kernel skips float16 parameter updates in its vector loop "
-                    "(pytorch/pytorch#191763)"
-                )
+    inputs = ("p", "g") if first else ("p", "g", "b")
+    outputs = ("p", "b") if momentum != 0 else ("p", "p")
+
+    def program(dtype: str) -> Program:
+        if not fused:
+            split = Split(recipe, HALF_TAIL, HALF_LANES)
+        elif dtype == "float16":
+            raise NotImplementedError(
+                "fused=True with float16 is not modelled: torch 2.13's fused CPU "
+                "kernel skips float16 parameter updates in its vector loop "
+                "(pytorch/pytorch#191763)"
+            )
+        else:
             tail = _recipe(momentum, weight_decay, nesterov, maximize, first, scalar_tail=True)
             split = Split(tail, _EACH, _FUSED_LANES)
-        else:
-            split = Split(recipe, HALF_TAIL, HALF_LANES)
-        outputs = ("p", "b") if momentum != 0 else ("p", "p")
-        return plan(
-            xp, recipe, _EACH, registers, hypers=hypers, outputs=outputs, split=split, out=out
-        )
+        return Program(recipe, _EACH, inputs, outputs, hypers, split)
 
-    new_param, new_buffer = run(trees, leaf, 2, donated(out, "momentum_buffer", momentum != 0))
+    new_param, new_buffer = run(trees, program, 2, donated(out, "momentum_buffer", momentum != 0))
     return new_param, (new_buffer if momentum != 0 else None)
 
 

@@ -18,9 +18,9 @@ TensorFlow on CPU flushes float32 and float64 subnormals to zero. With
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Job, Rounding, plan, step
+from .._recipe import DOUBLE_TO_DTYPE, Hyper, Program, Rounding, step
 from .._typing import ArrayTree
 from ._common import donated, number, run
 
@@ -72,11 +72,11 @@ def apply_momentum(
     else:  # var -= accum * lr
         steps += [step("x", "mul", "a", "lr"), step("p", "sub", "p", "x")]
 
-    def leaf(xp: Any, p: Any, a: Any, g: Any, out: Any = None) -> Job:
-        registers = {"p": p, "a": a, "g": g}
-        return plan(xp, steps, _ROUNDING, registers, hypers=hypers, outputs=("p", "a"), out=out)
-
+    program = Program(tuple(steps), _ROUNDING, ("p", "a", "g"), ("p", "a"), hypers)
     new_var, new_accum = run(
-        {"var": var, "accum": accum, "grad": grad}, leaf, 2, donated(out, "accum", True)
+        {"var": var, "accum": accum, "grad": grad},
+        lambda dtype: program,
+        2,
+        donated(out, "accum", True),
     )
     return new_var, new_accum

@@ -19,6 +19,11 @@
  * and float32 and then to nearest in float16, which is exact because each
  * odd rounding keeps more than two extra bits (Boldo and Melquiond 2008).
  *
+ * run() takes a batch of leaves (a model's tensors of one dtype) and checks
+ * each leaf's buffers itself, so the Python side does no per-leaf work
+ * beyond gathering the arrays; a leaf it cannot take is skipped, and the
+ * caller runs it on the generic path.
+ *
  * The file must be compiled with -ffp-contract=off: a compiler that fused
  * a*b + c on its own would change results. Functions are cloned for x86-64
  * levels v4, v3 and the baseline, and the loader picks one at run time.
@@ -66,12 +71,19 @@ typedef struct {
     char *data;
 } Port;
 
+/* One segment's compiled recipe and its constants. */
 typedef struct {
-    int kind, flush, n_steps, n_in, n_out, n_const;
+    int n_steps, n_const;
     Instr steps[MAX_STEPS];
-    Port in[MAX_REGISTERS], out[MAX_REGISTERS];
     int const_reg[MAX_REGISTERS];
     double const_value[MAX_REGISTERS];
+} Program;
+
+/* One program over elements [start, stop) of one leaf's buffers. */
+typedef struct {
+    int kind, flush, n_in, n_out;
+    const Program *program;
+    Port in[MAX_REGISTERS], out[MAX_REGISTERS];
     Py_ssize_t start, stop;
     void *scratch; /* MAX_REGISTERS blocks of BLOCK elements, 64-byte aligned */
 } Job;
@@ -90,9 +102,9 @@ typedef struct {
         enum { BLOCK = BLOCK_BYTES / sizeof(T) };                              \
         T (*scratch)[BLOCK] = job->scratch;                                    \
         T *ptr[MAX_REGISTERS];                                                 \
-        for (int k = 0; k < job->n_const; k++) {                               \
-            T *block = scratch[job->const_reg[k]];                             \
-            for (int i = 0; i < BLOCK; i++) block[i] = (T)job->const_value[k]; \
+        for (int k = 0; k < job->program->n_const; k++) {                               \
+            T *block = scratch[job->program->const_reg[k]];                             \
+            for (int i = 0; i < BLOCK; i++) block[i] = (T)job->program->const_value[k]; \
         }                                                                      \
         for (Py_ssize_t s = job->start; s < job->stop; s += BLOCK) {           \
             int m = (int)(job->stop - s < BLOCK ? job->stop - s : BLOCK);      \
@@ -107,8 +119,8 @@ typedef struct {
                     ptr[job->in[k].reg] = src;                                 \
                 }                                                              \
             }                                                                  \
-            for (int n = 0; n < job->n_steps; n++) {                           \
-                const Instr *st = &job->steps[n];                              \
+            for (int n = 0; n < job->program->n_steps; n++) {                           \
+                const Instr *st = &job->program->steps[n];                              \
                 const T *a = ptr[st->a], *b = ptr[st->b], *c = ptr[st->c];     \
                 T *o = ptr[st->out] = scratch[st->out];                        \
                 switch (st->op) {                                              \
@@ -177,9 +189,9 @@ static inline float fma_half(float a, float b, float c) { return fmaf(a, b, c); 
     CLONED static void NAME(const Job *job) {                                  \
         enum { BLOCK = BLOCK_BYTES / sizeof(float) };                          \
         float (*reg)[BLOCK] = job->scratch;                       \
-        for (int k = 0; k < job->n_const; k++)                                 \
+        for (int k = 0; k < job->program->n_const; k++)                                 \
             for (int i = 0; i < BLOCK; i++)                                    \
-                reg[job->const_reg[k]][i] = (float)job->const_value[k];        \
+                reg[job->program->const_reg[k]][i] = (float)job->program->const_value[k];        \
         for (Py_ssize_t s = job->start; s < job->stop; s += BLOCK) {           \
             int m = (int)(job->stop - s < BLOCK ? job->stop - s : BLOCK);      \
             for (int k = 0; k < job->n_in; k++) {                              \
@@ -187,8 +199,8 @@ static inline float fma_half(float a, float b, float c) { return fmaf(a, b, c); 
                 float *dst = reg[job->in[k].reg];                              \
                 for (int i = 0; i < m; i++) dst[i] = (float)src[i];            \
             }                                                                  \
-            for (int n = 0; n < job->n_steps; n++) {                           \
-                const Instr *st = &job->steps[n];                              \
+            for (int n = 0; n < job->program->n_steps; n++) {                           \
+                const Instr *st = &job->program->steps[n];                              \
                 float *o = reg[st->out];                                       \
                 const float *a = reg[st->a], *b = reg[st->b], *c = reg[st->c]; \
                 switch (st->op) {                                              \
@@ -221,44 +233,62 @@ NARROW_KERNEL(run_h16, half, round_half, fma_half)
 /* ---- the Python entry point -------------------------------------------- */
 
 static const int ITEMSIZE[N_KINDS] = {8, 4, 8, 2, 2};
+/* The buffer format of each kind's storage, native byte order (PEP 3118). */
+static const char *const FORMAT[N_KINDS] = {"d", "f", "d", "e", "e"};
 
-static int parse_ports(PyObject *seq, Port *ports, Py_buffer *views, int *n_views,
-                       int writable, Py_ssize_t need, Py_ssize_t itemsize,
-                       const char *what, int n_registers) {
-    PyObject *fast = PySequence_Fast(seq, what);
-    if (!fast) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    if (n > MAX_REGISTERS) {
-        PyErr_Format(PyExc_ValueError, "%s: at most %d arrays", what, MAX_REGISTERS);
-        Py_DECREF(fast);
-        return -1;
-    }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        int reg;
-        PyObject *obj;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, k), "iO", &reg, &obj)) goto fail;
-        if (reg < 0 || reg >= n_registers) {
-            PyErr_Format(PyExc_ValueError, "%s: register %d out of range", what, reg);
-            goto fail;
-        }
-        Py_buffer *view = &views[*n_views];
-        int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(obj, view, flags) < 0) goto fail;
-        (*n_views)++;
-        if (view->itemsize != itemsize || view->len < need * itemsize) {
-            PyErr_Format(PyExc_ValueError, "%s: array %zd has %zd bytes of %zd-byte items; "
-                         "%zd items of %zd bytes needed", what, k, view->len,
-                         view->itemsize, need, itemsize);
-            goto fail;
-        }
-        ports[k].reg = reg;
-        ports[k].data = (char *)view->buf;
-    }
-    Py_DECREF(fast);
-    return (int)n;
-fail:
-    Py_DECREF(fast);
+static int malformed(const char *what) {
+    PyErr_Format(PyExc_ValueError, "malformed %s", what);
     return -1;
+}
+
+/* Parse one segment, (code, constants): 5 bytes per operation, and
+ * (register, value) pairs. */
+static int parse_program(PyObject *segment, Program *program, int n_registers) {
+    Py_buffer code;
+    PyObject *consts, *fast = NULL;
+    int status = -1;
+    if (!PyArg_ParseTuple(segment, "y*O", &code, &consts)) return -1;
+    if (code.len % 5 != 0 || code.len / 5 > MAX_STEPS) {
+        malformed("program");
+        goto done;
+    }
+    program->n_steps = (int)(code.len / 5);
+    const unsigned char *bytes = (const unsigned char *)code.buf;
+    for (int n = 0; n < program->n_steps; n++) {
+        Instr *st = &program->steps[n];
+        st->op = bytes[5 * n];
+        st->out = bytes[5 * n + 1];
+        st->a = bytes[5 * n + 2];
+        st->b = bytes[5 * n + 3];
+        st->c = bytes[5 * n + 4];
+        if (st->op >= N_OPS || st->out >= n_registers || st->a >= n_registers ||
+            st->b >= n_registers || st->c >= n_registers) {
+            malformed("program");
+            goto done;
+        }
+    }
+    fast = PySequence_Fast(consts, "constants");
+    if (!fast) goto done;
+    Py_ssize_t n_const = PySequence_Fast_GET_SIZE(fast);
+    if (n_const > MAX_REGISTERS) {
+        malformed("constants");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < n_const; k++) {
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, k), "id", &program->const_reg[k],
+                              &program->const_value[k]))
+            goto done;
+        if (program->const_reg[k] < 0 || program->const_reg[k] >= n_registers) {
+            malformed("constants");
+            goto done;
+        }
+    }
+    program->n_const = (int)n_const;
+    status = 0;
+done:
+    Py_XDECREF(fast);
+    PyBuffer_Release(&code);
+    return status;
 }
 
 static void dispatch(const Job *job) {
@@ -282,34 +312,71 @@ static int clash(const Py_buffer *a, const Py_buffer *b, int same_is_fine) {
     return !(same_is_fine && a0 == b0 && a->len == b->len);
 }
 
-/* Run one (inputs, outputs, start, stop) entry of the job list: 1 if it ran,
- * 0 if it was skipped because an output overlaps an input (other than being
- * that input, an in-place update) or another output, -1 on error. */
-static int run_one(Job *job, PyObject *entry, int n_registers) {
-    PyObject *inputs, *outputs;
-    Py_ssize_t start, stop;
+typedef struct {
+    int kind, flush, n_in, n_out;
+    Py_ssize_t lanes;
+    unsigned char in_reg[MAX_REGISTERS], out_reg[MAX_REGISTERS];
+    Program programs[2]; /* the body, and the tail where lanes > 0 */
+    PyTypeObject *type;
+    void *scratch;
+} Batch;
+
+/* Run the batch's programs on one leaf, a tuple of n_in input and n_out
+ * output arrays: 1 if it ran; 0 if it was skipped (an array that is not of
+ * the batch's exact type, not a C-contiguous buffer of the batch's storage
+ * format, not writable where it is an output, or not of the first array's
+ * length; or an output that overlaps an input other than by being it, or
+ * another output); -1 on error. */
+static int run_leaf(const Batch *batch, PyObject *leaf) {
+    int n_arrays = batch->n_in + batch->n_out;
+    if (!PyTuple_Check(leaf) || PyTuple_GET_SIZE(leaf) != n_arrays) return malformed("leaf");
     Py_buffer views[2 * MAX_REGISTERS];
-    int n_views = 0, status = -1;
-    if (!PyArg_ParseTuple(entry, "OOnn", &inputs, &outputs, &start, &stop)) return -1;
-    if (start < 0 || stop < start) {
-        PyErr_SetString(PyExc_ValueError, "malformed program");
-        return -1;
+    int n_views = 0, status = 0;
+    Py_ssize_t itemsize = ITEMSIZE[batch->kind];
+    for (int k = 0; k < n_arrays; k++) {
+        PyObject *obj = PyTuple_GET_ITEM(leaf, k);
+        if (Py_TYPE(obj) != batch->type) goto done;
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (k >= batch->n_in ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(obj, &views[k], flags) < 0) {
+            PyErr_Clear(); /* not a buffer this evaluator can take: skipped */
+            goto done;
+        }
+        n_views++;
+        const Py_buffer *v = &views[k];
+        if (v->itemsize != itemsize || !v->format || strcmp(v->format, FORMAT[batch->kind]) ||
+            v->len != views[0].len)
+            goto done;
     }
-    job->start = start;
-    job->stop = stop;
-    Py_ssize_t itemsize = ITEMSIZE[job->kind];
-    job->n_in = parse_ports(inputs, job->in, views, &n_views, 0, stop, itemsize, "inputs",
-                            n_registers);
-    if (job->n_in < 0) goto done;
-    job->n_out = parse_ports(outputs, job->out, views, &n_views, 1, stop, itemsize, "outputs",
-                             n_registers);
-    if (job->n_out < 0) goto done;
-    status = 0;
-    for (int k = job->n_in; k < n_views; k++)
+    for (int k = batch->n_in; k < n_arrays; k++)
         for (int j = 0; j < k; j++)
-            if (clash(&views[k], &views[j], j < job->n_in)) goto done;
+            if (clash(&views[k], &views[j], j < batch->n_in)) goto done;
+    Job job;
+    job.kind = batch->kind;
+    job.flush = batch->flush;
+    job.n_in = batch->n_in;
+    job.n_out = batch->n_out;
+    job.scratch = batch->scratch;
+    for (int k = 0; k < batch->n_in; k++) {
+        job.in[k].reg = batch->in_reg[k];
+        job.in[k].data = views[k].buf;
+    }
+    for (int k = 0; k < batch->n_out; k++) {
+        job.out[k].reg = batch->out_reg[k];
+        job.out[k].data = views[batch->n_in + k].buf;
+    }
+    Py_ssize_t n = n_arrays ? views[0].len / itemsize : 0;
+    Py_ssize_t cut = batch->lanes ? n - n % batch->lanes : n;
     Py_BEGIN_ALLOW_THREADS
-    dispatch(job);
+    job.program = &batch->programs[0];
+    job.start = 0;
+    job.stop = cut;
+    dispatch(&job);
+    if (cut < n) {
+        job.program = &batch->programs[1];
+        job.start = cut;
+        job.stop = n;
+        dispatch(&job);
+    }
     Py_END_ALLOW_THREADS
     status = 1;
 done:
@@ -317,72 +384,68 @@ done:
     return status;
 }
 
+static int parse_registers(const char *what, PyObject *bytes, unsigned char *regs,
+                           int n_registers) {
+    if (!PyBytes_Check(bytes) || PyBytes_GET_SIZE(bytes) > MAX_REGISTERS) return malformed(what);
+    int n = (int)PyBytes_GET_SIZE(bytes);
+    for (int k = 0; k < n; k++) {
+        regs[k] = (unsigned char)PyBytes_AS_STRING(bytes)[k];
+        if (regs[k] >= n_registers) {
+            PyErr_Format(PyExc_ValueError, "%s: register %d out of range", what, regs[k]);
+            return -1;
+        }
+    }
+    return n;
+}
+
 static PyObject *run(PyObject *self, PyObject *args) {
     (void)self;
-    int kind, flush, n_registers;
-    Py_buffer program;
-    PyObject *consts, *entries;
-    if (!PyArg_ParseTuple(args, "ipiy*OO", &kind, &flush, &n_registers, &program, &consts,
-                          &entries))
+    int n_registers;
+    PyObject *inputs, *outputs, *segments, *leaves, *type;
+    Batch batch;
+    memset(&batch, 0, sizeof batch);
+    if (!PyArg_ParseTuple(args, "(ipinSS)OOO!", &batch.kind, &batch.flush, &n_registers,
+                          &batch.lanes, &inputs, &outputs, &segments, &leaves, &PyType_Type,
+                          &type))
         return NULL;
-    Job job;
-    PyObject *result = NULL, *fast = NULL, *skipped = NULL;
-    memset(&job, 0, sizeof job);
+    int kind = batch.kind;
     if (kind < 0 || kind >= N_KINDS || (!HAVE_FLOAT16 && (kind == K_H32 || kind == K_H16))) {
         PyErr_Format(PyExc_ValueError, "kind %d is not available", kind);
+        return NULL;
+    }
+    if (n_registers < 1 || n_registers > MAX_REGISTERS || batch.lanes < 0) {
+        malformed("program");
+        return NULL;
+    }
+    batch.flush = batch.flush && (kind == K_F64 || kind == K_F32);
+    batch.type = (PyTypeObject *)type;
+    batch.n_in = parse_registers("inputs", inputs, batch.in_reg, n_registers);
+    if (batch.n_in < 0) return NULL;
+    batch.n_out = parse_registers("outputs", outputs, batch.out_reg, n_registers);
+    if (batch.n_out < 0) return NULL;
+    PyObject *result = NULL, *fast = NULL, *skipped = NULL;
+    fast = PySequence_Fast(segments, "segments");
+    if (!fast) return NULL;
+    Py_ssize_t n_segments = PySequence_Fast_GET_SIZE(fast);
+    if (n_segments != (batch.lanes ? 2 : 1)) {
+        malformed("segments: one, and a tail where lanes > 0");
         goto done;
     }
-    if (n_registers < 1 || n_registers > MAX_REGISTERS || program.len % 5 != 0 ||
-        program.len / 5 > MAX_STEPS) {
-        PyErr_SetString(PyExc_ValueError, "malformed program");
-        goto done;
-    }
-    job.kind = kind;
-    job.flush = flush && (kind == K_F64 || kind == K_F32);
-    job.n_steps = (int)(program.len / 5);
-    const unsigned char *code = (const unsigned char *)program.buf;
-    for (int n = 0; n < job.n_steps; n++) {
-        Instr *st = &job.steps[n];
-        st->op = code[5 * n];
-        st->out = code[5 * n + 1];
-        st->a = code[5 * n + 2];
-        st->b = code[5 * n + 3];
-        st->c = code[5 * n + 4];
-        if (st->op >= N_OPS || st->out >= n_registers || st->a >= n_registers ||
-            st->b >= n_registers || st->c >= n_registers) {
-            PyErr_SetString(PyExc_ValueError, "malformed program");
+    for (Py_ssize_t k = 0; k < n_segments; k++)
+        if (parse_program(PySequence_Fast_GET_ITEM(fast, k), &batch.programs[k], n_registers) < 0)
             goto done;
-        }
-    }
-    fast = PySequence_Fast(consts, "constants");
-    if (!fast) goto done;
-    Py_ssize_t n_const = PySequence_Fast_GET_SIZE(fast);
-    if (n_const > MAX_REGISTERS) n_const = -1;
-    for (Py_ssize_t k = 0; k < n_const; k++) {
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, k), "id", &job.const_reg[k],
-                              &job.const_value[k]) ||
-            job.const_reg[k] < 0 || job.const_reg[k] >= n_registers) {
-            n_const = -1;
-            break;
-        }
-    }
     Py_CLEAR(fast);
-    if (n_const < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "malformed constants");
-        goto done;
-    }
-    job.n_const = (int)n_const;
-    fast = PySequence_Fast(entries, "jobs");
+    fast = PySequence_Fast(leaves, "leaves");
     if (!fast) goto done;
-    job.scratch = aligned_alloc(64, MAX_REGISTERS * BLOCK_BYTES);
-    if (!job.scratch) {
+    batch.scratch = aligned_alloc(64, MAX_REGISTERS * BLOCK_BYTES);
+    if (!batch.scratch) {
         PyErr_NoMemory();
         goto done;
     }
     skipped = PyList_New(0);
     if (!skipped) goto done;
     for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast); j++) {
-        int ran = run_one(&job, PySequence_Fast_GET_ITEM(fast, j), n_registers);
+        int ran = run_leaf(&batch, PySequence_Fast_GET_ITEM(fast, j));
         if (ran < 0) goto done;
         if (ran == 0) {
             PyObject *index = PyLong_FromSsize_t(j);
@@ -397,19 +460,24 @@ static PyObject *run(PyObject *self, PyObject *args) {
     skipped = NULL;
 done:
     Py_XDECREF(skipped);
-    free(job.scratch);
+    free(batch.scratch);
     Py_XDECREF(fast);
-    PyBuffer_Release(&program);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"run", run, METH_VARARGS,
-     "run(kind, flush, n_registers, program, constants, jobs)\n\n"
-     "Evaluate a compiled recipe for each job (inputs, outputs, start, stop): on\n"
-     "elements [start, stop) of C-contiguous buffers, in the order given. Returns\n"
-     "the indices of the jobs skipped because an output overlaps an input (other\n"
-     "than being it) or another output."},
+     "run(spec, segments, leaves, array_type)\n\n"
+     "spec = (kind, flush, n_registers, lanes, inputs, outputs): the storage kind,\n"
+     "whether subnormals flush, the register count, the tail's lanes (0: none),\n"
+     "and the registers (bytes) that the input and output arrays fill.\n"
+     "segments = [(code, constants)]: the body's program, then the tail's, which\n"
+     "runs on the last n mod lanes elements of each leaf.\n"
+     "leaves = [(input arrays..., output arrays...)], run in the order given.\n"
+     "Returns the indices of the leaves skipped: an array not of exactly\n"
+     "array_type, not a C-contiguous buffer of the kind's storage format and the\n"
+     "first array's length, or a read-only output; or an output that overlaps an\n"
+     "input (other than being it) or another output."},
     {NULL, NULL, 0, NULL},
 };
 

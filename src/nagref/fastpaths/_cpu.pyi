@@ -2,18 +2,17 @@
 
 from collections.abc import Sequence
 
-from typing_extensions import Buffer
-
 HAVE_FLOAT16: int
 MAX_REGISTERS: int
 BLOCK_BYTES: int
 
+#: (kind, flush, n_registers, lanes, input registers, output registers)
+Spec = tuple[int, bool, int, int, bytes, bytes]
+
 def run(
-    kind: int,
-    flush: bool,
-    n_registers: int,
-    program: bytes,
-    constants: Sequence[tuple[int, float]],
-    jobs: Sequence[tuple[Sequence[tuple[int, Buffer]], Sequence[tuple[int, Buffer]], int, int]],
+    spec: Spec,
+    segments: Sequence[tuple[bytes, Sequence[tuple[int, float]]]],
+    leaves: Sequence[tuple[object, ...]],
+    array_type: type,
     /,
 ) -> list[int]: ...

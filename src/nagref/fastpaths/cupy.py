@@ -1,8 +1,9 @@
 """The CuPy kernel: a recipe compiled into one CUDA elementwise kernel.
 
 :func:`run` accepts C-contiguous ``cupy.ndarray`` of float32 or float64 on
-one device, under rounding models that compute in the storage dtype (with or
-without flushing); otherwise it declines and the generic path runs. The
+one device, under rounding models that compute in the storage dtype (with
+or without flushing); otherwise it declines (a leaf, or the whole batch)
+and the generic path runs. The
 kernel source comes from :func:`nagref.fastpaths._cuda_source.kernel_body`
 and is compiled once per recipe and dtype. Outputs are new arrays, or the
 caller's, which may be the inputs themselves: each element is read before
@@ -11,13 +12,12 @@ it is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
 import cupy
 
-from .._recipe import Job, Segment
+from .._recipe import Batch, bounds
 from ._cuda_source import PREAMBLE, TYPES, kernel_body
 
 __all__ = ["run"]
@@ -26,44 +26,41 @@ if cupy.cuda.runtime.getDeviceCount() < 1:  # pragma: no cover - needs a GPU
     raise ImportError("cupy imports but sees no GPU")
 
 
-def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
-    """Evaluate each job with one CUDA kernel launch; None for each job it declines."""
-    return [_run(job.segments, job.registers, job.outputs, job.out) for job in jobs]
-
-
-def _run(
-    segments: Sequence[Segment],
-    registers: Mapping[str, Any],
-    outputs: Sequence[str],
-    out: Sequence[Any | None] | None,
-) -> tuple[Any, ...] | None:
-    arrays = list(registers.values())
-    first = arrays[0]
-    storage = first.dtype.name
-    if storage not in TYPES or not all(_plain(a, first) for a in arrays):
-        return None
-    if out is not None and not all(o is None or _plain(o, first) for o in out):
-        return None
-    inputs = list(registers)
+def run(batch: Batch) -> list[tuple[Any, ...] | None]:
+    """Evaluate each leaf of the batch with one CUDA kernel launch; None where it declines."""
+    storage = batch.columns[0][0].dtype.name
+    segments = batch.segments
     constants = [{name: f"c{k}_{name}" for name in s.constants} for k, s in enumerate(segments)]
-    body = kernel_body(segments, storage, inputs, constants, outputs)
+    body = kernel_body(segments, storage, batch.inputs, constants, batch.outputs)
     if body is None:
-        return None
+        return [None] * len(batch.columns[0])
     ctype = TYPES[storage][0]
-    params = [f"{ctype} in_{name}" for name in inputs]
-    scalars = []
-    for k, segment in enumerate(segments):
-        for name, value in segment.constants.items():
-            params.append(f"{ctype} {constants[k][name]}")
-            scalars.append(cupy.asarray(value).astype(storage))
+    params = [f"{ctype} in_{name}" for name in batch.inputs]
+    values: list[list[Any]] = []  # per segment, its constants
+    for k, segment in enumerate(batch.segments):
+        params += [f"{ctype} {constants[k][name]}" for name in segment.constants]
         params += [f"int64 start{k}", f"int64 stop{k}"]
-        scalars += [segment.start, segment.stop]
-    out_params = ", ".join(f"{ctype} out{j}" for j in range(len(outputs)))
+        values.append([cupy.asarray(v).astype(storage) for v in segment.constants.values()])
+    out_params = ", ".join(f"{ctype} out{j}" for j in range(len(batch.outputs)))
     kernel = _kernel(", ".join(params), out_params, body)
-    given = list(out) if out is not None else [None] * len(outputs)
-    targets = [cupy.empty_like(first) if o is None else o for o in given]
-    kernel(*arrays, *scalars, *targets)
-    return tuple(targets)
+    results: list[tuple[Any, ...] | None] = []
+    for index, arrays in enumerate(zip(*batch.columns, strict=True)):
+        given = [None if column is None else column[index] for column in batch.out]
+        first = arrays[0]
+        if not all(_plain(a, first) for a in arrays) or not all(
+            o is None or _plain(o, first) for o in given
+        ):
+            results.append(None)
+            continue
+        ranges = bounds(batch.lanes, first.size)
+        ranges += [(0, 0)] * (len(segments) - len(ranges))  # an empty tail
+        scalars: list[Any] = []
+        for constant_values, (start, stop) in zip(values, ranges, strict=True):
+            scalars += [*constant_values, start, stop]
+        targets = [cupy.empty_like(first) if o is None else o for o in given]
+        kernel(*arrays, *scalars, *targets)
+        results.append(tuple(targets))
+    return results
 
 
 def _plain(array: Any, first: Any) -> bool:

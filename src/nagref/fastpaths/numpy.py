@@ -1,27 +1,30 @@
 """The NumPy kernel: recipes evaluated in one pass by compiled C.
 
-:func:`run` checks that the arrays are plain, C-contiguous, native-endian
-``numpy.ndarray`` of one dtype and shape, and that the rounding model is one
-the C evaluator implements (see :mod:`nagref.fastpaths._cpu`); otherwise it
-declines and the generic path runs. It compiles the recipe to register
-instructions, allocates the outputs (or takes the caller's), and hands the
-buffers to C, which releases the GIL while it works.
+:func:`run` compiles a batch's recipe (its body and, with a split, its tail)
+to register instructions once, allocates the outputs (or takes the
+caller's), and hands every leaf of the batch to C in one call
+(:mod:`nagref.fastpaths._cpu`), which releases the GIL while it computes.
+New outputs of a batch are views into one buffer per output register
+(:func:`_new`). C checks each leaf's buffers itself: a leaf whose arrays are not plain,
+C-contiguous, native-endian ``numpy.ndarray`` of the batch's dtype is
+skipped, and so declined to the generic path. A batch whose dtype or
+rounding model the evaluator lacks is declined whole.
 
 Caller-donated outputs may be the input arrays themselves (an in-place
-update): every block is read before it is written. An output that overlaps
-an input or another output in any other way makes the kernel decline.
+update): every block is read before it is written. A leaf whose output
+overlaps an input or another output in any other way is skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import itertools
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._recipe import Job, Segment, Step
+from .._recipe import Batch, Step
 from . import _cpu
 
 __all__ = ["run"]
@@ -39,140 +42,111 @@ _FLUSHABLE = {0, 1}
 _STORAGE = {"e": "float16", "f": "float32", "d": "float64"}
 _OPS = {"copy": 0, "neg": 1, "mul": 2, "add": 3, "sub": 4}
 _FMA, _MULADD = 5, 6
+_ALIGN = 64  # bytes: where each new output array starts (a cache line)
 
 
-def run(jobs: Sequence[Job]) -> list[tuple[Any, ...] | None]:
-    """Evaluate the jobs with the C kernel; None for each job it declines.
+class _Code(NamedTuple):
+    """A segment's recipe as C instructions (see :func:`_code`)."""
 
-    Jobs that share a compiled program and its constants (a model's tensors
-    of one dtype) go to C in one call, in the order given. C skips a job
-    whose outputs overlap its inputs other than by being them (or overlap
-    each other); it is declined too.
-    """
-    results: list[tuple[Any, ...] | None] = []
-    batches: dict[tuple[Any, ...], tuple[_Program, list[Any], list[int]]] = {}
-    compiled: dict[tuple[Any, ...], Any] = {}  # by object identity, this call only
-    for index, job in enumerate(jobs):
-        prepared = _prepare(job, compiled)
-        if prepared is None:
-            results.append(None)
-            continue
-        outputs, work = prepared
-        for program, entry in work:
-            key = (program.kind, program.flush, len(program.slots), program.code, program.key)
-            batch = batches.setdefault(key, (program, [], []))
-            batch[1].append(entry)
-            batch[2].append(index)
-        results.append(outputs)
-    for program, entries, owners in batches.values():
-        skipped = _cpu.run(
-            program.kind,
-            program.flush,
-            len(program.slots),
-            program.code,
-            program.constants,
-            entries,
-        )
-        for entry in skipped:
-            results[owners[entry]] = None
+    kind: int
+    text: bytes  # 5 bytes per operation: op, out, a, b, c
+    slots: dict[str, int]  # inputs, constants, outputs, then temporaries
+    fixed: int  # how many leading slots (inputs, constants, outputs) every segment shares
+    reads: frozenset[str]  # the inputs it reads
+
+
+def run(batch: Batch) -> list[tuple[Any, ...] | None]:
+    """Evaluate a batch with the C kernel; None for each leaf it declines."""
+    params = batch.columns[0]
+    first = params[0]
+    storage = _STORAGE.get(first.dtype.char) if type(first) is np.ndarray else None
+    compiled = None if storage is None else _compile(batch, storage)
+    if compiled is None:
+        return [None] * len(params)
+    spec, segments, reads = compiled
+    names = list(dict.fromkeys(batch.outputs))
+    given = {name: c for name, c in zip(batch.outputs, batch.out, strict=True) if c is not None}
+    out = [given[name] if name in given else _new(params) for name in names]
+    column_of = dict(zip(batch.inputs, batch.columns, strict=True))
+    leaves = list(zip(*(column_of[name] for name in reads), *out, strict=True))
+    skipped = _cpu.run(spec, segments, leaves, np.ndarray)
+    results: list[tuple[Any, ...] | None] = list(
+        zip(*(out[names.index(name)] for name in batch.outputs), strict=True)
+    )
+    for index in skipped:
+        results[index] = None
     return results
 
 
-def _prepare(
-    job: Job, compiled: dict[tuple[Any, ...], Any]
-) -> tuple[tuple[Any, ...], list[tuple[_Program, Any]]] | None:
-    """A job's outputs and C entries, or None where the kernel cannot take it."""
-    registers = job.registers
-    first = next(iter(registers.values()))
-    if not (
-        type(first) is np.ndarray and first.flags.c_contiguous and first.dtype.isnative
-    ) or not all(_like(a, first) for a in registers.values()):
-        return None
-    storage = _STORAGE.get(first.dtype.char)
-    if storage is None:
-        return None
-    # the jobs of one call share recipes, roundings and constant arrays, which
-    # all stay alive meanwhile, so their identities key the compiled programs
-    key: tuple[Any, ...] = (storage, *registers)
-    for segment in job.segments:
-        constants = segment.constants
-        key += (id(segment.recipe), id(segment.rounding), *constants, *map(id, constants.values()))
-    if key not in compiled:
-        compiled[key] = _programs(job, storage)
-    plans = compiled[key]
-    if plans is None:
-        return None
-    programs, written = plans
-    results = _outputs(first, job.outputs, written, registers, job.out)
-    if results is None:
-        return None
-    work = []
-    for program, segment in zip(programs, job.segments, strict=True):
-        inputs = [(program.slots[name], registers[name]) for name in program.reads]
-        ports = [(program.slots[name], results[name]) for name in results if name in written]
-        work.append((program, (inputs, ports, segment.start, segment.stop)))
-    return tuple(results[name] for name in job.outputs), work
+def _new(params: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """New arrays like ``params``: C-contiguous, disjoint views into one buffer.
 
-
-def _programs(job: Job, storage: str) -> tuple[list[_Program], set[str]] | None:
-    """Each segment's program and the registers every segment writes, or None."""
-    programs = []
-    for segment in job.segments:
-        program = _compile(segment, storage, list(job.registers))
-        if program is None:
-            return None
-        programs.append(program)
-    writes = [{s.out for s in segment.recipe} for segment in job.segments]
-    written = set.intersection(*writes)
-    if any(name in w and name not in written for w in writes for name in job.outputs):
-        return None  # an output some segments compute and others pass through
-    return programs, written
-
-
-def _like(array: Any, first: Any) -> bool:
-    """``array`` has ``first``'s type, dtype, shape and (C-contiguous) layout."""
-    return (
-        type(array) is np.ndarray
-        and array.dtype == first.dtype
-        and array.shape == first.shape
-        and (array.strides == first.strides or array.flags.c_contiguous)
-    )
-
-
-@dataclass(frozen=True)
-class _Program:
-    kind: int
-    flush: bool
-    code: bytes
-    constants: list[tuple[int, float]]
-    slots: dict[str, int]  # register name -> the C evaluator's register
-    reads: list[str]  # the input registers the recipe reads
-    key: tuple[str, ...]  # the constants, exactly (float.hex tells -0.0 from 0.0)
-
-
-def _compile(segment: Segment, storage: str, inputs: list[str]) -> _Program | None:
-    """The recipe as C instructions, or None where the evaluator lacks its model."""
-    rounding = segment.rounding
-    compute = rounding.compute.get(storage, storage)
-    result = rounding.result.get(storage, storage)
-    flush = storage in rounding.flush
-    code = _code(
-        tuple(segment.recipe),
-        contract=rounding.contract,
-        kind=_KINDS.get((storage, compute, result)),
-        flush=flush,
-        inputs=tuple(inputs),
-        constants=tuple(segment.constants),
-    )
-    if code is None:
-        return None
-    kind, text, slots, reads = code
-    exact = [float(value).hex() for value in segment.constants.values()]
-    constants = [
-        (slots[name], _constant(value, compute, flush))
-        for name, value in zip(segment.constants, exact, strict=True)
+    One allocation instead of one per tensor: the operating system backs a
+    large buffer with huge pages (NumPy advises it to), where hundreds of
+    small ones would each fault in their own pages on every step. Each view
+    starts on a 64-byte boundary.
+    """
+    if len(params) == 1:
+        return [np.empty(params[0].shape, params[0].dtype)]
+    dtype = params[0].dtype
+    align = max(1, _ALIGN // dtype.itemsize)
+    sizes = [x.size for x in params]
+    starts = list(itertools.accumulate((-(-n // align) * align for n in sizes), initial=0))
+    buffer = np.empty(starts[-1] + align, dtype)
+    base = (-buffer.ctypes.data % _ALIGN) // dtype.itemsize
+    return [
+        buffer[base + start : base + start + n].reshape(x.shape)
+        for x, start, n in zip(params, starts, sizes, strict=False)
     ]
-    return _Program(kind, flush, text, constants, slots, reads, tuple(exact))
+
+
+def _compile(
+    batch: Batch, storage: str
+) -> tuple[_cpu.Spec, list[tuple[bytes, list[tuple[int, float]]]], list[str]] | None:
+    """The C spec, each segment's program and the inputs read; None where C lacks the model."""
+    outputs = tuple(dict.fromkeys(batch.outputs))
+    if sum(c is not None for c in batch.out) > len(outputs):
+        return None  # two donated arrays for one register: the generic path writes both
+    codes = []
+    programs = []
+    for segment in batch.segments:
+        rounding = segment.rounding
+        compute = rounding.compute.get(storage, storage)
+        flush = storage in rounding.flush
+        code = _code(
+            tuple(segment.recipe),
+            contract=rounding.contract,
+            kind=_KINDS.get((storage, compute, rounding.result.get(storage, storage))),
+            flush=flush,
+            inputs=batch.inputs,
+            constants=tuple(segment.constants),
+            outputs=outputs,
+        )
+        if code is None:
+            return None
+        constants = [
+            (code.slots[name], _constant(float(value).hex(), compute, flush))
+            for name, value in segment.constants.items()
+        ]
+        codes.append(code)
+        programs.append((code.text, constants))
+    first = codes[0]
+    fixed = list(first.slots.items())[: first.fixed]
+    if any(c.kind != first.kind or list(c.slots.items())[: c.fixed] != fixed for c in codes):
+        return None  # the body and the tail must share a kind and a register layout
+    flush = storage in batch.segments[0].rounding.flush
+    if any((storage in s.rounding.flush) != flush for s in batch.segments):
+        return None
+    reads = [name for name in batch.inputs if any(name in c.reads for c in codes)]
+    spec = (
+        first.kind,
+        flush,
+        max(len(c.slots) for c in codes),
+        batch.lanes,
+        bytes(first.slots[name] for name in reads),
+        bytes(first.slots[name] for name in outputs),
+    )
+    return spec, programs, reads
 
 
 @lru_cache(maxsize=256)
@@ -184,7 +158,17 @@ def _code(
     flush: bool,
     inputs: tuple[str, ...],
     constants: tuple[str, ...],
-) -> tuple[int, bytes, dict[str, int], list[str]] | None:
+    outputs: tuple[str, ...],
+) -> _Code | None:
+    """The recipe as C instructions, or None where the evaluator cannot run it.
+
+    Registers are numbered inputs first, then constants, then outputs, then
+    temporaries, so that a body and its tail address the arrays alike. None
+    for a model the evaluator lacks, a constant that shadows an input or is
+    overwritten (its register holds the constant for the whole run), an
+    operand read before it is defined, an output the recipe never writes,
+    or too many registers.
+    """
     if kind is None or (flush and kind not in _FLUSHABLE):
         return None
     slots = {name: index for index, name in enumerate(inputs)}
@@ -192,23 +176,28 @@ def _code(
         if name in slots:
             return None
         slots[name] = len(slots)
+    for name in outputs:
+        slots.setdefault(name, len(slots))
+    fixed = len(slots)
     code = bytearray()
     reads: set[str] = set()
-    defined = set(slots)
+    defined = set(inputs) | set(constants)
+    written = set()
     for s in recipe:
-        if not set(s.args) <= defined:
+        if not set(s.args) <= defined or s.out in constants:
             return None
         reads |= set(s.args) & set(inputs)
         args = [slots[a] for a in s.args]
         out = slots.setdefault(s.out, len(slots))
         defined.add(s.out)
+        written.add(s.out)
         if s.op == "muladd":
             code += bytes([_FMA if contract else _MULADD, out, *args])
         else:
             code += bytes([_OPS[s.op], out, *args, *(args[:1] * (3 - len(args)))])
-    if len(slots) > _cpu.MAX_REGISTERS:
+    if not set(outputs) <= written or len(slots) > _cpu.MAX_REGISTERS:
         return None
-    return kind, bytes(code), slots, [name for name in inputs if name in reads]
+    return _Code(kind, bytes(code), slots, fixed, frozenset(reads))
 
 
 @lru_cache(maxsize=1024)
@@ -224,25 +213,3 @@ def _constant(value: str, compute: str, flush: bool) -> float:
     if flush and 0 < abs(x) < np.finfo(x.dtype).smallest_normal:
         x = np.copysign(np.zeros_like(x), x)
     return float(x)
-
-
-def _outputs(
-    first: Any,
-    outputs: Sequence[str],
-    written: set[str],
-    registers: Mapping[str, Any],
-    out: Sequence[Any | None] | None,
-) -> dict[str, Any] | None:
-    """The output arrays by register name: the caller's where given, else new."""
-    results = {}
-    for name, target in zip(outputs, out or [None] * len(outputs), strict=True):
-        if target is not None:
-            if name in results or not _like(target, first) or not target.flags.writeable:
-                return None
-            results[name] = target
-            if name not in written:
-                target[...] = registers[name]
-    for name in outputs:
-        if name not in results:
-            results[name] = np.empty_like(first) if name in written else registers[name].copy()
-    return results
