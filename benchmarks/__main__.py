@@ -50,10 +50,15 @@ class Workload:
 
 def _workloads(quick: bool) -> list[Workload]:
     scale = 100 if quick else 1
+    one, each = 10_000_000 // scale, 20_000 // scale
     return [
-        Workload("1 tensor, 10M", (10_000_000 // scale,)),
-        Workload("200 tensors, 4M", (20_000 // scale,) * 200),
+        Workload(f"1 tensor, {_count(one)}", (one,)),
+        Workload(f"200 tensors, {_count(200 * each)}", (each,) * 200),
     ]
+
+
+def _count(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}K"
 
 
 def _arrays(sizes: tuple[int, ...], dtype: str, seed: int) -> list[np.ndarray]:
@@ -175,53 +180,93 @@ def main(argv: list[str] | None = None) -> int:
         "extra in place",
     )
     rows: list[tuple[str, ...]] = [header]
+    measured: dict[tuple[str, str, str], dict[str, float]] = {}
     for workload in _workloads(args.quick):
         for dtype in ("float32", "float64"):
             params = _arrays(workload.sizes, dtype, 1)
             grads = _arrays(workload.sizes, dtype, 2)
-            size = sum(p.nbytes for p in params)
             for rule in RULES:
-                steps = {
-                    "fused": _torch_step(params, grads, rule, "fused"),
-                    "foreach": _torch_step(params, grads, rule, "foreach"),
-                    "optax": _optax_step(params, grads, rule),
-                    "nagref": _nagref_step(params, grads, rule, in_place=False),
-                    "in place": _nagref_step(params, grads, rule, in_place=True),
-                }
-                if not args.no_exact:
-                    steps["exact"] = _exact_step(params, grads, rule, in_place=False)
-                    steps["exact in place"] = _exact_step(params, grads, rule, in_place=True)
-                seconds = median_seconds(steps, repeat=args.repeat)
-                foreach = seconds["foreach"]
+                m = _measure(params, grads, rule, repeat=args.repeat, exact=not args.no_exact)
+                measured[workload.name, rule, dtype] = m
                 cells = [workload.name, rule, dtype]
-                cells += [f"{seconds[name] * 1e3:.1f} ms" for name in ("fused", "foreach", "optax")]
+                cells += [f"{m[name] * 1e3:.1f} ms" for name in ("fused", "foreach", "optax")]
                 for name in ("nagref", "in place", "exact", "exact in place"):
-                    if name in seconds:
-                        cells += [
-                            f"{seconds[name] * 1e3:.1f} ms",
-                            f"{seconds[name] / foreach:.2f}x",
-                        ]
+                    if name in m:
+                        cells += [f"{m[name] * 1e3:.1f} ms", f"{m[name] / m['foreach']:.2f}x"]
                     else:
                         cells += ["-", "-"]
-                del steps
-                for in_place in (False, True):
-                    step = _nagref_step(params, grads, rule, in_place=in_place)
-                    cells.append(f"{peak_extra_bytes(step) / size:.2f}x")
+                cells += [f"{m['extra']:.2f}x", f"{m['extra in place']:.2f}x"]
                 rows.append(tuple(cells))
                 print(" | ".join(rows[-1]), flush=True)
     print()
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for i, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if i == 0:
-            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    _print_table(rows)
     print()
     print(
         "ratio: nagref over torch foreach (lower is faster); in place: out= the inputs; "
         "exact: the PyTorch convention; extra: peak memory a nagref step allocates, over "
         "the parameters' size"
     )
+    print()
+    _print_targets(measured, [w.name for w in _workloads(args.quick)])
     return 0
+
+
+def _measure(
+    params: list[np.ndarray], grads: list[np.ndarray], rule: str, *, repeat: int, exact: bool
+) -> dict[str, float]:
+    """Every contender's median seconds, and nagref's peak extra memory (a ratio)."""
+    steps = {
+        "fused": _torch_step(params, grads, rule, "fused"),
+        "foreach": _torch_step(params, grads, rule, "foreach"),
+        "optax": _optax_step(params, grads, rule),
+        "nagref": _nagref_step(params, grads, rule, in_place=False),
+        "in place": _nagref_step(params, grads, rule, in_place=True),
+    }
+    if exact:
+        steps["exact"] = _exact_step(params, grads, rule, in_place=False)
+        steps["exact in place"] = _exact_step(params, grads, rule, in_place=True)
+    measured = median_seconds(steps, repeat=repeat)
+    del steps
+    size = sum(p.nbytes for p in params)
+    for name, in_place in (("extra", False), ("extra in place", True)):
+        step = _nagref_step(params, grads, rule, in_place=in_place)
+        measured[name] = peak_extra_bytes(step) / size
+    return measured
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+
+
+def _print_targets(
+    measured: dict[tuple[str, str, str], dict[str, float]], names: list[str]
+) -> None:
+    """The issue-6 targets for nag, each in float32 and float64, against what was measured."""
+    one, model = names
+    targets = [
+        ("canonical nag, in place", one, "in place", 1.0),
+        ("PyTorch convention (exact), in place", one, "exact in place", 1.5),
+        ("PyTorch convention (exact), in place", model, "exact in place", 1.5),
+        ("200-tensor model (pytree), in place", model, "in place", 1.0),
+    ]
+    print("targets (nag; ratio to torch foreach, float32 / float64):")
+    for label, workload, name, limit in targets:
+        runs = [measured[workload, "nag", dtype] for dtype in ("float32", "float64")]
+        if name not in runs[0]:
+            continue
+        ratios = [m[name] / m["foreach"] for m in runs]
+        met = "met" if max(ratios) <= limit else "NOT met"
+        shown = " / ".join(f"{r:.2f}x" for r in ratios)
+        print(f"  {label:38} {workload:16} <= {limit:.1f}x: {shown:15} {met}")
+    extra = max(m["extra in place"] for m in measured.values())
+    met = "met" if extra <= 1.0 else "NOT met"
+    print(
+        f"  {'peak extra memory, in place':38} {'every row':16} <= 1.0x: {extra:.2f}x{'':10} {met}"
+    )
 
 
 if __name__ == "__main__":
