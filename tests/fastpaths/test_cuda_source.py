@@ -1,17 +1,24 @@
-"""The CuPy kernel's generated CUDA source, checked on the CPU and, with a GPU, on it.
+"""The CuPy kernel, checked on the CPU and, with a GPU, on it.
 
-Without a GPU, the generated kernel body is compiled as C++ with g++, the CUDA
-round-to-nearest intrinsics defined by their IEEE meaning (``-ffp-contract=off``,
-so that nothing is fused behind the source's back), and run against the generic
-path bit for bit. With CuPy and a GPU, the real kernel runs too.
+Without a GPU, :mod:`nagref.fastpaths.cupy` runs against a stand-in ``cupy``
+module whose ``ElementwiseKernel`` compiles the generated kernel body as C++
+with g++, the CUDA round-to-nearest intrinsics defined by their IEEE meaning
+(``-ffp-contract=off``, so that nothing is fused behind the source's back).
+That exercises the whole kernel module (its parameters, constants, segment
+bounds and per-leaf launches) against the generic path bit for bit. With
+CuPy and a GPU, the real kernel runs the same cases.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import importlib
 import shutil
 import subprocess
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,7 @@ import pytest
 import nagref
 from nagref import _fastpath, _recipe, fastpaths
 from nagref.conventions import keras, optax, pytorch, tensorflow
-from nagref.fastpaths._cuda_source import PREAMBLE, TYPES, kernel_body
+from nagref.fastpaths._cuda_source import kernel_body
 
 STEPS: dict[str, Callable[[Any, Any, Any], tuple[Any, ...]]] = {
     "nag": lambda p, g, b: nagref.nag(p, g, b, lr=0.03, momentum=0.9),
@@ -68,86 +75,142 @@ def _arrays(dtype: str) -> tuple[np.ndarray, ...]:
     return p, g, b
 
 
-def _capture(step: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[_recipe.Batch]:
-    """The batches the kernel receives (it declines them all)."""
-    calls: list[_recipe.Batch] = []
-
-    def record(batch: _recipe.Batch) -> list[None]:
-        calls.append(batch)
-        return [None] * len(batch.columns[0])
-
-    monkeypatch.setitem(_fastpath._loaded, "array_api_compat.numpy", record)
-    step()
-    return calls
+_CTYPES = {"float": ctypes.c_float, "double": ctypes.c_double, "int64": ctypes.c_longlong}
 
 
-def _compile_and_run(
-    tmp: Path,
-    segments: Any,
-    ranges: list[tuple[int, int]],
-    registers: dict[str, Any],
-    outputs: tuple[str, ...],
-) -> list[np.ndarray] | None:
-    first = next(iter(registers.values()))
-    storage = first.dtype.name
-    ctype = TYPES[storage][0]
-    constants = [{name: f"c{k}_{name}" for name in s.constants} for k, s in enumerate(segments)]
-    body = kernel_body(segments, storage, list(registers), constants, outputs)
-    if body is None:
-        return None
-    params = [f"const {ctype}* a_{name}" for name in registers]
-    values: list[Any] = [r.ctypes.data_as(ctypes.c_void_p) for r in registers.values()]
-    ctype_of = ctypes.c_float if ctype == "float" else ctypes.c_double
-    for k, (segment, (start, stop)) in enumerate(zip(segments, ranges, strict=True)):
-        for name, value in segment.constants.items():
-            params.append(f"{ctype} {constants[k][name]}")
-            values.append(ctype_of(float(np.asarray(value).astype(storage))))
-        params += [f"int64 start{k}", f"int64 stop{k}"]
-        values += [ctypes.c_longlong(start), ctypes.c_longlong(stop)]
-    results = [np.empty_like(first) for _ in outputs]
-    params += [f"{ctype}* o_{j}" for j in range(len(outputs))]
-    values += [r.ctypes.data_as(ctypes.c_void_p) for r in results]
-    loads = " ".join(f"{ctype} in_{name} = a_{name}[i];" for name in registers)
-    declared = " ".join(f"{ctype} out{j} = 0;" for j in range(len(outputs)))
-    stores = " ".join(f"o_{j}[i] = out{j};" for j in range(len(outputs)))
-    source = (
-        f"{_INTRINSICS}\n{PREAMBLE}\n"
-        f'extern "C" void kernel({", ".join(params)}, int64 n) {{\n'
-        f"for (int64 i = 0; i < n; i++) {{ {loads} {declared}\n{body}\n{stores} }}\n}}\n"
-    )
-    (tmp / "kernel.cpp").write_text(source)
-    library = tmp / "kernel.so"
-    subprocess.run(
-        ["g++", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", library, tmp / "kernel.cpp"],
-        check=True,
-    )
-    ctypes.CDLL(str(library)).kernel(*values, ctypes.c_longlong(first.size))
-    return results
+class _ElementwiseKernel:
+    """``cupy.ElementwiseKernel`` on the CPU: the body, compiled by g++, run for each i.
+
+    An array argument is read at element i; a 0-d array or a number is a
+    scalar, as CuPy broadcasts it.
+    """
+
+    def __init__(
+        self, in_params: str, out_params: str, operation: str, name: str, **options: Any
+    ) -> None:
+        self._in = [tuple(p.split()) for p in in_params.split(", ")]
+        self._out = [tuple(p.split()) for p in out_params.split(", ")]
+        self._operation = operation
+        self._preamble = options.get("preamble", "")
+        self.launches = 0
+
+    def __call__(self, *args: Any) -> None:
+        inputs, outputs = args[: len(self._in)], args[len(self._in) :]
+        params, values, loads = [], [], []
+        for (ctype, name), value in zip(self._in, inputs, strict=True):
+            if isinstance(value, np.ndarray) and value.ndim > 0:
+                params.append(f"const {ctype}* a_{name}")
+                values.append(value.ctypes.data_as(ctypes.c_void_p))
+                loads.append(f"{ctype} {name} = a_{name}[i];")
+            else:
+                params.append(f"{ctype} {name}")
+                values.append(
+                    _CTYPES[ctype](value.item() if isinstance(value, np.ndarray) else value)
+                )
+        for (ctype, name), value in zip(self._out, outputs, strict=True):
+            params.append(f"{ctype}* o_{name}")
+            values.append(value.ctypes.data_as(ctypes.c_void_p))
+        declared = " ".join(f"{ctype} {name} = 0;" for ctype, name in self._out)
+        stores = " ".join(f"o_{name}[i] = {name};" for _, name in self._out)
+        source = (
+            f"{_INTRINSICS}\n{self._preamble}\n"
+            f'extern "C" void kernel({", ".join(params)}, int64 n) {{\n'
+            f"for (int64 i = 0; i < n; i++) {{ {' '.join(loads)} {declared}\n"
+            f"{self._operation}\n{stores} }}\n}}\n"
+        )
+        _library(source).kernel(*values, ctypes.c_longlong(outputs[0].size))
+        self.launches += 1
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to build the source on the CPU")
+_BUILT: dict[str, ctypes.CDLL] = {}
+_BUILD_DIR: list[Path] = []
+
+
+def _library(source: str) -> ctypes.CDLL:
+    key = hashlib.sha256(source.encode()).hexdigest()[:16]
+    if key not in _BUILT:
+        path = _BUILD_DIR[0] / f"kernel_{key}"
+        path.with_suffix(".cpp").write_text(source)
+        command = ["g++", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o"]
+        subprocess.run([*command, path.with_suffix(".so"), path.with_suffix(".cpp")], check=True)
+        _BUILT[key] = ctypes.CDLL(str(path.with_suffix(".so")))
+    return _BUILT[key]
+
+
+@pytest.fixture
+def cpu_cupy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[_ElementwiseKernel]]:
+    """nagref.fastpaths.cupy over a stand-in cupy (NumPy arrays, g++ kernels) as
+    NumPy's kernel; yields the kernels it builds."""
+    if shutil.which("g++") is None:
+        pytest.fail("g++ is needed to build the generated CUDA source on the CPU")
+    if not _BUILD_DIR:
+        _BUILD_DIR.append(tmp_path_factory.mktemp("cuda_source"))
+    kernels: list[_ElementwiseKernel] = []
+
+    def elementwise(*args: Any, **options: Any) -> _ElementwiseKernel:
+        kernels.append(_ElementwiseKernel(*args, **options))
+        return kernels[-1]
+
+    fake = types.ModuleType("cupy")
+    fake.ndarray = np.ndarray  # type: ignore[attr-defined]
+    fake.asarray = np.asarray  # type: ignore[attr-defined]
+    fake.empty_like = np.empty_like  # type: ignore[attr-defined]
+    fake.ElementwiseKernel = elementwise  # type: ignore[attr-defined]
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.delitem(sys.modules, "nagref.fastpaths.cupy", raising=False)
+    module = importlib.import_module("nagref.fastpaths.cupy")
+    module._kernel.cache_clear()
+    monkeypatch.setitem(_fastpath._loaded, "array_api_compat.numpy", module.run)
+    yield kernels
+    sys.modules.pop("nagref.fastpaths.cupy", None)
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.dtype == want.dtype
+    assert got.shape == want.shape
+    same = got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}")
+    assert np.all(same | (np.isnan(got) & np.isnan(want)))
+
+
 @pytest.mark.parametrize("case", list(STEPS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_generated_source_equals_the_generic_path(
-    case: str, dtype: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_cupy_kernel_equals_the_generic_path_on_the_cpu(
+    case: str, dtype: str, cpu_cupy: list[_ElementwiseKernel]
 ) -> None:
     p, g, b = _arrays(dtype)
     with np.errstate(all="ignore"):
-        calls = _capture(lambda: STEPS[case](p, g, b), monkeypatch)
-        assert len(calls) == 1
-        batch = calls[0]
-        registers = {
-            name: column[0] for name, column in zip(batch.inputs, batch.columns, strict=True)
-        }
-        ranges = _recipe.bounds(batch.lanes, p.size)
-        segments = batch.segments[: len(ranges)]
-        results = _compile_and_run(tmp_path, segments, ranges, registers, batch.outputs)
-        assert results is not None, "the generator declined"
+        fast = STEPS[case](p, g, b)
+        assert sum(k.launches for k in cpu_cupy) == 1, "the kernel did not run"
         with fastpaths.disabled():
-            expected = _recipe._generic(np, segments, ranges, registers, batch.outputs)  # type: ignore[arg-type]
-    for got, want in zip(results, expected, strict=True):
-        same = got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}")
-        assert np.all(same | (np.isnan(got) & np.isnan(want)))
+            slow = STEPS[case](p, g, b)
+    for got, want in zip(fast, slow, strict=True):
+        _same(got, want)
+
+
+def test_the_cupy_kernel_launches_per_leaf_and_declines_what_it_cannot_take(
+    cpu_cupy: list[_ElementwiseKernel],
+) -> None:
+    base = np.arange(1, 97, dtype=np.float32) / 7
+    tree = {"a": base[:13].copy(), "strided": base[:24].copy(), "b": base[40:95].copy()}
+    grads = {name: x[::-1].copy() for name, x in tree.items()}
+    grads["strided"] = base[::4]  # one strided gradient: that leaf is declined
+    donated = {name: np.empty_like(x) for name, x in tree.items()}
+    with np.errstate(all="ignore"):  # 13 and 55 elements: a fused tail of 5 and 7
+        fast = pytorch.sgd(tree, grads, tree, lr=0.5, momentum=0.9, fused=True)
+        fast_out = pytorch.sgd(
+            tree, grads, tree, lr=0.5, momentum=0.9, fused=True, out=(donated, None)
+        )
+        with fastpaths.disabled():
+            slow = pytorch.sgd(tree, grads, tree, lr=0.5, momentum=0.9, fused=True)
+    assert [k.launches for k in cpu_cupy] == [4]  # 2 leaves, twice; the strided one declined
+    for name in tree:
+        _same(fast[0][name], slow[0][name])
+        _same(fast[1][name], slow[1][name])
+        _same(fast_out[0][name], slow[0][name])
+    assert fast_out[0]["b"] is donated["b"]
 
 
 def test_the_generator_declines_models_it_does_not_implement() -> None:
