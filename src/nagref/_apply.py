@@ -141,7 +141,8 @@ def _flat(trees: Mapping[str, object], out: Sequence[object] | None, n_outputs: 
         for k, name in zip(donated, out_names, strict=True)
     ]
     xp = check_leaves(names + out_names, columns + out_columns, paths)
-    _check_out(out_names, out_columns, paths)
+    if out_columns:
+        _check_out(out_names, out_columns, paths, inputs=(names, columns))
     given: list[list[Any] | None] = [None] * n_outputs
     for k, column in zip(donated, out_columns, strict=True):
         given[k] = column
@@ -157,9 +158,23 @@ def _donated(out: Sequence[object], n_outputs: int) -> list[int]:
 
 
 def _check_out(
-    names: Sequence[str], columns: Sequence[Sequence[Any]], paths: Sequence[Path]
+    names: Sequence[str],
+    columns: Sequence[Sequence[Any]],
+    paths: Sequence[Path],
+    *,
+    inputs: tuple[Sequence[str], Sequence[Sequence[Any]]],
 ) -> None:
-    """Output arrays must be writable, and no array may receive two outputs."""
+    """Output arrays must be writable, no array may receive two outputs, and an
+    output may be an input of its own leaf (an in-place step) but not of another.
+
+    Leaves are computed one after another, so writing one leaf's result into
+    another leaf's input would change that input before it is read.
+    """
+    reader: dict[int, int] = {}  # an input array -> the leaf that reads it (-1: several)
+    for column in inputs[1]:
+        for index, leaf in enumerate(column):
+            if reader.setdefault(id(leaf), index) != index:
+                reader[id(leaf)] = -1
     seen: dict[int, tuple[str, int]] = {}
     for name, column in zip(names, columns, strict=True):
         for kind in {type(leaf) for leaf in column}:
@@ -178,6 +193,18 @@ def _check_out(
                     f"{path_name(other, paths[where])}: the outputs must be distinct arrays"
                 )
             seen[id(leaf)] = (name, index)
+            if reader.get(id(leaf), index) != index:
+                other, where = next(
+                    (n, i)
+                    for n, c in zip(*inputs, strict=True)
+                    for i, x in enumerate(c)
+                    if x is leaf and i != index
+                )
+                raise ValueError(
+                    f"{path_name(name, paths[index])} is the same array as the input "
+                    f"{path_name(other, paths[where])} of another leaf: an output may be its "
+                    "own leaf's input (an in-place step), not another's"
+                )
             # duck-typed: NumPy (and CuPy) arrays say whether they may be written
             if not getattr(getattr(leaf, "flags", None), "writeable", True):
                 raise ValueError(

@@ -124,6 +124,34 @@ def test_bad_outputs_are_named() -> None:
     assert p.tobytes() == before  # nothing is written when a check fails
 
 
+def test_an_output_may_be_its_own_leafs_input_but_not_anothers() -> None:
+    p, g, v = _state()
+    a, b = p.copy(), v.copy()
+    before = (a.tobytes(), b.tobytes())
+    # b is leaf 'y''s parameter and would receive leaf 'x''s result first
+    with pytest.raises(
+        ValueError,
+        match=r"out\[0\]\['x'\] is the same array as the input "
+        r"param\['y'\] of another leaf",
+    ):
+        nagref.sgd({"x": a, "y": b}, {"x": g, "y": g}, lr=0.5, out={"x": b, "y": a})
+    # a gradient shared by two leaves is read by both: neither may write it
+    with pytest.raises(
+        ValueError,
+        match=r"out\[0\]\['x'\] is the same array as the input "
+        r"grad\['y'\] of another leaf",
+    ):
+        nagref.sgd({"x": a, "y": b}, {"x": g, "y": g}, lr=0.5, out={"x": g, "y": b})
+    assert (a.tobytes(), b.tobytes()) == before
+    # its own leaf's inputs, even two of them (torch's buffer may be the parameter)
+    tree = {"x": a, "y": b}
+    expected = pytorch.sgd(tree, {"x": g, "y": g}, tree, lr=0.1, momentum=0.9)
+    result = pytorch.sgd(tree, {"x": g, "y": g}, tree, lr=0.1, momentum=0.9, out=(tree, None))
+    assert result[0]["x"] is a
+    assert a.tobytes() == expected[0]["x"].tobytes()
+    assert b.tobytes() == expected[0]["y"].tobytes()
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["kernel", "generic"])
 def test_a_read_only_output_is_refused_before_anything_is_written(fast: bool) -> None:
     p, g, _ = _state()
