@@ -160,7 +160,8 @@ def check_leaves(
                 "supports real and complex floating dtypes only"
             )
         checked[id(dtype)] = dtype
-    # a NumPy array's device is always the CPU: compare devices only for others
+    # one comparison per pair, inline (a model has hundreds of leaves);
+    # _raise_mismatch names what differs. A NumPy array is always on the CPU.
     devices = not all(map(cpu_only, representatives))
     for name, column in zip(names[1:], leaves[1:], strict=True):
         for index, (ref, leaf) in enumerate(zip(reference, column, strict=True)):
@@ -170,7 +171,7 @@ def check_leaves(
                 or (other.shape != ref.shape and tuple(other.shape) != tuple(ref.shape))
                 or (devices and device(other) != device(ref))
             ):
-                _check_pair(
+                _raise_mismatch(
                     path_name(names[0], paths[index]), ref, path_name(name, paths[index]), other
                 )
     return xp
@@ -200,7 +201,8 @@ def _one_namespace(
     raise TypeError(f"{names} hold arrays that array_api_compat cannot combine")
 
 
-def _check_pair(ref_name: str, ref: Any, name: str, leaf: Any) -> None:
+def _raise_mismatch(ref_name: str, ref: Any, name: str, leaf: Any) -> None:
+    """Raise the error for the first of dtype, shape and device that differs."""
     if leaf.dtype != ref.dtype:
         raise TypeError(
             f"{name} has dtype {dtype_name(leaf)} but {ref_name} has dtype "

@@ -251,7 +251,8 @@ def _batch(
     arrays: Callable[[Any], Mapping[str, Any]] | None,
 ) -> Batch:
     """The batch of the leaves at ``indices``, whose first is ``first``."""
-    program = program_for(dtype_name(first))
+    storage = dtype_name(first)
+    program = program_for(storage)
     given = {} if arrays is None else arrays(first)
     where = device(first)
 
@@ -261,7 +262,7 @@ def _batch(
 
     segments = [segment(program.recipe, program.rounding)]
     split = program.split
-    lanes = 0 if split is None else split.lanes.get(dtype_name(first), 0)
+    lanes = 0 if split is None else split.lanes.get(storage, 0)
     if split is not None and lanes:
         segments.append(segment(split.tail, split.tail_rounding))
     if not isinstance(indices, range):

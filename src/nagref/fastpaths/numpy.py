@@ -5,10 +5,10 @@ to register instructions once, allocates the outputs (or takes the
 caller's), and hands every leaf of the batch to C in one call
 (:mod:`nagref.fastpaths._cpu`), which releases the GIL while it computes.
 New outputs of a batch are views into one buffer per output register
-(:func:`_new`). C checks each leaf's buffers itself: a leaf whose arrays are not plain,
-C-contiguous, native-endian ``numpy.ndarray`` of the batch's dtype is
-skipped, and so declined to the generic path. A batch whose dtype or
-rounding model the evaluator lacks is declined whole.
+(:func:`_new`). C checks each leaf's buffers itself: a leaf whose arrays
+are not plain, C-contiguous, native-endian ``numpy.ndarray`` of the batch's
+dtype is skipped, and so declined to the generic path. A batch whose dtype
+or rounding model the evaluator lacks is declined whole.
 
 Caller-donated outputs may be the input arrays themselves (an in-place
 update): every block is read before it is written. A leaf whose output
