@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from ._checks import check_leaves, describe
+from ._checks import check_leaves, describe, first_of_each_type
 from ._compat import array_namespace, device, is_jax_array, to_device
-from ._recipe import Program, run
+from ._recipe import Program, per_dtype, run
 from ._tree import Path, Structure, flatten, flatten_like, path_name, unflatten
 from ._typing import Hyperparameter, Namespace
 
@@ -94,7 +94,7 @@ def apply_program(
     if xp is None:
         return tuple(unflatten(flat.structure, []) for _ in range(n_outputs))
     cast = _HyperparameterCast(xp, hyperparameters, flat.first_name, flat.columns[0][0])
-    program_for = _constant_program(program) if isinstance(program, Program) else program
+    program_for = per_dtype(program)
     results = run(
         xp,
         program_for,
@@ -108,10 +108,6 @@ def apply_program(
         for i in scalars:
             column[i] = _as_array(xp, column[i], params[i])
     return tuple(unflatten(flat.structure, column) for column in results)
-
-
-def _constant_program(program: Program) -> Callable[[str], Program]:
-    return lambda dtype: program
 
 
 class _Flat(NamedTuple):
@@ -177,8 +173,7 @@ def _check_out(
                 reader[id(leaf)] = -1
     seen: dict[int, tuple[str, int]] = {}
     for name, column in zip(names, columns, strict=True):
-        for kind in {type(leaf) for leaf in column}:
-            index, leaf = next((i, x) for i, x in enumerate(column) if type(x) is kind)
+        for index, leaf in first_of_each_type(column):
             if is_jax_array(leaf):
                 raise TypeError(
                     f"{path_name(name, paths[index])} is a JAX array, which cannot be "

@@ -17,14 +17,21 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from ._compat import array_namespace, cpu_only, device, is_array_api_obj, is_dask_array
 from ._tree import Path, path_name
 from ._typing import Hyperparameter, Namespace
 
-__all__ = ["check_leaves", "check_lr", "check_momentum", "describe", "dtype_name"]
+__all__ = [
+    "check_leaves",
+    "check_lr",
+    "check_momentum",
+    "describe",
+    "dtype_name",
+    "first_of_each_type",
+]
 
 
 def describe(value: object) -> str:
@@ -136,13 +143,12 @@ def check_leaves(
     # whether an object is an array depends on its type only: ask once per type
     representatives: dict[type, object] = {}
     for name, column in zip(names, leaves, strict=True):
-        for kind in set(map(type, column)) - representatives.keys():
-            index, leaf = next((i, x) for i, x in enumerate(column) if type(x) is kind)
+        for index, leaf in first_of_each_type(column, known=representatives.keys()):
             if not is_array_api_obj(leaf):
                 raise TypeError(
                     f"{path_name(name, paths[index])} must be an array, got {describe(leaf)}"
                 )
-            representatives[kind] = leaf
+            representatives[type(leaf)] = leaf
     if not representatives:
         return None
     xp = _one_namespace(list(representatives.values()), names, leaves, paths)
@@ -175,6 +181,16 @@ def check_leaves(
                     path_name(names[0], paths[index]), ref, path_name(name, paths[index]), other
                 )
     return xp
+
+
+def first_of_each_type(column: Sequence[Any], known: Iterable[type] = ()) -> list[tuple[int, Any]]:
+    """``(index, leaf)`` of the first leaf of each type in ``column``, except ``known`` types.
+
+    A property that depends on the type alone is then asked once per type, not
+    once per leaf (a model has hundreds of leaves, mostly of one type).
+    """
+    kinds = set(map(type, column)) - set(known)
+    return [next((i, x) for i, x in enumerate(column) if type(x) is kind) for kind in kinds]
 
 
 def _one_namespace(

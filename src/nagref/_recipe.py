@@ -62,6 +62,7 @@ __all__ = [
     "Split",
     "Step",
     "bounds",
+    "per_dtype",
     "run",
     "step",
 ]
@@ -163,6 +164,13 @@ class Batch(NamedTuple):
     columns: Sequence[Sequence[Any]]
     outputs: tuple[str, ...]
     out: Sequence[Sequence[Any] | None]
+
+
+def per_dtype(program: Program | Callable[[str], Program]) -> Callable[[str], Program]:
+    """The program for each storage dtype: ``program`` itself, or one program for all."""
+    if isinstance(program, Program):
+        return lambda dtype: program
+    return program
 
 
 def bounds(lanes: int, size: int) -> list[tuple[int, int]]:

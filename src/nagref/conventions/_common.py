@@ -10,7 +10,7 @@ from typing import Any
 
 from .._apply import apply_program
 from .._checks import describe, dtype_name
-from .._recipe import Hyper, Program, Step, step
+from .._recipe import Hyper, Program, Step, per_dtype, step
 
 __all__ = [
     "REAL_FLOATS",
@@ -36,16 +36,18 @@ def number(name: str, value: object) -> float:
 
 def run(
     trees: Mapping[str, object],
-    program_for: Callable[[str], Program],
+    program: Program | Callable[[str], Program],
     n_outputs: int,
     out: Sequence[object | None] | None = None,
 ) -> tuple[Any, ...]:
     """Validate the trees (as the core rules do) and run the convention's program.
 
-    ``program_for(dtype)`` gives the program for a storage dtype (by name);
-    it is asked once per dtype in the trees, after the dtype is checked to
-    be one the conventions model, and before anything is computed.
+    ``program`` is one program for every dtype, or a function giving the
+    program for a storage dtype (by name); that is asked once per dtype in
+    the trees, after the dtype is checked to be one the conventions model,
+    and before anything is computed.
     """
+    program_for = per_dtype(program)
 
     def checked(dtype: str) -> Program:
         if dtype not in REAL_FLOATS:

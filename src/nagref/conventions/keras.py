@@ -116,9 +116,7 @@ def sgd(
     outputs = ("p", "v") if momentum != 0 else ("p", "p")
     split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
     program = Program(recipe, _ROUNDING[backend], inputs, outputs, hypers, split)
-    new_variable, new_velocity = run(
-        trees, lambda dtype: program, 2, donated(out, "momentum_var", momentum != 0)
-    )
+    new_variable, new_velocity = run(trees, program, 2, donated(out, "momentum_var", momentum != 0))
     return new_variable, (new_velocity if momentum != 0 else None)
 
 

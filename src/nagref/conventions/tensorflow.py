@@ -75,7 +75,7 @@ def apply_momentum(
     program = Program(tuple(steps), _ROUNDING, ("p", "a", "g"), ("p", "a"), hypers)
     new_var, new_accum = run(
         {"var": var, "accum": accum, "grad": grad},
-        lambda dtype: program,
+        program,
         2,
         donated(out, "accum", True),
     )
