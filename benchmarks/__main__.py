@@ -18,6 +18,7 @@ over the parameters' size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 from collections.abc import Callable
@@ -34,6 +35,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np
 
 import nagref
+from nagref import fastpaths
 from nagref.conventions import pytorch
 
 from .timing import median_seconds, peak_extra_bytes
@@ -154,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         "--generic", action="store_true", help="time nagref's generic path (fast paths off)"
     )
     args = parser.parse_args(argv)
-    if args.generic:
-        os.environ["NAGREF_FASTPATH"] = "0"
+    with fastpaths.disabled() if args.generic else contextlib.nullcontext():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, NumPy {np.__version__}, single thread, "

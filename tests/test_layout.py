@@ -35,7 +35,7 @@ def _imports(path: Path) -> set[str]:
 def test_core_never_imports_numpy_or_a_backend_directly() -> None:
     banned = {"numpy", "torch", "jax", "cupy", "dask", "array_api_strict"}
     core = _core_modules()
-    assert {p.name for p in core} >= {"rules.py", "_apply.py", "_checks.py", "_tree.py"}
+    assert {p.name for p in core} >= {"rules.py", "_apply.py", "_checks.py", "_tree.py", "ir.py"}
     for path in core:
         assert not _imports(path) & banned, f"{path.name} imports {_imports(path) & banned}"
 
@@ -48,13 +48,84 @@ def test_each_fast_path_imports_only_its_own_backend() -> None:
         assert _imports(path) & banned <= {stem}, f"{path.name} imports {_imports(path) & banned}"
 
 
-def test_only_the_seam_module_names_the_fast_paths() -> None:
-    importers = {
-        p.relative_to(SRC).as_posix()
-        for p in _core_modules()
-        if "nagref.fastpaths" in p.read_text() or "from .fastpaths" in p.read_text()
-    }
-    assert importers == {"_fastpath.py"}
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in SRC.rglob("*.py")}
+#: compiled modules, known by their stubs: imported, but they import nothing of nagref's
+COMPILED = {_module_name(p) for p in SRC.rglob("*.pyi")} - set(MODULES)
+
+
+def _nagref_imports(path: Path) -> set[str]:
+    """The nagref modules ``path`` imports: at top level, inside functions, and by
+    name (a string literal naming a module, as ``importlib.import_module`` takes)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # a submodule by its name, anything else from the module itself
+            known = MODULES.keys() | COMPILED
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            ]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            targets = [node.value]
+        found |= {t for t in targets if t in MODULES.keys() | COMPILED and t != name}
+    return found
+
+
+def test_no_import_cycle() -> None:
+    graph = {name: _nagref_imports(path) for name, path in MODULES.items()}
+    graph.update({name: set() for name in COMPILED})
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for other in sorted(graph[name]):
+            if state.get(other) == 1:
+                cycle = [*path[path.index(other) :], other] if other in path else [name, other]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if other not in state:
+                visit(other, [*path, other])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert len(graph) > 40  # the walk saw the whole package
+
+
+def test_the_engine_imports_go_one_way_and_kernels_read_only_the_ir() -> None:
+    ir = _nagref_imports(MODULES["nagref._engine.ir"])
+    assert ir == set(), f"the IR is pure data, but imports {ir}"
+    cuda = "nagref.fastpaths._cuda_source"
+    allowed = {"nagref._engine.ir", "nagref._dtypes", "nagref.fastpaths._cpu", cuda}
+    for name in ("nagref.fastpaths.numpy", "nagref.fastpaths.cupy", cuda):
+        extra = _nagref_imports(MODULES[name]) - allowed
+        assert not extra, f"{name} imports {extra}"
+    # nothing in the engine reaches up into the rules, conventions or tools
+    for name, path in MODULES.items():
+        if name.startswith("nagref._engine"):
+            up = {m for m in _nagref_imports(path) if not m.startswith("nagref._")}
+            assert not up, f"{name} imports {up}"
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {name: n for name, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
 
 
 def test_only_the_compat_module_imports_array_api_compat() -> None:
@@ -70,6 +141,7 @@ def test_public_api() -> None:
         "Hyperparameter",
         "__version__",
         "audit",
+        "conventions",
         "convert",
         "formulations",
         "init_velocity",
@@ -85,8 +157,8 @@ def test_public_api() -> None:
 def test_importing_nagref_loads_neither_numpy_nor_the_tools() -> None:
     probe = (
         "import sys, nagref; "
-        "print(sorted(m for m in ('numpy', 'nagref.auditing', 'nagref.vectors', 'nagref.cli') "
-        "if m in sys.modules)); "
+        "print(sorted(m for m in ('numpy', 'nagref.auditing', 'nagref.vectors', 'nagref.cli', "
+        "'nagref.conventions', 'nagref.formulations') if m in sys.modules)); "
         "print(nagref.audit.__module__)"
     )
     out = subprocess.run(
@@ -94,3 +166,18 @@ def test_importing_nagref_loads_neither_numpy_nor_the_tools() -> None:
     ).stdout.split("\n")
     assert out[0] == "[]"  # the audit loads on first use
     assert out[1] == "nagref.auditing.report"
+
+
+def test_public_submodules_load_on_first_attribute_access() -> None:
+    probe = (
+        "import nagref; "
+        "print(nagref.conventions.pytorch.sgd.__module__, nagref.formulations.bengio.__module__, "
+        "nagref.convert.state.__module__, nagref.schedules.nesterov.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [
+        "nagref.conventions.pytorch",
+        "nagref.formulations",
+        "nagref.convert",
+        "nagref.schedules",
+    ]

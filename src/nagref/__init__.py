@@ -4,32 +4,54 @@ The rules are written once against the Python array API standard and run on
 NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict. See :mod:`nagref.rules`
 for the arithmetic contract, :mod:`nagref.formulations` for the published
 forms, :mod:`nagref.convert` for the maps between them and the frameworks'
-(:mod:`nagref.conventions`), and :mod:`nagref.schedules` for momentum
+(:mod:`nagref.conventions`), :mod:`nagref.schedules` for momentum
 schedules.
+
+``import nagref`` imports the rules only (no NumPy, no tools); every public
+submodule (``nagref.conventions``, ``nagref.formulations``, ...) and the
+tools (``nagref.audit``) load on first attribute access.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"  # first: the tools read it while the package imports
-
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import convert, formulations, schedules
 from ._typing import Array, ArrayTree, Hyperparameter
+from ._version import __version__
 from .rules import init_velocity, lookahead, momentum, nag, sgd
 
 if TYPE_CHECKING:
+    from . import auditing, conventions, convert, fastpaths, formulations, schedules, vectors  # noqa: F401  (loaded on first access)
     from .auditing import AuditReport, audit
+
+#: submodules that load on first attribute access
+_SUBMODULES = {
+    "auditing": "nagref.auditing",
+    "conventions": "nagref.conventions",
+    "convert": "nagref.convert",
+    "fastpaths": "nagref.fastpaths",
+    "formulations": "nagref.formulations",
+    "schedules": "nagref.schedules",
+    "vectors": "nagref.vectors",
+}
+#: functions and classes of the tools, by the module that defines them
+_TOOLS = {
+    "audit": "nagref.auditing",
+    "AuditReport": "nagref.auditing",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # the audit (a NumPy tool) loads on first use, so that importing the
-    # rules does not import it
-    if name in ("audit", "AuditReport"):
-        from . import auditing  # noqa: PLC0415
-
-        return getattr(auditing, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(_SUBMODULES[name])
+    if name in _TOOLS:
+        return getattr(importlib.import_module(_TOOLS[name]), name)
     raise AttributeError(f"module 'nagref' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBMODULES, *_TOOLS})
 
 
 __all__ = [
@@ -39,6 +61,7 @@ __all__ = [
     "Hyperparameter",
     "__version__",
     "audit",
+    "conventions",
     "convert",
     "formulations",
     "init_velocity",

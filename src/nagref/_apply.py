@@ -1,21 +1,17 @@
-"""Run an update over matching pytrees: the machinery every rule shares.
+"""Run a program over matching pytrees: the front door of every rule, formulation and convention.
 
-Both entry points flatten the tree arguments against the parameters'
-structure, validate every leaf (:mod:`nagref._checks`) and rebuild the
-parameters' structure for each output.
+:func:`apply` flattens the tree arguments against the parameters'
+structure, validates every leaf (:mod:`nagref._checks`) and the caller's
+output arrays, runs the program through the engine
+(:func:`nagref._engine.execute.run`), and rebuilds the parameters'
+structure for each output.
 
-* :func:`apply_program` runs a :class:`~nagref._recipe.Program` (a canonical
-  rule's traced arithmetic, or a framework convention's recipe) through the
-  recipe engine (:func:`nagref._recipe.run`), which hands whole columns of
-  leaves to a backend's fast path where one is registered.
-* :func:`apply` calls a plain leaf function on each set of leaves (the
-  published formulations and the conversions between them).
-
-Hyperparameters are always converted explicitly, to a 0-d array of each
-leaf's dtype on its device. Relying on an operator's handling of a Python
-float is not portable: ``torch`` multiplies a float16 tensor by a Python
-float in float32 (the scalar is not rounded to float16), while NumPy rounds
-it to float16 first.
+Hyperparameters reach the engine one way: as :class:`~nagref._engine.ir.Hyper`
+constants of the program, converted explicitly to 0-d arrays of each leaf's
+dtype on its device. Relying on an operator's handling of a Python float is
+not portable: ``torch`` multiplies a float16 tensor by a Python float in
+float32 (the scalar is not rounded to float16), while NumPy rounds it to
+float16 first.
 """
 
 from __future__ import annotations
@@ -23,91 +19,71 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from . import fastpaths  # noqa: F401  (registers nagref's kernels with the engine)
 from ._checks import check_leaves, describe, first_of_each_type
-from ._compat import array_namespace, device, is_jax_array, to_device
-from ._recipe import Program, per_dtype, run
+from ._compat import is_jax_array
+from ._engine.execute import run
+from ._engine.hypers import check_libraries
+from ._engine.ir import Program, per_dtype
 from ._tree import Path, Structure, flatten, flatten_like, path_name, unflatten
-from ._typing import Hyperparameter, Namespace
+from ._typing import Namespace
 
-__all__ = ["apply", "apply_program"]
-
-LeafFn = Callable[..., tuple[Any, ...]]
+__all__ = ["apply"]
 
 
 def apply(
-    leaf_fn: LeafFn,
-    trees: Mapping[str, object],
-    hyperparameters: Mapping[str, Hyperparameter],
-    n_outputs: int,
-) -> tuple[Any, ...]:
-    """Apply ``leaf_fn(*leaves, **hyperparameters)`` leaf by leaf.
-
-    Args:
-        leaf_fn: returns ``n_outputs`` arrays for one set of leaves.
-        trees: argument name -> pytree; the first entry gives the structure.
-        hyperparameters: name -> validated hyperparameter (a Python float or
-            a 0-d array), passed as a 0-d array of each leaf's dtype.
-        n_outputs: how many trees to return.
-
-    Returns:
-        ``n_outputs`` pytrees with the first tree's structure.
-    """
-    flat = _flat(trees, None, n_outputs)
-    outputs: list[list[Any]] = [[] for _ in range(n_outputs)]
-    if flat.xp is not None:
-        cast = _HyperparameterCast(flat.xp, hyperparameters, flat.first_name, flat.columns[0][0])
-        for leaves in zip(*flat.columns, strict=True):
-            results = leaf_fn(*leaves, **cast.like(leaves[0]))
-            for column, result in zip(outputs, results, strict=True):
-                column.append(_as_array(flat.xp, result, leaves[0]))
-    return tuple(unflatten(flat.structure, column) for column in outputs)
-
-
-def apply_program(
     program: Program | Callable[[str], Program],
     trees: Mapping[str, object],
-    hyperparameters: Mapping[str, Hyperparameter],
-    n_outputs: int,
     *,
     out: Sequence[object] | None = None,
+    n_outputs: int | None = None,
 ) -> tuple[Any, ...]:
-    """Run ``program`` on every set of leaves, in one call of the recipe engine.
+    """Run ``program`` on every set of leaves, in one call of the engine.
 
     Args:
         program: the program, or a function giving it for a storage dtype
             (by name), which may raise for a dtype it refuses. Its inputs
             are filled by ``trees``, in order.
         trees: argument name -> pytree; the first entry gives the structure.
-        hyperparameters: name -> validated hyperparameter (a Python float or
-            a 0-d array): constant registers, as 0-d arrays of each leaf's
-            dtype. A convention's cast chains are in its program instead.
-        n_outputs: how many trees to return (the program's outputs).
-        out: None for new arrays, or a tuple of ``n_outputs`` entries, each a
-            pytree of arrays to write that output into (the parameters'
+        out: None for new arrays, or a tuple with one entry per output, each
+            a pytree of arrays to write that output into (the parameters'
             structure, shapes and dtypes) or None for new arrays.
+        n_outputs: how many outputs the program has (read from ``program``
+            when it is one program).
 
     Returns:
-        ``n_outputs`` pytrees with the first tree's structure.
+        One pytree per output, with the first tree's structure, or None for
+        an output the program does not produce.
     """
+    if n_outputs is None:
+        assert isinstance(program, Program), "n_outputs is needed with a program per dtype"
+        n_outputs = len(program.outputs)
     flat = _flat(trees, out, n_outputs)
     xp = flat.xp
-    if xp is None:
-        return tuple(unflatten(flat.structure, []) for _ in range(n_outputs))
-    cast = _HyperparameterCast(xp, hyperparameters, flat.first_name, flat.columns[0][0])
     program_for = per_dtype(program)
-    results = run(
-        xp,
-        program_for,
-        flat.columns,
-        flat.out,
-        arrays=cast.like if hyperparameters else None,
-    )
+    if xp is None:  # no leaves: the outputs' structure, as float32 leaves would give it
+        names = program_for("float32").outputs
+        return tuple(None if name is None else unflatten(flat.structure, []) for name in names)
+    first_leaf = flat.columns[0][0]
+
+    def checked(dtype: str) -> Program:
+        prepared = program_for(dtype)
+        check_libraries(prepared.hypers, flat.first_name, first_leaf)
+        return prepared
+
+    results = run(xp, checked, flat.columns, flat.out)
     params = flat.columns[0]
     scalars = [i for i, leaf in enumerate(params) if len(leaf.shape) == 0]
+    trees_out: list[Any] = []
     for column in results:
+        if column is None:
+            trees_out.append(None)
+            continue
         for i in scalars:
-            column[i] = _as_array(xp, column[i], params[i])
-    return tuple(unflatten(flat.structure, column) for column in results)
+            # NumPy arithmetic on 0-d arrays returns NumPy scalars; give back arrays
+            column[i] = xp.asarray(column[i])
+        trees_out.append(unflatten(flat.structure, column))
+    return tuple(trees_out)
 
 
 class _Flat(NamedTuple):
@@ -205,52 +181,3 @@ def _check_out(
                 raise ValueError(
                     f"{path_name(name, paths[index])} is read-only: an output must be writable"
                 )
-
-
-def _as_array(xp: Namespace, result: Any, like: Any) -> Any:
-    # NumPy arithmetic on 0-d arrays returns NumPy scalars; give back arrays.
-    if len(like.shape) == 0:
-        return xp.asarray(result)
-    return result
-
-
-class _HyperparameterCast:
-    """Hyperparameters as 0-d arrays of one leaf's dtype and device, cached."""
-
-    def __init__(
-        self,
-        xp: Namespace,
-        hyperparameters: Mapping[str, Hyperparameter],
-        first_name: str,
-        first_leaf: object,
-    ) -> None:
-        self._xp = xp
-        self._values = dict(hyperparameters)
-        self._cache: list[tuple[Any, Any, dict[str, Any]]] = []
-        for name, value in self._values.items():
-            if not isinstance(value, float):
-                try:
-                    array_namespace(value, first_leaf)
-                except TypeError:
-                    raise TypeError(
-                        f"{name} ({describe(value)}) and {first_name} "
-                        f"({describe(first_leaf)}) come from different array libraries"
-                    ) from None
-
-    def like(self, leaf: Any) -> dict[str, Any]:
-        dtype, where = leaf.dtype, device(leaf)
-        for cached_dtype, cached_device, arrays in self._cache:
-            if cached_dtype == dtype and cached_device == where:
-                return arrays
-        arrays = {name: self._convert(value, dtype, where) for name, value in self._values.items()}
-        self._cache.append((dtype, where, arrays))
-        return arrays
-
-    def _convert(self, value: Hyperparameter, dtype: Any, where: Any) -> Any:
-        xp = self._xp
-        if isinstance(value, float):
-            return xp.asarray(value, dtype=dtype, device=where)
-        array = xp.astype(value, dtype)
-        if where is not None and device(array) != where:
-            array = to_device(array, where)
-        return array

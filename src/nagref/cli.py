@@ -14,7 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, auditing, vectors
+from . import auditing, vectors
+from ._version import __version__
 from .conformance import DTYPES, format_table, run, theory, verdict
 from .conformance.live.table import format_live_table, frameworks, run_live, stderr_progress
 

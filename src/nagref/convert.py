@@ -53,7 +53,8 @@ from typing import Any, Literal, get_args
 
 from ._apply import apply
 from ._checks import check_lr, check_momentum, describe
-from ._compat import array_namespace
+from ._engine.ir import Hyper, bind
+from ._engine.trace import Tracer
 from ._typing import TreeT
 
 __all__ = ["FORMS", "state"]
@@ -122,18 +123,20 @@ def state(
     if second is not None:
         trees["state[1]"] = second
 
-    mu_is_zero = hypers.get("momentum") == 0.0
-
-    def leaf(a: Any, b: Any = None, **h: Any) -> tuple[Any, Any]:
-        known = {have[0]: a, have[1]: array_namespace(a).zeros_like(a) if b is None else b}
-        h["mu_is_zero"] = mu_is_zero
-        for out, (_, fn) in plan:
-            known[out] = fn(known, h)
-        want = _stores(target, nesterov)
-        return _fresh(known[want[0]], known, have), _fresh(known[want[1]], known, have)
-
-    out = apply(leaf, trees, hypers, 2)
-    return out[0], out[1]
+    # the map as a program: each derivation traced once, in the plan's order
+    tracer = Tracer()
+    inputs = ("a", "b") if second is not None else ("a",)
+    known: Known = {have[0]: tracer.symbol("a")}
+    known[have[1]] = tracer.symbol("b") if second is not None else tracer.number(0.0)
+    h: dict[str, Any] = {name: tracer.symbol(name) for name in hypers}
+    h["zero"] = tracer.number(0.0) if hypers.get("momentum") == 0.0 else None
+    for out, (_, fn) in plan:
+        known[out] = fn(known, h)
+    want = _stores(target, nesterov)
+    program = tracer.program(inputs, (known[want[0]], known[want[1]]))
+    program = bind(program, {name: Hyper(value) for name, value in hypers.items()})
+    converted = apply(program, trees)
+    return converted[0], converted[1]
 
 
 def _stores(form: str, nesterov: bool) -> tuple[str, str]:
@@ -220,13 +223,6 @@ def _hypers(
 
 
 def _divide(difference: Any, h: dict[str, Any]) -> Any:
-    if h["mu_is_zero"]:  # v does not enter the next step when μ = 0
-        return array_namespace(difference).zeros_like(difference)
+    if h["zero"] is not None:  # v does not enter the next step when μ = 0
+        return h["zero"]
     return difference / h["momentum"]
-
-
-def _fresh(x: Any, known: Known, have: tuple[str, str]) -> Any:
-    # a quantity carried over unchanged is copied, so that no output aliases an input
-    if any(x is known[name] for name in have):
-        return array_namespace(x).asarray(x, copy=True)
-    return x

@@ -3,7 +3,10 @@ r"""The published formulations of momentum and Nesterov's method, each in its pa
 Every function is one step, pure and stateless like the core rules: it takes
 arrays or pytrees, returns new ones, and evaluates the recurrence as printed,
 left to right, one correctly rounded operation at a time in the parameters'
-dtype (hyperparameters are rounded to that dtype first). The state each
+dtype (hyperparameters are rounded to that dtype first). Each recurrence is
+written once, as a leaf function that the engine traces into a program
+(:mod:`nagref._engine.trace`), so it runs on every backend and fast path and
+``nagref explain`` lists its operations. The state each
 formulation stores, its sign, its first step and where the learning rate
 sits are compared in ``docs/formulations.md``; :mod:`nagref.convert` maps
 the states into one another. The seeds' lecture form (Ruder 2016) is the
@@ -41,11 +44,13 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from ._apply import apply
 from ._checks import check_lr, check_momentum
-from ._compat import array_namespace
+from ._engine.ir import Hyper, bind
+from ._engine.trace import trace
 from ._typing import Hyperparameter, TreeT
 
 __all__ = [
@@ -79,12 +84,12 @@ def polyak(
         ``(x_{k+1}, x_k)``: the state of the next step (x_k as a new array).
     """
     hypers = {"alpha": check_lr("alpha", alpha), "beta": check_momentum("beta", beta)}
-    out = apply(_polyak_leaf, {"x": x, "grad": grad, "x_prev": x_prev}, hypers, 2)
+    out = _step(_polyak_leaf, {"x": x, "grad": grad, "x_prev": x_prev}, hypers)
     return cast(tuple[TreeT, TreeT], out)
 
 
 def _polyak_leaf(x: Any, g: Any, x_prev: Any, *, alpha: Any, beta: Any) -> tuple[Any, Any]:
-    return (x - alpha * g) + beta * (x - x_prev), _copy(x)
+    return (x - alpha * g) + beta * (x - x_prev), x
 
 
 def nesterov_1983(
@@ -111,7 +116,7 @@ def nesterov_1983(
         ``(y_{k+1}, x_k)``: the state of the next step.
     """
     hypers = {"alpha": check_lr("alpha", alpha), "beta": check_momentum("beta", beta)}
-    out = apply(_nesterov_leaf, {"y": y, "grad": grad, "x_prev": x_prev}, hypers, 2)
+    out = _step(_nesterov_leaf, {"y": y, "grad": grad, "x_prev": x_prev}, hypers)
     return cast(tuple[TreeT, TreeT], out)
 
 
@@ -174,7 +179,7 @@ def sutskever_nag(
 def sutskever_lookahead(theta: TreeT, v: TreeT, *, mu: Hyperparameter) -> TreeT:
     r"""The point θ_t + μ v_t where :func:`sutskever_nag` takes the gradient (eq. (3))."""
     hypers = {"mu": check_momentum("mu", mu)}
-    (point,) = apply(_lookahead_leaf, {"theta": theta, "v": v}, hypers, 1)
+    (point,) = _step(_lookahead_leaf, {"theta": theta, "v": v}, hypers)
     return cast(TreeT, point)
 
 
@@ -186,7 +191,7 @@ def _sutskever(
     theta: TreeT, grad: TreeT, v: TreeT, epsilon: object, mu: object
 ) -> tuple[TreeT, TreeT]:
     hypers = {"epsilon": check_lr("epsilon", epsilon), "mu": check_momentum("mu", mu)}
-    out = apply(_sutskever_leaf, {"theta": theta, "grad": grad, "v": v}, hypers, 2)
+    out = _step(_sutskever_leaf, {"theta": theta, "grad": grad, "v": v}, hypers)
     return cast(tuple[TreeT, TreeT], out)
 
 
@@ -238,7 +243,7 @@ def bengio(
         ``(Θ_t, v_t)``.
     """
     hypers = _two_momenta("epsilon", epsilon, mu, mu_next)
-    out = apply(_bengio_leaf, {"Theta": Theta, "grad": grad, "v": v}, hypers, 2)
+    out = _step(_bengio_leaf, {"Theta": Theta, "grad": grad, "v": v}, hypers)
     return cast(tuple[TreeT, TreeT], out)
 
 
@@ -282,7 +287,7 @@ def dozat(
         ``(θ_t, m_t)``.
     """
     hypers = _two_momenta("eta", eta, mu, mu_next)
-    out = apply(_dozat_leaf, {"theta": theta, "grad": grad, "m": m}, hypers, 2)
+    out = _step(_dozat_leaf, {"theta": theta, "grad": grad, "m": m}, hypers)
     return cast(tuple[TreeT, TreeT], out)
 
 
@@ -291,5 +296,11 @@ def _dozat_leaf(theta: Any, g: Any, m: Any, *, eta: Any, mu: Any, mu_next: Any) 
     return theta - eta * (mu_next * m_new + g), m_new
 
 
-def _copy(x: Any) -> Any:
-    return array_namespace(x).asarray(x, copy=True)
+def _step(
+    leaf_fn: Callable[..., tuple[Any, ...]],
+    trees: Mapping[str, object],
+    hypers: Mapping[str, Hyperparameter],
+) -> tuple[Any, ...]:
+    """One step of a formulation: its traced leaf function over the trees."""
+    program = bind(trace(leaf_fn), {name: Hyper(value) for name, value in hypers.items()})
+    return apply(program, trees)

@@ -46,9 +46,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from ._apply import apply_program
+from ._apply import apply
 from ._checks import check_leaves, check_lr, check_momentum
-from ._trace import trace
+from ._engine.ir import Hyper, bind
+from ._engine.trace import trace
 from ._tree import flatten, unflatten
 from ._typing import Hyperparameter, TreeT
 
@@ -81,9 +82,10 @@ def _velocity_step(
     out: tuple[TreeT, TreeT] | None,
 ) -> tuple[TreeT, TreeT]:
     """Shared by :func:`momentum` and :func:`nag`: validate, then V' and W'."""
-    hypers = {"lr": check_lr("lr", lr), "momentum": check_momentum("momentum", mu)}
+    hypers = {"lr": Hyper(check_lr("lr", lr)), "momentum": Hyper(check_momentum("momentum", mu))}
     trees = {"param": param, "grad": grad, "velocity": velocity}
-    new_param, new_velocity = apply_program(trace(_momentum_leaf), trees, hypers, 2, out=out)
+    program = bind(trace(_momentum_leaf), hypers)
+    new_param, new_velocity = apply(program, trees, out=out)
     return cast(TreeT, new_param), cast(TreeT, new_velocity)
 
 
@@ -111,9 +113,8 @@ def sgd(param: TreeT, grad: TreeT, *, lr: Hyperparameter, out: TreeT | None = No
     Returns:
         The new parameters, in the structure of ``param``.
     """
-    lr = check_lr("lr", lr)
-    trees = {"param": param, "grad": grad}
-    (new_param,) = apply_program(trace(_sgd_leaf), trees, {"lr": lr}, 1, out=_one(out))
+    program = bind(trace(_sgd_leaf), {"lr": Hyper(check_lr("lr", lr))})
+    (new_param,) = apply(program, {"param": param, "grad": grad}, out=_one(out))
     return cast(TreeT, new_param)
 
 
@@ -171,9 +172,9 @@ def lookahead(
     Returns:
         W_t - β V_t, in the structure of ``param``.
     """
-    mu = check_momentum("momentum", momentum)
-    trees = {"param": param, "velocity": velocity}
-    (point,) = apply_program(trace(_lookahead_leaf), trees, {"momentum": mu}, 1, out=_one(out))
+    mu = Hyper(check_momentum("momentum", momentum))
+    program = bind(trace(_lookahead_leaf), {"momentum": mu})
+    (point,) = apply(program, {"param": param, "velocity": velocity}, out=_one(out))
     return cast(TreeT, point)
 
 

@@ -26,7 +26,9 @@ import numpy as np
 import pytest
 
 import nagref
-from nagref import _fastpath, _recipe, fastpaths
+from nagref import fastpaths
+from nagref._engine import ir
+from nagref._engine import kernels as registry
 from nagref.conventions import keras, optax, pytorch, tensorflow
 from nagref.fastpaths._cuda_source import kernel_body
 
@@ -163,7 +165,7 @@ def cpu_cupy(
     monkeypatch.delitem(sys.modules, "nagref.fastpaths.cupy", raising=False)
     module = importlib.import_module("nagref.fastpaths.cupy")
     module._kernel.cache_clear()
-    monkeypatch.setitem(_fastpath._loaded, "array_api_compat.numpy", module.run)
+    monkeypatch.setitem(registry._loaded, "array_api_compat.numpy", module.run)
     yield kernels
     sys.modules.pop("nagref.fastpaths.cupy", None)
 
@@ -214,9 +216,9 @@ def test_the_cupy_kernel_launches_per_leaf_and_declines_what_it_cannot_take(
 
 
 def test_the_generator_declines_models_it_does_not_implement() -> None:
-    seg = _recipe.Segment(
-        (_recipe.step("p", "mul", "p", "g"),),
-        _recipe.Rounding(contract=False, compute={"float16": "float32"}),
+    seg = ir.Segment(
+        (ir.instr("p", "mul", "p", "g"),),
+        ir.Rounding(contract=False, compute={"float16": "float32"}),
         {},
     )
     assert kernel_body([seg], "float16", ["p", "g"], [{}], ["p"]) is None

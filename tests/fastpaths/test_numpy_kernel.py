@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nagref
-from nagref import _fastpath, fastpaths
+from nagref import fastpaths
+from nagref._engine import kernels
 from nagref.conventions import keras, optax, pytorch, tensorflow
 from nagref.fastpaths import _cpu
 
@@ -83,7 +84,7 @@ VALUES = st.one_of(
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Record, for each leaf the kernel receives, whether it ran (True) or declined."""
-    kernel = _fastpath.kernel_for(np)  # type: ignore[arg-type]
+    kernel = kernels.kernel_for(np)  # type: ignore[arg-type]
     assert kernel is not None
     calls: list[bool] = []
 
@@ -92,7 +93,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         calls.extend(result is not None for result in results)
         return results
 
-    monkeypatch.setitem(_fastpath._loaded, NAMESPACE, recording)
+    monkeypatch.setitem(kernels._loaded, NAMESPACE, recording)
     return calls
 
 
@@ -117,7 +118,7 @@ def _arrays(draw: st.DrawFn, dtype: str) -> list[np.ndarray]:
 def test_the_numpy_kernel_is_built() -> None:
     assert fastpaths.available()["numpy"] is None
     assert _cpu.HAVE_FLOAT16 == 1
-    assert _fastpath.kernel_for(np) is not None  # type: ignore[arg-type]
+    assert kernels.kernel_for(np) is not None  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import nagref
-
-from .. import formulations
+from .. import formulations, rules
 from ..conventions import keras, optax, pytorch, tensorflow
 from .trajectory import Trajectory
 
@@ -58,7 +56,7 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
     settings = (False, True) if tr.nesterov is None else (tr.nesterov,)
     plain = tr.weight_decay == 0.0 and tr.dampening == 0.0  # forms without either
     if plain:
-        yield Candidate("nagref.sgd", lambda p, g, s, t: (nagref.sgd(p, g, lr=h.lr(t)), s), _ZEROS)
+        yield Candidate("nagref.sgd", lambda p, g, s, t: (rules.sgd(p, g, lr=h.lr(t)), s), _ZEROS)
     for nesterov in settings:
         tag = ", nesterov" if nesterov else ""
         if plain:
@@ -85,7 +83,7 @@ def _plain_forms(h: _Hypers, nesterov: bool) -> Iterator[Candidate]:
     if nesterov:
         yield Candidate(
             "nagref.nag (lecture form)",
-            lambda p, g, s, t: nagref.nag(p, g, s, lr=h.lr(t), momentum=h.mu(t)),
+            lambda p, g, s, t: rules.nag(p, g, s, lr=h.lr(t), momentum=h.mu(t)),
             _ZEROS,
         )
         yield Candidate(
@@ -115,7 +113,7 @@ def _plain_forms(h: _Hypers, nesterov: bool) -> Iterator[Candidate]:
     else:
         yield Candidate(
             "nagref.momentum (lecture form)",
-            lambda p, g, s, t: nagref.momentum(p, g, s, lr=h.lr(t), momentum=h.mu(t)),
+            lambda p, g, s, t: rules.momentum(p, g, s, lr=h.lr(t), momentum=h.mu(t)),
             _ZEROS,
         )
         yield Candidate(

@@ -31,9 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-import nagref
-
-from .. import formulations, schedules
+from .. import formulations, rules, schedules
 from ..schedules import Method
 from .text import aligned
 
@@ -193,12 +191,12 @@ def _run(method: Method, lam: Vector, *, lr: float, mu: float, steps: int) -> fl
     log_norm, log_half = 0.0, 0.0
     for k in range(1, steps + 1):
         if method == "gd":
-            x = nagref.sgd(x, lam * x, lr=lr)
+            x = rules.sgd(x, lam * x, lr=lr)
         elif method == "heavy_ball":
-            x, v = nagref.momentum(x, lam * x, v, lr=lr, momentum=mu)
+            x, v = rules.momentum(x, lam * x, v, lr=lr, momentum=mu)
         else:
-            point = nagref.lookahead(x, v, momentum=mu)
-            x, v = nagref.nag(x, lam * point, v, lr=lr, momentum=mu)
+            point = rules.lookahead(x, v, momentum=mu)
+            x, v = rules.nag(x, lam * point, v, lr=lr, momentum=mu)
         norm = float(np.linalg.norm(x))
         if not 2.0**-300 <= norm <= 2.0**300:
             shift = -math.frexp(norm)[1]

@@ -8,9 +8,10 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._apply import apply_program
+from .. import _dtypes
+from .._apply import apply
 from .._checks import describe, dtype_name
-from .._recipe import Hyper, Program, Step, per_dtype, step
+from .._engine.ir import Hyper, Instr, Program, instr, per_dtype
 
 __all__ = [
     "REAL_FLOATS",
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 #: The dtypes a convention accepts: the frameworks' real floating types on CPU.
-REAL_FLOATS = ("float16", "float32", "float64")
+REAL_FLOATS = tuple(d.name for d in _dtypes.TABLE.values() if d.conventions)
 
 
 def number(name: str, value: object) -> float:
@@ -37,7 +38,6 @@ def number(name: str, value: object) -> float:
 def run(
     trees: Mapping[str, object],
     program: Program | Callable[[str], Program],
-    n_outputs: int,
     out: Sequence[object | None] | None = None,
 ) -> tuple[Any, ...]:
     """Validate the trees (as the core rules do) and run the convention's program.
@@ -57,7 +57,7 @@ def run(
             )
         return program_for(dtype)
 
-    return apply_program(checked, trees, {}, n_outputs, out=out)
+    return apply(checked, trees, out=out, n_outputs=2)
 
 
 #: A state that starts at zero (the frameworks' zeros initializer), as a
@@ -65,9 +65,9 @@ def run(
 ZERO = Hyper(0.0)
 
 
-def from_zero(state: str) -> tuple[Step, ...]:
-    """The step that starts register ``state`` at zero (see :data:`ZERO`)."""
-    return (step(state, "copy", "zero"),)
+def from_zero(state: str) -> tuple[Instr, ...]:
+    """The instruction that starts register ``state`` at zero (see :data:`ZERO`)."""
+    return (instr(state, "copy", "zero"),)
 
 
 def donated(out: object, state: str, has_state: bool) -> tuple[object, object] | None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Program, Rounding, Split, step
+from .._engine.ir import VIA_OPMATH, Hyper, Program, Rounding, Split, instr
 from .._typing import ArrayTree
 from ._common import ZERO, donated, float32, from_zero, number, run
 from .pytorch import HALF_LANES, HALF_TAIL
@@ -100,8 +100,8 @@ def sgd(
     direct = through32 if backend == "tensorflow" else ("storage",)
     hypers = {
         "lr": Hyper(lr, through32),  # a float32 variable, cast to the dtype
-        "neg_lr": Hyper(-float32(lr), DOUBLE_TO_DTYPE),  # alpha=-lr, lr a float32 tensor
-        "mu": Hyper(momentum, DOUBLE_TO_DTYPE if torch else direct),
+        "neg_lr": Hyper(-float32(lr), VIA_OPMATH),  # alpha=-lr, lr a float32 tensor
+        "mu": Hyper(momentum, VIA_OPMATH if torch else direct),
         "wd": Hyper(0.0 if wd is None else wd, direct),
         "decay": Hyper(_torch_decay_factor(lr, wd), ("float32",)),
     }
@@ -113,11 +113,11 @@ def sgd(
     elif momentum != 0:  # the velocity variables start at zero
         recipe = (*from_zero("v"), *recipe)
         hypers["zero"] = ZERO
-    outputs = ("p", "v") if momentum != 0 else ("p", "p")
+    outputs = ("p", "v" if momentum != 0 else None)
     split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
     program = Program(recipe, _ROUNDING[backend], inputs, outputs, hypers, split)
-    new_variable, new_velocity = run(trees, program, 2, donated(out, "momentum_var", momentum != 0))
-    return new_variable, (new_velocity if momentum != 0 else None)
+    new_variable, new_velocity = run(trees, program, donated(out, "momentum_var", momentum != 0))
+    return new_variable, new_velocity
 
 
 def _torch_decay_factor(lr: float, wd: float | None) -> float:
@@ -130,32 +130,32 @@ def _torch_decay_factor(lr: float, wd: float | None) -> float:
 def _recipe(momentum: float, nesterov: bool, wd: float | None) -> tuple[Any, ...]:
     steps = []
     if wd is not None:  # variable.assign(variable - variable * wd * lr)
-        steps += [step("t", "mul", "p", "wd"), step("t", "mul", "t", "lr")]
-        steps.append(step("p", "sub", "p", "t"))
+        steps += [instr("t", "mul", "p", "wd"), instr("t", "mul", "t", "lr")]
+        steps.append(instr("p", "sub", "p", "t"))
     if momentum != 0:  # m.assign(m * mu - g * lr)
-        velocity = [step("a", "mul", "v", "mu"), step("b", "mul", "g", "lr")]
-        steps += [*velocity, step("v", "sub", "a", "b")]
+        velocity = [instr("a", "mul", "v", "mu"), instr("b", "mul", "g", "lr")]
+        steps += [*velocity, instr("v", "sub", "a", "b")]
         if nesterov:  # variable += m * mu - g * lr, with the new m
-            steps += [*velocity, step("u", "sub", "a", "b"), step("p", "add", "p", "u")]
+            steps += [*velocity, instr("u", "sub", "a", "b"), instr("p", "add", "p", "u")]
         else:
-            steps.append(step("p", "add", "p", "v"))
+            steps.append(instr("p", "add", "p", "v"))
     else:  # variable -= g * lr
-        steps += [step("b", "mul", "g", "lr"), step("p", "sub", "p", "b")]
+        steps += [instr("b", "mul", "g", "lr"), instr("p", "sub", "p", "b")]
     return tuple(steps)
 
 
 def _torch_recipe(momentum: float, nesterov: bool, wd: float | None) -> tuple[Any, ...]:
     steps = []
     if wd is not None:  # torch._foreach_mul_(variables, 1 - wd * lr)
-        steps.append(step("p", "mul", "p", "decay"))
+        steps.append(instr("p", "mul", "p", "decay"))
     if momentum != 0:
-        steps.append(step("v", "mul", "v", "mu"))  # _foreach_mul_(bufs, momentum)
-        steps.append(step("v", "muladd", "g", "neg_lr", "v"))  # add_(grads, alpha=-lr)
+        steps.append(instr("v", "mul", "v", "mu"))  # _foreach_mul_(bufs, momentum)
+        steps.append(instr("v", "muladd", "g", "neg_lr", "v"))  # add_(grads, alpha=-lr)
         if nesterov:
-            steps.append(step("p", "muladd", "g", "neg_lr", "p"))
-            steps.append(step("p", "muladd", "v", "mu", "p"))  # add_(bufs, alpha=momentum)
+            steps.append(instr("p", "muladd", "g", "neg_lr", "p"))
+            steps.append(instr("p", "muladd", "v", "mu", "p"))  # add_(bufs, alpha=momentum)
         else:
-            steps.append(step("p", "add", "p", "v"))
+            steps.append(instr("p", "add", "p", "v"))
     else:
-        steps.append(step("p", "muladd", "g", "neg_lr", "p"))
+        steps.append(instr("p", "muladd", "g", "neg_lr", "p"))
     return tuple(steps)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Program, Recipe, Rounding, Split, step
+from .._engine.ir import VIA_OPMATH, Hyper, Program, Recipe, Rounding, Split, instr
 from .._typing import ArrayTree
 from ._common import donated, number, run
 
@@ -99,19 +99,19 @@ def sgd(
     first = momentum_buffer is None
     recipe = _recipe(momentum, weight_decay, nesterov, maximize, first)
     hypers = {
-        "neg_lr": Hyper(-lr, DOUBLE_TO_DTYPE),
+        "neg_lr": Hyper(-lr, VIA_OPMATH),
         # mul_ takes its scalar in opmath; _foreach_mul_ rounds it to the dtype first
-        "mu": Hyper(momentum, DOUBLE_TO_DTYPE if foreach else ("compute",)),
-        "mu_alpha": Hyper(momentum, DOUBLE_TO_DTYPE),  # add_'s alpha is rounded to the dtype
-        "keep": Hyper(1.0 - dampening, DOUBLE_TO_DTYPE),
-        "wd": Hyper(weight_decay, DOUBLE_TO_DTYPE),
+        "mu": Hyper(momentum, VIA_OPMATH if foreach else ("compute",)),
+        "mu_alpha": Hyper(momentum, VIA_OPMATH),  # add_'s alpha is rounded to the dtype
+        "keep": Hyper(1.0 - dampening, VIA_OPMATH),
+        "wd": Hyper(weight_decay, VIA_OPMATH),
     }
     trees: dict[str, Any] = {"param": param, "grad": grad}
     if not first:
         trees["momentum_buffer"] = momentum_buffer
 
     inputs = ("p", "g") if first else ("p", "g", "b")
-    outputs = ("p", "b") if momentum != 0 else ("p", "p")
+    outputs = ("p", "b" if momentum != 0 else None)
 
     def program(dtype: str) -> Program:
         if not fused:
@@ -127,8 +127,8 @@ def sgd(
             split = Split(tail, _EACH, _FUSED_LANES)
         return Program(recipe, _EACH, inputs, outputs, hypers, split)
 
-    new_param, new_buffer = run(trees, program, 2, donated(out, "momentum_buffer", momentum != 0))
-    return new_param, (new_buffer if momentum != 0 else None)
+    new_param, new_buffer = run(trees, program, donated(out, "momentum_buffer", momentum != 0))
+    return new_param, new_buffer
 
 
 def _recipe(
@@ -142,20 +142,20 @@ def _recipe(
 ) -> Recipe:
     steps = []
     if maximize:
-        steps.append(step("g", "neg", "g"))
+        steps.append(instr("g", "neg", "g"))
     if weight_decay != 0:
-        steps.append(step("g", "muladd", "p", "wd", "g"))  # grad.add(param, alpha=wd)
+        steps.append(instr("g", "muladd", "p", "wd", "g"))  # grad.add(param, alpha=wd)
     direction = "g"
     if momentum != 0:
         if first:
-            steps.append(step("b", "copy", "g"))  # clone: no dampening
+            steps.append(instr("b", "copy", "g"))  # clone: no dampening
         elif scalar_tail:  # fused kernel, scalar epilogue: mu*b + fl((1-tau)*g)
-            steps += [step("kg", "mul", "g", "keep"), step("b", "muladd", "b", "mu_alpha", "kg")]
+            steps += [instr("kg", "mul", "g", "keep"), instr("b", "muladd", "b", "mu_alpha", "kg")]
         else:  # buf.mul_(mu).add_(grad, alpha=1 - dampening)
-            steps += [step("b", "mul", "b", "mu"), step("b", "muladd", "g", "keep", "b")]
+            steps += [instr("b", "mul", "b", "mu"), instr("b", "muladd", "g", "keep", "b")]
         if nesterov:
-            steps.append(step("g", "muladd", "b", "mu_alpha", "g"))  # grad.add(buf, alpha=mu)
+            steps.append(instr("g", "muladd", "b", "mu_alpha", "g"))  # grad.add(buf, alpha=mu)
         else:
             direction = "b"
-    steps.append(step("p", "muladd", direction, "neg_lr", "p"))  # param.add_(d, alpha=-lr)
+    steps.append(instr("p", "muladd", direction, "neg_lr", "p"))  # param.add_(d, alpha=-lr)
     return tuple(steps)

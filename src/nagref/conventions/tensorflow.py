@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from .._recipe import DOUBLE_TO_DTYPE, Hyper, Program, Rounding, step
+from .._engine.ir import VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._typing import ArrayTree
 from ._common import donated, number, run
 
@@ -57,26 +57,25 @@ def apply_momentum(
     """
     # as tf.constant(x, dtype) makes them: Eigen's half rounds through float
     hypers = {
-        "lr": Hyper(number("lr", lr), DOUBLE_TO_DTYPE),
-        "mu": Hyper(number("momentum", momentum), DOUBLE_TO_DTYPE),
+        "lr": Hyper(number("lr", lr), VIA_OPMATH),
+        "mu": Hyper(number("momentum", momentum), VIA_OPMATH),
     }
-    steps = [step("a", "muladd", "a", "mu", "g")]  # accum * momentum + grad
+    steps = [instr("a", "muladd", "a", "mu", "g")]  # accum * momentum + grad
     if use_nesterov:  # var -= grad * lr + accum * momentum * lr
         steps += [
-            step("x", "mul", "g", "lr"),
-            step("y", "mul", "a", "mu"),
-            step("y", "mul", "y", "lr"),
-            step("x", "add", "x", "y"),
-            step("p", "sub", "p", "x"),
+            instr("x", "mul", "g", "lr"),
+            instr("y", "mul", "a", "mu"),
+            instr("y", "mul", "y", "lr"),
+            instr("x", "add", "x", "y"),
+            instr("p", "sub", "p", "x"),
         ]
     else:  # var -= accum * lr
-        steps += [step("x", "mul", "a", "lr"), step("p", "sub", "p", "x")]
+        steps += [instr("x", "mul", "a", "lr"), instr("p", "sub", "p", "x")]
 
     program = Program(tuple(steps), _ROUNDING, ("p", "a", "g"), ("p", "a"), hypers)
     new_var, new_accum = run(
         {"var": var, "accum": accum, "grad": grad},
         program,
-        2,
         donated(out, "accum", True),
     )
     return new_var, new_accum

@@ -1,28 +1,36 @@
-"""Backend kernels behind nagref's one fast-path seam (:mod:`nagref._fastpath`).
+"""nagref's backend kernels, registered with the engine's one fast-path seam.
 
-Each kernel evaluates the same recipes as the generic path and gives the
-same bits, faster. The seam picks one by array namespace; nothing else calls
-them. :func:`disabled` runs the generic path only; :func:`available` says
-which kernels load here.
+Each kernel evaluates the same programs as the generic interpreter and
+gives the same bits, faster; it imports only the engine's IR
+(:mod:`nagref._engine.ir`) and the dtype table. Importing this package
+registers them (:func:`nagref._engine.kernels.register`: a predicate on the
+namespace and a loader), and the dispatcher and :func:`available` read that
+one list. :func:`disabled` runs the generic path only.
+
+* ``numpy``: :mod:`nagref.fastpaths.numpy`, a compiled C evaluator
+  (:mod:`nagref.fastpaths._cpu`) for contiguous float16, float32 and float64;
+* ``cupy``: :mod:`nagref.fastpaths.cupy`, a generated CUDA elementwise kernel.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from .._fastpath import disabled
+from .._engine.kernels import Kernel, Registration, available, disabled, register
 
 __all__ = ["available", "disabled"]
 
 
-def available() -> dict[str, str | None]:
-    """Each kernel module, mapped to None if it loads or to why it does not."""
-    status: dict[str, str | None] = {}
-    for name in ("numpy", "cupy"):
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ImportError as error:
-            status[name] = str(error)
-        else:
-            status[name] = None
-    return status
+def _registration(name: str, module: str) -> Registration:
+    """Kernel ``name`` for the namespace ``name`` (plain or array_api_compat's), in ``module``."""
+
+    def load() -> Kernel:
+        run: Kernel = importlib.import_module(module).run
+        return run
+
+    namespaces = {name, f"array_api_compat.{name}"}
+    return Registration(name, namespaces.__contains__, load)
+
+
+register(_registration("numpy", "nagref.fastpaths.numpy"))
+register(_registration("cupy", "nagref.fastpaths.cupy"))

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .._recipe import Segment
+from .._dtypes import TABLE, smallest_normal
+from .._engine.ir import Segment
 
 __all__ = ["PREAMBLE", "TYPES", "kernel_body"]
 
-#: storage dtype -> (C type, intrinsic suffix, smallest normal)
+#: storage dtype -> (C type, intrinsic suffix, smallest normal), from the dtype table
 TYPES = {
-    "float32": ("float", "f", "1.17549435082228750797e-38f"),
-    "float64": ("double", "d", "2.2250738585072013830902e-308"),
+    d.name: (t, t[0], f"{smallest_normal(d.name)!r}" + ("f" if t == "float" else ""))
+    for d in TABLE.values()
+    if (t := d.cuda_type) is not None
 }
 
 
@@ -65,7 +67,7 @@ def kernel_body(
         names.update({name: f(const) for name, const in constants[k].items()})
         body = []
         for n, s in enumerate(segment.recipe):
-            if not set(s.args) <= set(names):
+            if s.op == "div" or not set(s.args) <= set(names):
                 return None
             a = [names[x] for x in s.args]
             if s.op == "copy":

@@ -17,7 +17,7 @@ from typing import Any
 
 import cupy
 
-from .._recipe import Batch, bounds
+from .._engine.ir import Batch, bounds
 from ._cuda_source import PREAMBLE, TYPES, kernel_body
 
 __all__ = ["run"]

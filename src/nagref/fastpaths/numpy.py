@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._recipe import Batch, Step
+from .._dtypes import TABLE
+from .._engine.ir import Batch, Instr
 from . import _cpu
 
 __all__ = ["run"]
@@ -38,8 +39,13 @@ _KINDS = {
     ("float16", "float16", "float16"): 4,
 }
 _FLUSHABLE = {0, 1}
-#: dtype.char -> the storage dtype's name (a faster lookup than dtype.name)
-_STORAGE = {"e": "float16", "f": "float32", "d": "float64"}
+#: dtype.char -> the storage dtype's name (a faster lookup than dtype.name), for
+#: the dtypes the evaluator computes (the dtype table's ``c_type``)
+_STORAGE = {
+    d.buffer_format: d.name
+    for d in TABLE.values()
+    if d.c_type is not None and d.buffer_format is not None
+}
 _OPS = {"copy": 0, "neg": 1, "mul": 2, "add": 3, "sub": 4}
 _FMA, _MULADD = 5, 6
 _ALIGN = 64  # bytes: where each new output array starts (a cache line)
@@ -151,7 +157,7 @@ def _compile(
 
 @lru_cache(maxsize=256)
 def _code(
-    recipe: tuple[Step, ...],
+    recipe: tuple[Instr, ...],
     *,
     contract: bool,
     kind: int | None,
@@ -184,6 +190,8 @@ def _code(
     defined = set(inputs) | set(constants)
     written = set()
     for s in recipe:
+        if s.op not in _OPS and s.op != "muladd":
+            return None  # an operation the evaluator lacks (division)
         if not set(s.args) <= defined or s.out in constants:
             return None
         reads |= set(s.args) & set(inputs)

@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import nagref
-
-from .. import formulations, schedules
+from .. import formulations, rules, schedules
 from ..conventions import keras, optax, pytorch, tensorflow
 
 __all__ = ["CONVENTIONS", "DTYPES", "Case", "cases"]
@@ -68,8 +66,8 @@ def _lr(t: int, varying: bool) -> float:
 def _rule(name: str) -> Subject:
     def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
         if name == "sgd":
-            return nagref.sgd(p, g, lr=h["lr"]), ()  # type: ignore[arg-type]
-        fn = nagref.nag if name == "nag" else nagref.momentum
+            return rules.sgd(p, g, lr=h["lr"]), ()  # type: ignore[arg-type]
+        fn = rules.nag if name == "nag" else rules.momentum
         w, v = fn(p, g, s[0], lr=h["lr"], momentum=h["momentum"])  # type: ignore[arg-type]
         return w, (v,)
 
@@ -150,7 +148,13 @@ def _optax(variant: str) -> Subject:
         return p, (t,)
 
     def hypers(t: int, varying: bool) -> Hypers:
-        return {"learning_rate": _lr(t, varying), "momentum": MU, "jit": variant == "jit"}
+        # pinned, so that the vectors do not depend on the CPU that writes them
+        return {
+            "learning_rate": _lr(t, varying),
+            "momentum": MU,
+            "jit": variant == "jit",
+            "native_float16": False,
+        }
 
     return Subject("nagref.conventions.optax.sgd", ("trace",), step, hypers)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import __version__
+from .._version import __version__
 from .catalogue import Case, cases
 
 __all__ = ["SCHEMA_VERSION", "dumps", "encode", "schema", "write"]

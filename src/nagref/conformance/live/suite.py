@@ -167,6 +167,7 @@ def _step(spec: Spec, p: Any, g: Any, state: Any, lr: float) -> tuple[Any, Any]:
             momentum=spec.momentum,
             nesterov=spec.nesterov,
             jit=spec.variant == "jit",
+            **spec.extra,  # a recording made on another CPU says native_float16
         )
     return tensorflow.apply_momentum(
         p, state, g, lr=lr, momentum=spec.momentum or 0.0, use_nesterov=spec.nesterov

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from oracle import exact_fma
 
-from nagref._fma import fma
+from nagref._engine.fma import fma
 
 #: Backends that evaluate one IEEE operation at a time with gradual underflow,
 #: which the error-free transformations need (docs/conventions.md): JAX on CPU

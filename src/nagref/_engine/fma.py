@@ -42,16 +42,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import array_namespace, is_lazy_array
-from ._typing import Namespace
+from .._compat import array_namespace, is_lazy_array
+from .._dtypes import lookup
+from .._typing import Namespace
 
 __all__ = ["add_round_to_odd", "fma"]
 
-_SPLITTER = 2.0**27 + 1.0  # Veltkamp's constant for 53-bit significands
+_BINARY64 = lookup("float64")
+_SPLITTER = 2.0 ** ((_BINARY64.precision + 1) // 2) + 1.0  # Veltkamp's constant: 2^27 + 1
 _TINY_PRODUCT = 2.0**-968  # below this TwoProduct's error may underflow
 _TINY_ADDEND = 2.0**-900
 _UP = 2.0**537  # applied to both factors: 2^1074 on the product
-_DOWN = 2.0**-1074  # the smallest subnormal, so one multiply undoes 2^1074
+# the smallest subnormal, 2^-1074, so one multiply undoes 2^1074
+_DOWN = 2.0 ** (_BINARY64.min_exponent - _BINARY64.precision + 1)
 _HUGE = 2.0**995  # above this Veltkamp's split may overflow
 _HUGE_SUM = 2.0**1000
 _SHRINK = 2.0**-64

@@ -1,0 +1,122 @@
+"""The executor: a program over every set of leaves, through a kernel or the interpreter.
+
+A rule, formulation or convention prepares one :class:`~.ir.Program` per
+call (per storage dtype, where its rounding depends on it); :func:`run`
+groups the leaves by dtype and device into :class:`~.ir.Batch` es, casts
+each group's constants once (:mod:`.hypers`), and hands each batch to the
+kernel registered for the namespace (:mod:`.kernels`, the one seam for fast
+paths). What a kernel declines runs on the generic interpreter
+(:mod:`.interpret`), which defines the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .._checks import dtype_name
+from .._compat import cpu_only, device
+from .._typing import Namespace
+from .hypers import constants
+from .interpret import run_leaf
+from .ir import Batch, Hyper, Program, Recipe, Rounding, Segment
+from .kernels import kernel_for
+
+__all__ = ["run"]
+
+
+def run(
+    xp: Namespace,
+    program_for: Callable[[str], Program],
+    columns: Sequence[Sequence[Any]],
+    out: Sequence[Sequence[Any] | None],
+) -> list[list[Any] | None]:
+    """Run a program over every set of leaves; return each output's leaves.
+
+    Args:
+        xp: the leaves' namespace.
+        program_for: the program for a storage dtype (by name); it may raise
+            for a dtype it refuses. Every group's program is prepared, and
+            every constant cast, before anything is computed.
+        columns: per input register, its leaves (validated: corresponding
+            leaves share dtype, shape and device).
+        out: per output of the program, the caller's arrays to write into,
+            or None.
+
+    Returns:
+        Per output of the program, its leaves, or None for an output the
+        program does not produce (a None in its ``outputs``).
+    """
+    prepared = [
+        (
+            indices,
+            _batch(xp, program_for(dtype_name(first)), first, indices, columns=columns, out=out),
+        )
+        for first, indices in _groups(columns[0])
+    ]
+    size = len(columns[0])
+    results: list[list[Any] | None] = [None] * len(out)
+    kernel = kernel_for(xp)
+    for indices, (batch, produced) in prepared:
+        done = kernel(batch) if kernel is not None else [None] * len(batch.columns[0])
+        for k, (index, leaf) in enumerate(zip(indices, done, strict=True)):
+            outputs = run_leaf(xp, batch, k) if leaf is None else leaf
+            for j, result in zip(produced, outputs, strict=True):
+                column = results[j]
+                if column is None:
+                    column = results[j] = [None] * size
+                column[index] = result
+    return results
+
+
+def _groups(leaves: Sequence[Any]) -> list[tuple[Any, Sequence[int]]]:
+    """The leaves' positions grouped by dtype and device, in first-seen order."""
+    keys: list[tuple[Any, Any]] = []
+    groups: list[tuple[Any, list[int]]] = []
+    last = -1
+    # a NumPy array is on the CPU: ask the others' devices only
+    devices = not all(map(cpu_only, set(map(type, leaves))))
+    for index, leaf in enumerate(leaves):
+        dtype, where = leaf.dtype, device(leaf) if devices else "cpu"
+        if last < 0 or not (keys[last][0] == dtype and keys[last][1] == where):
+            last = next(
+                (k for k, (d, w) in enumerate(keys) if d == dtype and w == where), len(keys)
+            )
+            if last == len(keys):
+                keys.append((dtype, where))
+                groups.append((leaf, []))
+        groups[last][1].append(index)
+    if len(groups) == 1:
+        return [(groups[0][0], range(len(leaves)))]
+    return list(groups)
+
+
+def _batch(
+    xp: Namespace,
+    program: Program,
+    first: Any,
+    indices: Sequence[int],
+    *,
+    columns: Sequence[Sequence[Any]],
+    out: Sequence[Sequence[Any] | None],
+) -> tuple[Batch, list[int]]:
+    """The batch of the leaves at ``indices`` (``first`` the first), and which
+    of the program's outputs it produces."""
+    storage = dtype_name(first)
+    where = device(first)
+
+    def segment(recipe: Recipe, rounding: Rounding, hypers: Mapping[str, Hyper]) -> Segment:
+        return Segment(recipe, rounding, constants(xp, hypers, rounding, first, where))
+
+    segments = [segment(program.recipe, program.rounding, program.hypers)]
+    split = program.split
+    lanes = 0 if split is None else split.lanes.get(storage, 0)
+    if split is not None and lanes:
+        segments.append(segment(split.tail, split.tail_rounding, program.hypers))
+    produced = [j for j, name in enumerate(program.outputs) if name is not None]
+    outputs = tuple(name for name in program.outputs if name is not None)
+    given = [out[j] for j in produced]
+    if not isinstance(indices, range):
+        columns = [[column[i] for i in indices] for column in columns]
+        given = [None if column is None else [column[i] for i in indices] for column in given]
+    return Batch(tuple(segments), lanes, program.inputs, columns, outputs, given), produced
