@@ -11,7 +11,7 @@ import pytest
 import nagref.rules
 from nagref import __version__
 from nagref.cli import main
-from nagref.conformance.live.table import stderr_progress
+from nagref.live.table import stderr_progress
 
 
 def test_conformance_prints_a_table_and_a_verdict_and_exits_0(

@@ -11,7 +11,7 @@ import nagref
 
 SRC = Path(nagref.__file__).parent
 #: Tools that compare against NumPy-evaluated references; everything else is core.
-NUMPY_TOOLS = {"cli.py", "auditing", "conformance", "vectors"}
+NUMPY_TOOLS = {"cli.py", "auditing", "report", "live", "vectors", "_compare.py", "_tables.py"}
 #: Backend kernels behind the fast-path seam: each may import its own backend only.
 FASTPATHS = "fastpaths"
 

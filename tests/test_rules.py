@@ -12,7 +12,7 @@ from backends import XP
 from oracle import error_bound, in_documented_order, special_values
 
 import nagref
-from nagref.conformance.compare import bitwise_equal, ulp_distance
+from nagref._compare import bitwise_equal, ulp_distance
 
 RULES = ("sgd", "momentum", "nag", "lookahead")
 HYPER = {"lr": 0.0625, "momentum": 0.875}

@@ -1,6 +1,6 @@
 """Property: every rule equals the published formula, evaluated element by element.
 
-The reference is :mod:`nagref.conformance.published` (Ruder 2016's
+The reference is :mod:`nagref.report.published` (Ruder 2016's
 form, which has the seeds' sign; gradient descent for ``sgd``), evaluated in
 binary64 with Python floats, independently of :mod:`nagref.rules`. In
 float64 the two must agree bit for bit (up to the sign of zero in complex
@@ -21,8 +21,8 @@ from hypothesis.extra.numpy import array_shapes
 from oracle import error_bound
 from test_rules import RULES, run_rule
 
-from nagref.conformance.compare import bitwise_equal, ulp_distance
-from nagref.conformance.published import Arithmetic, gd_step, ruder_lookahead, ruder_step
+from nagref._compare import bitwise_equal, ulp_distance
+from nagref.report.published import Arithmetic, gd_step, ruder_lookahead, ruder_step
 
 F64 = Arithmetic("float64")
 _values = st.floats(-1e3, 1e3, allow_subnormal=False).filter(lambda x: x == 0 or abs(x) > 1e-30)

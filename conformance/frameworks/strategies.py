@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from nagref.conformance.live import Spec
+from nagref.live import Spec
 
 # empty, scalar, and lengths that leave SIMD tails (8, 16 and 32 lanes)
 LENGTHS = st.sampled_from([0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 37, 63, 64, 65, 100])

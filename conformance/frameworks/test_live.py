@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from nagref.conformance.live import VARIANTS, Spec, Worker, check
+from nagref.live import VARIANTS, Spec, Worker, check
 
 from .strategies import specs
 

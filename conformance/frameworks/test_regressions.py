@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import torch
 
-from nagref.conformance.live import VARIANTS, Spec, Worker, check
 from nagref.conventions import pytorch
+from nagref.live import VARIANTS, Spec, Worker, check
 
 
 def test_tensorflow_conflates_signed_zero_python_scalars() -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from nagref.conformance import theory
+from nagref.report import theory
 
 
 @pytest.fixture(scope="module")

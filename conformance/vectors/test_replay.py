@@ -1,7 +1,7 @@
 """Replay the golden trajectories recorded from the live frameworks.
 
 The files in this directory were recorded with
-``python -m nagref.conformance.live.vectors conformance/vectors 4`` from the
+``python -m nagref.live.recordings conformance/vectors 4`` from the
 framework versions named in each file. Replaying them needs only NumPy, so
 the conventions stay checked where the frameworks are not installed.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nagref.conformance.live import VARIANTS, compare, run_nagref
-from nagref.conformance.live.vectors import read
+from nagref.live import VARIANTS, compare, run_nagref
+from nagref.live.recordings import read
 
 HERE = Path(__file__).parent
 FILES = sorted(HERE.glob("*.txt"))

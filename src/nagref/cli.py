@@ -16,8 +16,8 @@ from typing import Any, NoReturn
 
 from . import auditing, vectors
 from ._version import __version__
-from .conformance import DTYPES, format_table, run, theory, verdict
-from .conformance.live.table import format_live_table, frameworks, run_live, stderr_progress
+from .live.table import format_live_table, frameworks, run_live, stderr_progress
+from .report import DTYPES, format_table, run, theory, verdict
 
 __all__ = ["main"]
 

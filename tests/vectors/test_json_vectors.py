@@ -16,8 +16,8 @@ import pytest
 
 import nagref
 from nagref import vectors
+from nagref._compare import bitwise_equal
 from nagref.cli import main
-from nagref.conformance.compare import bitwise_equal
 
 ROOT = Path(__file__).resolve().parents[2]
 

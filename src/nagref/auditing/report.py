@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..conformance.compare import bitwise_equal, ulp_distance
-from ..conformance.text import aligned
+from .._compare import bitwise_equal, ulp_distance
+from .._tables import aligned
 from .candidates import Candidate, candidates
 from .trajectory import Trajectory, load
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .. import rules
-from .compare import bitwise_equal, ulp_distance
+from .._compare import bitwise_equal, ulp_distance
+from .._tables import aligned
 from .problems import PROBLEMS, Problem
 from .published import (
     Arithmetic,
@@ -28,7 +29,6 @@ from .published import (
     sutskever_lookahead,
     sutskever_step,
 )
-from .text import aligned
 
 __all__ = ["DTYPES", "RULES", "Row", "format_table", "run", "verdict"]
 

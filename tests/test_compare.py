@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nagref.conformance.compare import bitwise_equal, ulp_distance
+from nagref._compare import bitwise_equal, ulp_distance
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nagref.conformance.published import (
+from nagref.report.published import (
     Arithmetic,
     gd_step,
     ruder_lookahead,

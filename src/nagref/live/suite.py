@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ...conventions import keras, optax, pytorch, tensorflow
-from ..compare import bitwise_equal, ulp_distance
+from .._compare import bitwise_equal, ulp_distance
+from ..conventions import keras, optax, pytorch, tensorflow
 from .cases import Spec, arrays
 
 __all__ = ["CaseResult", "Worker", "check", "compare", "run_nagref"]
@@ -30,7 +30,7 @@ class Worker:
     """
 
     def __init__(self, convention: str, backend: str | None = None, *, wait: bool = True) -> None:
-        args = [sys.executable, "-m", "nagref.conformance.live.worker", convention]
+        args = [sys.executable, "-m", "nagref.live.worker", convention]
         if backend is not None:
             args.append(backend)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")

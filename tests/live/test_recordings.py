@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nagref.conformance.compare import bitwise_equal
-from nagref.conformance.live import Spec
-from nagref.conformance.live.vectors import Recorded, read, write
+from nagref._compare import bitwise_equal
+from nagref.live import Spec
+from nagref.live.recordings import Recorded, read, write
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])

@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import formulations, rules, schedules
+from .._tables import aligned
 from ..schedules import Method
-from .text import aligned
 
 __all__ = [
     "BoundRow",

@@ -15,7 +15,7 @@ such), so the files round-trip bit for bit, except for NaN payloads::
     state 1 ... | none
     end
 
-``python -m nagref.conformance.live.vectors DIR [CASES]`` records them.
+``python -m nagref.live.recordings DIR [CASES]`` records them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..text import aligned
+from .._tables import aligned
 from .cases import VARIANTS, random_spec
 from .suite import Worker, check
 

@@ -1,6 +1,6 @@
 """A worker process that runs one framework on cases sent as JSON lines.
 
-``python -m nagref.conformance.live.worker CONVENTION [KERAS_BACKEND]``
+``python -m nagref.live.worker CONVENTION [KERAS_BACKEND]``
 reads one :class:`~.cases.Spec` per line on stdin and answers, per case, one
 JSON line: the parameters and the state after every step, as raw bytes in
 base64 (or an error message). It prints the framework's version first.

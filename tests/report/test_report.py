@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import nagref.rules
-from nagref.conformance import format_table, run, verdict
+from nagref.report import format_table, run, verdict
 
 
 def test_every_check_passes_and_ruder_is_exact() -> None:
