@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from nagref.report.published import Rounded, gradient_descent, ruder, ruder_lookahead
+
 _WIDE = {
     "float16": "float64",
     "float32": "float64",
@@ -36,7 +38,12 @@ def unit_roundoff(dtype: str) -> float:
 def in_documented_order(
     rule: str, dtype: str, *, flush: bool = False, **values: Any
 ) -> tuple[Any, ...]:
-    """W' (and V') per the documented operation order, as NumPy arrays of ``dtype``."""
+    """W' (and V') per the documented operation order, as NumPy arrays of ``dtype``.
+
+    That order is Ruder's (2016) form (gradient descent for ``sgd``), so this
+    evaluates the oracle's formulas on arrays whose every operation is
+    rounded to ``dtype``. η and β are rounded to ``dtype`` but never flushed.
+    """
     wide = _WIDE[dtype]
     tiny = np.finfo({"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)).tiny
 
@@ -47,23 +54,23 @@ def in_documented_order(
             y = _flush(y, tiny)
         return y.astype(wide)
 
-    def hyper(h: float) -> Any:
-        return np.asarray(np.asarray(h, dtype=dtype), dtype=wide)
+    def array(name: str) -> Rounded:
+        return Rounded(rnd(values[name]), rnd)
 
-    w = rnd(values["w"])
-    out: tuple[Any, ...]
+    def hyper(name: str) -> Rounded:
+        return Rounded(np.asarray(np.asarray(values[name], dtype=dtype), dtype=wide), rnd)
+
+    out: tuple[Rounded, ...]
     with np.errstate(over="ignore", invalid="ignore"):
         if rule == "sgd":
-            out = (rnd(w - rnd(hyper(values["lr"]) * rnd(values["g"]))),)
+            out = (gradient_descent(array("w"), array("g"), eps=hyper("lr")),)
         elif rule == "lookahead":
-            out = (rnd(w - rnd(hyper(values["momentum"]) * rnd(values["v"]))),)
+            out = (ruder_lookahead(array("w"), array("v"), gamma=hyper("momentum")),)
         else:
-            v = rnd(
-                rnd(hyper(values["momentum"]) * rnd(values["v"]))
-                + rnd(hyper(values["lr"]) * rnd(values["g"]))
+            out = ruder(
+                array("w"), array("g"), array("v"), eta=hyper("lr"), gamma=hyper("momentum")
             )
-            out = (rnd(w - v), v)
-    return tuple(np.asarray(o).astype(dtype) for o in out)
+    return tuple(np.asarray(o.value).astype(dtype) for o in out)
 
 
 def _flush(y: Any, tiny: float) -> Any:

@@ -11,7 +11,16 @@ import nagref
 
 SRC = Path(nagref.__file__).parent
 #: Tools that compare against NumPy-evaluated references; everything else is core.
-NUMPY_TOOLS = {"cli.py", "auditing", "report", "live", "vectors", "_compare.py", "_tables.py"}
+NUMPY_TOOLS = {
+    "cli.py",
+    "auditing",
+    "explaining.py",
+    "report",
+    "live",
+    "vectors",
+    "_compare.py",
+    "_tables.py",
+}
 #: Backend kernels behind the fast-path seam: each may import its own backend only.
 FASTPATHS = "fastpaths"
 
@@ -143,6 +152,7 @@ def test_public_api() -> None:
         "audit",
         "conventions",
         "convert",
+        "explain",
         "formulations",
         "init_velocity",
         "lookahead",
@@ -181,3 +191,57 @@ def test_public_submodules_load_on_first_attribute_access() -> None:
         "nagref.convert",
         "nagref.schedules",
     ]
+
+
+#: src modules whose tests live under another name, and where
+TESTED_ELSEWHERE = {
+    "nagref": "tests/test_layout.py (lazy submodules, the public API)",
+    "nagref.__main__": "tests/test_cli.py",
+    "nagref._typing": "mypy --strict (types only)",
+    "nagref._version": "tests/test_cli.py",
+    "nagref.fastpaths.cupy": "tests/fastpaths/test_cuda_source.py (a stand-in cupy)",
+    "nagref.report": "tests/report/test_conformance_report.py",
+    "nagref.live.drivers": "tests/live/test_worker.py",
+    "nagref.live.drivers.keras": "tests/live/test_worker.py",
+    "nagref.live.drivers.optax": "tests/live/test_worker.py",
+    "nagref.live.drivers.pytorch": "tests/live/test_worker.py",
+    "nagref.live.drivers.tensorflow": "tests/live/test_worker.py",
+    "nagref.conventions._common": "tests/conventions/test_<convention>.py",
+    "nagref.conventions._recipes": "tests/conventions/test_keras.py",
+    "nagref.conventions._registry": "tests/conventions/test_registry.py",
+    "nagref.conventions": "tests/conventions/test_registry.py",
+    "nagref.fastpaths": "tests/fastpaths/test_numpy.py",
+}
+
+
+def _declarative(node: ast.stmt) -> bool:
+    if isinstance(node, (ast.Expr, ast.Import, ast.ImportFrom)):
+        return True
+    if isinstance(node, ast.If):  # if TYPE_CHECKING: imports
+        return all(map(_declarative, node.body))
+    return isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [
+        "__all__"
+    ]
+
+
+def _mirror(name: str) -> Path:
+    """``nagref.a._b`` -> tests/a/test_b.py; a package's own code -> tests/<pkg>/test_<pkg>.py."""
+    parts = name.split(".")[1:]
+    stem = parts[-1].lstrip("_")
+    return Path("tests", *parts[:-1], f"test_{stem}.py")
+
+
+def test_tests_mirror_src_one_to_one() -> None:
+    root = SRC.parent.parent
+    missing = []
+    for name, path in sorted(MODULES.items()):
+        if path.name == "__init__.py" and name not in TESTED_ELSEWHERE:
+            if all(map(_declarative, ast.parse(path.read_text()).body)):
+                continue  # a docstring, imports and __all__: nothing to test
+            missing.append(name)
+            continue
+        if name in TESTED_ELSEWHERE:
+            continue
+        if not (root / _mirror(name)).exists():
+            missing.append(f"{name} -> {_mirror(name)}")
+    assert not missing, "modules without a mirrored test module: " + ", ".join(missing)

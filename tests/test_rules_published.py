@@ -22,7 +22,12 @@ from oracle import error_bound
 from test_rules import RULES, run_rule
 
 from nagref._compare import bitwise_equal, ulp_distance
-from nagref.report.published import Arithmetic, gd_step, ruder_lookahead, ruder_step
+from nagref.report.published import (
+    Arithmetic,
+    rounded_gd,
+    rounded_ruder,
+    rounded_ruder_lookahead,
+)
 
 F64 = Arithmetic("float64")
 _values = st.floats(-1e3, 1e3, allow_subnormal=False).filter(lambda x: x == 0 or abs(x) > 1e-30)
@@ -30,10 +35,10 @@ _values = st.floats(-1e3, 1e3, allow_subnormal=False).filter(lambda x: x == 0 or
 
 def published(rule: str, w: float, g: float, v: float, lr: float, mu: float) -> tuple[float, ...]:
     if rule == "sgd":
-        return (gd_step(F64, w, g, eps=lr),)
+        return (rounded_gd(F64, w, g, eps=lr),)
     if rule == "lookahead":
-        return (ruder_lookahead(F64, w, v, gamma=mu),)
-    return ruder_step(F64, w, v, g, eta=lr, gamma=mu)
+        return (rounded_ruder_lookahead(F64, w, v, gamma=mu),)
+    return rounded_ruder(F64, w, v, g, eta=lr, gamma=mu)
 
 
 def published_array(rule: str, w: Any, g: Any, v: Any, lr: float, mu: float) -> list[Any]:

@@ -18,8 +18,7 @@ import pytest
 import nagref
 from nagref import formulations
 from nagref.conventions import keras, optax, pytorch, tensorflow
-
-from . import published
+from nagref.report import published
 
 LAMBDA = [Fraction(1), Fraction(1, 2), Fraction(1, 4), Fraction(3, 4)]
 X0 = [Fraction(1), Fraction(-2), Fraction(3, 2), Fraction(5, 4)]
@@ -136,7 +135,7 @@ def test_the_rules_and_formulations_take_each_steps_momentum() -> None:
             mu=float(mu),
             mu_next=float(mu_next),
         )
-        ahead = [a - mu * b for a, b in zip(ex_w, ex_v, strict=True)]
+        ahead = [published.ruder_lookahead(a, b, gamma=mu) for a, b in zip(ex_w, ex_v, strict=True)]
         pairs = [
             published.ruder(a, g, b, eta=LR, gamma=mu)
             for a, g, b in zip(ex_w, grad(ahead), ex_v, strict=True)
@@ -148,4 +147,10 @@ def test_the_rules_and_formulations_take_each_steps_momentum() -> None:
         _equal(theta, ex_w)  # Sutskever's θ is the lecture W
         _equal(-v, ex_v)
         _equal(big, ex_big)  # Bengio's Θ: the look-ahead with the next step's μ
-        _equal(big, [a + mu_next * b for a, b in zip(ex_w, [-x for x in ex_v], strict=True)])
+        _equal(
+            big,
+            [
+                published.sutskever_lookahead(a, -b, mu=mu_next)
+                for a, b in zip(ex_w, ex_v, strict=True)
+            ],
+        )

@@ -1,8 +1,8 @@
 """nagref's formulations against the papers, and the papers against each other.
 
-``published.py`` holds each update as printed, in plain Python numbers. In
-float64 nagref must equal it bit for bit; in exact rational arithmetic the
-formulations must coincide wherever the literature says they do.
+:mod:`nagref.report.published` holds each update as printed, in plain Python
+numbers. In float64 nagref must equal it bit for bit; in exact rational
+arithmetic the formulations must coincide wherever the literature says they do.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import pytest
 
 import nagref
 from nagref import formulations, schedules
-
-from . import published
+from nagref.report import published
 
 # a diagonal quadratic f(x) = Σ ½λ_i x_i² − b_i x_i: ∇f = λx − b, in any number type
 LAMBDA = [0.5, 1.0, 0.25, 0.03125, 0.875, 0.0625]
@@ -129,7 +128,9 @@ def test_ruder_is_the_core_rules() -> None:
     ours, ours_v = _np(X0), _np(big_v)
     for t in range(STEPS):
         gamma = _mu(t)
-        point = [a - gamma * b for a, b in zip(w, big_v, strict=True)]
+        point = [
+            published.ruder_lookahead(a, b, gamma=gamma) for a, b in zip(w, big_v, strict=True)
+        ]
         w, big_v = _elementwise(published.ruder, w, grad(point), big_v, eta=0.5, gamma=gamma)
         at = nagref.lookahead(ours, ours_v, momentum=gamma)
         ours, ours_v = nagref.nag(ours, _np(grad(list(at))), ours_v, lr=0.5, momentum=gamma)
@@ -169,10 +170,12 @@ def _exact_trajectories(eps: Fraction, mus: list[Fraction]) -> dict[str, list[li
         th_d, m = _elementwise(
             published.dozat, th_d, grad(th_d), m, eta=eps, mu=mu, mu_next=mu_next
         )
-        ahead = [a - mu * b for a, b in zip(w, big_v, strict=True)]
+        ahead = [published.ruder_lookahead(a, b, gamma=mu) for a, b in zip(w, big_v, strict=True)]
         w, big_v = _elementwise(published.ruder, w, grad(ahead), big_v, eta=eps, gamma=mu)
         out["sutskever"].append(theta)
-        out["look"].append([a + mu_next * b for a, b in zip(theta, v, strict=True)])
+        out["look"].append(
+            [published.sutskever_lookahead(a, b, mu=mu_next) for a, b in zip(theta, v, strict=True)]
+        )
         out["bengio"].append(big)
         out["nesterov"].append(x_prev)  # x_k, the gradient-step point
         out["dozat"].append(th_d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from nagref.conventions import REGISTRY
 from nagref.live import Spec
 
 # empty, scalar, and lengths that leave SIMD tails (8, 16 and 32 lanes)
@@ -21,24 +22,25 @@ UNIT = st.floats(0.0, 1.0, exclude_max=True)
 @st.composite
 def specs(draw: st.DrawFn, convention: str, variant: str, dtype: str) -> Spec:
     """A case for one convention's variant and dtype."""
+    can = REGISTRY[convention].capabilities
     steps = draw(STEPS)
     base = draw(st.floats(1e-4, 0.5))
-    if convention != "keras" and draw(st.booleans()):  # lr changes every step
+    if can.changing_lr and draw(st.booleans()):  # lr changes every step
         factors = draw(st.lists(st.floats(0.5, 1.5), min_size=steps, max_size=steps))
         lr = tuple(base * f for f in factors)
     else:
         lr = (base,) * steps
     momentum: float | None = draw(st.one_of(st.sampled_from([0.0, 0.5, 0.9, 0.99]), UNIT))
-    if convention == "optax" and draw(st.booleans()):
+    if can.momentum_none and draw(st.booleans()):
         momentum = None
     nesterov = momentum is not None and momentum > 0 and draw(st.booleans())
     dampening, weight_decay, maximize = 0.0, None, False
-    if convention == "pytorch":
-        dampening = 0.0 if nesterov else draw(st.one_of(st.just(0.0), UNIT))
-        weight_decay = draw(st.one_of(st.just(0.0), st.floats(0.0, 0.1)))
+    if can.dampening and not nesterov:
+        dampening = draw(st.one_of(st.just(0.0), UNIT))
+    if can.weight_decay:
+        weight_decay = draw(st.one_of(st.none(), st.just(0.0), st.floats(0.0, 0.1)))
+    if can.maximize:
         maximize = draw(st.booleans())
-    elif convention == "keras":
-        weight_decay = draw(st.one_of(st.none(), st.floats(0.0, 0.1)))
     return Spec(
         convention=convention,
         variant=variant,

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import nagref
+from conformance import require
+
+torch = require("torch")
+require("keras")
 
 RECORD_KERAS = """
 import sys

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from nagref.live import VARIANTS, Spec, Worker, check
+from conformance import missing_allowed
+from nagref.conventions import lookup
+from nagref.live import VARIANTS, Spec, Worker, check, worker_variant
 
 from .strategies import specs
 
@@ -42,9 +44,18 @@ def _close_workers() -> Iterator[None]:
 
 
 def _worker(convention: str, variant: str) -> Worker:
-    key = (convention, variant if convention == "keras" else None)
+    key = (convention, worker_variant(convention, variant))
     if key not in _workers:
-        _workers[key] = Worker(convention, key[1])
+        worker = Worker(convention, key[1], wait=False)
+        try:
+            worker.wait()
+        except RuntimeError as error:  # the framework did not import
+            worker.close()
+            requirement = lookup(convention).requirement
+            if missing_allowed():
+                pytest.skip(f"{convention}: {error} (NAGREF_ALLOW_MISSING_BACKENDS=1)")
+            pytest.fail(f"{convention}: {error}; install it: pip install {requirement}")
+        _workers[key] = worker
     return _workers[key]
 
 

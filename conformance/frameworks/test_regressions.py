@@ -23,10 +23,12 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-from nagref.conventions import pytorch
-from nagref.live import VARIANTS, Spec, Worker, check
+from conformance import require
+from nagref.conventions import REGISTRY, pytorch
+from nagref.live import VARIANTS, Spec, Worker, check, worker_variant
+
+torch = require("torch")
 
 
 def test_tensorflow_conflates_signed_zero_python_scalars() -> None:
@@ -72,7 +74,7 @@ def test_a_negative_zero_gradient_after_a_positive_one(convention: str, variant:
     # (the case CI found)
     first = _spec(convention, variant, seed=0, steps=8, momentum=0.5)
     second = _spec(convention, variant, seed=403, steps=131, momentum=2.4569123984e-302)
-    worker = Worker(convention, variant if convention == "keras" else None)
+    worker = Worker(convention, worker_variant(convention, variant))
     try:
         for spec in (first, second):
             result = check(worker, spec)
@@ -110,8 +112,9 @@ def test_float16_hyperparameters_that_round_differently_through_float32(
 ) -> None:
     assert np.float16(np.float32(TWICE_LR)) != np.float16(TWICE_LR)
     assert np.float16(np.float32(TWICE_MU)) != np.float16(TWICE_MU)
-    lr = (TWICE_LR,) * 7 if convention == "keras" else (TWICE_LR, 0.1) * 3 + (TWICE_LR,)
-    worker = Worker(convention, variant if convention == "keras" else None)
+    changing = REGISTRY[convention].capabilities.changing_lr
+    lr = (TWICE_LR, 0.1) * 3 + (TWICE_LR,) if changing else (TWICE_LR,) * 7
+    worker = Worker(convention, worker_variant(convention, variant))
     try:
         for nesterov in (False, True):
             spec = Spec(

@@ -5,11 +5,11 @@ NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict. See :mod:`nagref.rules`
 for the arithmetic contract, :mod:`nagref.formulations` for the published
 forms, :mod:`nagref.convert` for the maps between them and the frameworks'
 (:mod:`nagref.conventions`), :mod:`nagref.schedules` for momentum
-schedules.
+schedules, and :func:`nagref.explain` for the exact operations of any of them.
 
 ``import nagref`` imports the rules only (no NumPy, no tools); every public
 submodule (``nagref.conventions``, ``nagref.formulations``, ...) and the
-tools (``nagref.audit``) load on first attribute access.
+tools (``nagref.audit``, ``nagref.explain``) load on first attribute access.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .rules import init_velocity, lookahead, momentum, nag, sgd
 if TYPE_CHECKING:
     from . import auditing, conventions, convert, fastpaths, formulations, schedules, vectors  # noqa: F401  (loaded on first access)
     from .auditing import AuditReport, audit
+    from .explaining import explain
 
 #: submodules that load on first attribute access
 _SUBMODULES = {
@@ -39,6 +40,7 @@ _SUBMODULES = {
 _TOOLS = {
     "audit": "nagref.auditing",
     "AuditReport": "nagref.auditing",
+    "explain": "nagref.explaining",
 }
 
 
@@ -63,6 +65,7 @@ __all__ = [
     "audit",
     "conventions",
     "convert",
+    "explain",
     "formulations",
     "init_velocity",
     "lookahead",

@@ -16,7 +16,9 @@ float16 first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 from . import fastpaths  # noqa: F401  (registers nagref's kernels with the engine)
@@ -28,7 +30,28 @@ from ._engine.ir import Program, per_dtype
 from ._tree import Path, Structure, flatten, flatten_like, path_name, unflatten
 from ._typing import Namespace
 
-__all__ = ["apply"]
+__all__ = ["Captured", "apply", "capture"]
+
+
+class Captured(NamedTuple):
+    """A program that :func:`apply` ran, and the names of the trees that filled its inputs."""
+
+    names: tuple[str, ...]
+    program_for: Callable[[str], Program]
+
+
+_CAPTURED: ContextVar[list[Captured] | None] = ContextVar("nagref_captured", default=None)
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[list[Captured]]:
+    """Within this context every :func:`apply` also records its program (``nagref explain``)."""
+    captured: list[Captured] = []
+    token = _CAPTURED.set(captured)
+    try:
+        yield captured
+    finally:
+        _CAPTURED.reset(token)
 
 
 def apply(
@@ -61,6 +84,9 @@ def apply(
     flat = _flat(trees, out, n_outputs)
     xp = flat.xp
     program_for = per_dtype(program)
+    captured = _CAPTURED.get()
+    if captured is not None:
+        captured.append(Captured(tuple(trees), program_for))
     if xp is None:  # no leaves: the outputs' structure, as float32 leaves would give it
         names = program_for("float32").outputs
         return tuple(None if name is None else unflatten(flat.structure, []) for name in names)

@@ -19,9 +19,11 @@ A row says:
   16-bit formats, the dtype itself otherwise. A Python float reaches a
   16-bit tensor through it, so it is rounded twice (c10's ``Half(double)``);
 * ``conventions``: whether the framework conventions model it;
-* ``buffer_format``: its PEP 3118 format character (NumPy's ``dtype.char``),
-  which the C evaluator checks; ``c_type`` and ``cuda_type``: the C and
-  CUDA types the compiled kernels compute it in, or None where they do not.
+* ``buffer_format``: NumPy's ``dtype.char``; for a real dtype that is also
+  its PEP 3118 format character, which the C evaluator checks (a complex
+  dtype's PEP 3118 format is ``Z`` and its real part's: ``Zf``, not ``F``);
+  ``c_type`` and ``cuda_type``: the C and CUDA types the compiled kernels
+  compute it in, or None where they do not.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def lookup(name: str) -> DType:
 
 
 def by_buffer_format(char: str) -> DType | None:
-    """The row whose PEP 3118 format character (NumPy ``dtype.char``) is ``char``."""
+    """The row whose NumPy ``dtype.char`` (for a real dtype, its PEP 3118 format) is ``char``."""
     return _BY_FORMAT.get(char)
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import auditing, vectors
+from . import _dtypes, auditing, explaining, vectors
 from ._version import __version__
 from .live.table import format_live_table, frameworks, run_live, stderr_progress
 from .report import DTYPES, format_table, run, theory, verdict
@@ -136,7 +136,53 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="the distance that counts as a near match (default: 4)",
     )
+    _explain_parser(commands)
     return parser
+
+
+def _explain_parser(commands: Any) -> None:
+    listing = commands.add_parser(
+        "explain",
+        help="the exact operations of a rule, formulation or convention, in order",
+        description="Print the operations a rule, formulation or framework convention runs, in "
+        "order: each with its rounding (fused or not, the dtype it computes in, flushing), the "
+        "hyperparameters' casts and values, the first step, and the SIMD body and scalar tail "
+        "where they differ. NAME is one of: " + ", ".join(explaining.names()) + ".",
+    )
+    listing.add_argument("name", metavar="NAME", help="e.g. nag, formulations.bengio, pytorch.sgd")
+    listing.add_argument(
+        "--dtype", default="float32", choices=_dtypes.NAMES, metavar="DTYPE",
+        help=f"the storage dtype, one of {', '.join(_dtypes.NAMES)} (default: float32)",
+    )  # fmt: skip
+    listing.add_argument(
+        "--variant", metavar="V", help="a convention's variant (default: its first)"
+    )
+    listing.add_argument("--nesterov", action="store_true", help="Nesterov's form")
+    listing.add_argument("--lr", type=float, default=0.01, help="the learning rate (default 0.01)")
+    listing.add_argument("--momentum", type=float, default=0.9, help="the momentum (default 0.9)")
+    listing.add_argument("--dampening", type=float, default=0.0, help="PyTorch's dampening")
+    listing.add_argument("--weight-decay", type=float, default=None, help="the weight decay")
+    listing.add_argument("--maximize", action="store_true", help="PyTorch's maximize")
+    listing.add_argument("--json", action="store_true", help="print the listing as JSON")
+
+
+def _explain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        explanation = explaining.explain(
+            args.name,
+            dtype=args.dtype,
+            variant=args.variant,
+            lr=args.lr,
+            momentum=args.momentum,
+            nesterov=args.nesterov,
+            dampening=args.dampening,
+            weight_decay=args.weight_decay,
+            maximize=args.maximize,
+        )
+    except (ValueError, TypeError, RuntimeError) as error:
+        parser.error(str(error).splitlines()[0])
+    print(json.dumps(explanation.to_json(), indent=1) if args.json else explanation.text())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _vectors(parser, args)
     if args.command == "audit":
         return _audit(parser, args)
+    if args.command == "explain":
+        return _explain(parser, args)
     return _conformance(args)
 
 

@@ -14,11 +14,15 @@ form                stores (``nesterov``)    stores (classical momentum)  functi
 ``"nesterov_1983"`` y = Θ, x_prev = θ        (NAG only)                   formulations
 ``"polyak"``        (CM only)                x = θ, x_prev = θ − v        formulations
 ``"dozat"``         Θ, m = −v/lr             (NAG only)                   formulations
-``"pytorch"``       Θ, b = −v/lr             θ, b                         conventions
-``"optax"``         Θ, t = −v/lr             θ, t                         conventions
-``"keras"``         Θ, v                     θ, v                         conventions
-``"tensorflow"``    Θ, a = −v/lr             θ, a                         conventions
+``"pytorch"``       Θ, b = −v/lr             θ, b                         registry
+``"optax"``         Θ, t = −v/lr             θ, t                         registry
+``"keras"``         Θ, v                     θ, v                         registry
+``"tensorflow"``    Θ, a = −v/lr             θ, a                         registry
 ==================  =======================  ===========================  ============
+
+The conventions' rows come from the convention registry
+(:data:`nagref.conventions.REGISTRY`): each record says whether its state
+holds b (lr-free) or v; its parameters are Θ under Nesterov and θ otherwise.
 
 :func:`state` converts a state from one form to another through those
 quantities, computing only what the target lacks, each quantity in the
@@ -49,32 +53,33 @@ Limits, all of the substance of the forms rather than of the maps:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, get_args
+from typing import Any
 
 from ._apply import apply
 from ._checks import check_lr, check_momentum, describe
 from ._engine.ir import Hyper, bind
 from ._engine.trace import Tracer
 from ._typing import TreeT
+from .conventions import REGISTRY
 
 __all__ = ["FORMS", "state"]
 
-Form = Literal[
-    "sutskever",
-    "lecture",
-    "bengio",
-    "nesterov_1983",
-    "polyak",
-    "dozat",
-    "pytorch",
-    "optax",
-    "keras",
-    "tensorflow",
-]
-#: The forms :func:`state` converts between.
-FORMS: tuple[Form, ...] = get_args(Form)
-_NAG_ONLY = {"bengio", "nesterov_1983", "dozat"}
-_CM_ONLY = {"polyak"}
+#: The published forms and the lecture form: what each stores, (nesterov, classical momentum).
+_PAPERS: dict[str, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {
+    "sutskever": (("theta", "v"), ("theta", "v")),
+    "lecture": (("theta", "V"), ("theta", "V")),
+    "bengio": (("Theta", "v"), None),
+    "nesterov_1983": (("Theta", "theta"), None),
+    "polyak": (None, ("theta", "x_prev")),
+    "dozat": (("Theta", "b"), None),
+}
+#: A form's name: a paper's (:data:`_PAPERS`) or a registered convention's.
+Form = str
+#: The forms :func:`state` converts between: the papers', then every registered
+#: convention's (its registry record says what its state holds).
+FORMS: tuple[Form, ...] = (*_PAPERS, *REGISTRY)
+_NAG_ONLY = {name for name, (_, classical) in _PAPERS.items() if classical is None}
+_CM_ONLY = {name for name, (nesterov, _) in _PAPERS.items() if nesterov is None}
 
 
 def state(
@@ -140,19 +145,11 @@ def state(
 
 
 def _stores(form: str, nesterov: bool) -> tuple[str, str]:
-    point = "Theta" if nesterov else "theta"
-    return {
-        "sutskever": ("theta", "v"),
-        "lecture": ("theta", "V"),
-        "bengio": ("Theta", "v"),
-        "nesterov_1983": ("Theta", "theta"),
-        "polyak": ("theta", "x_prev"),
-        "dozat": ("Theta", "b"),
-        "pytorch": (point, "b"),
-        "optax": (point, "b"),
-        "keras": (point, "v"),
-        "tensorflow": (point, "b"),
-    }[form]
+    if form in _PAPERS:
+        stored = _PAPERS[form][0 if nesterov else 1]
+        assert stored is not None  # checked by state()
+        return stored
+    return ("Theta" if nesterov else "theta", REGISTRY[form].stores)
 
 
 Known = dict[str, Any]

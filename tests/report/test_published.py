@@ -9,11 +9,11 @@ import pytest
 
 from nagref.report.published import (
     Arithmetic,
-    gd_step,
-    ruder_lookahead,
-    ruder_step,
-    sutskever_lookahead,
-    sutskever_step,
+    rounded_gd,
+    rounded_ruder,
+    rounded_ruder_lookahead,
+    rounded_sutskever,
+    rounded_sutskever_lookahead,
 )
 
 F64 = Arithmetic("float64")
@@ -50,28 +50,28 @@ def test_constant_gradient_trajectories_by_hand() -> None:
     theta, v = 0.0, 0.0
     thetas = []
     for _ in range(3):
-        theta, v = sutskever_step(F64, theta, v, 1.0, eps=0.25, mu=0.5)
+        theta, v = rounded_sutskever(F64, theta, v, 1.0, eps=0.25, mu=0.5)
         thetas.append(theta)
     assert thetas == [-0.25, -0.625, -1.0625]
     assert v == -0.4375
-    assert gd_step(F64, 1.0, 2.0, eps=0.25) == 0.5
+    assert rounded_gd(F64, 1.0, 2.0, eps=0.25) == 0.5
 
 
 def test_ruder_and_sutskever_are_mirror_images() -> None:
     """(θ, v) in Ruder's form is (θ, −v) in Sutskever's, and the look-ahead points agree."""
     for theta, v, g in [(1.5, 0.25, -3.0), (-2.0, 1e-3, 7.0)]:
-        r = ruder_step(F64, theta, v, g, eta=0.1, gamma=0.9)
-        s = sutskever_step(F64, theta, -v, g, eps=0.1, mu=0.9)
+        r = rounded_ruder(F64, theta, v, g, eta=0.1, gamma=0.9)
+        s = rounded_sutskever(F64, theta, -v, g, eps=0.1, mu=0.9)
         assert r == (s[0], -s[1])
-        assert ruder_lookahead(F64, theta, v, gamma=0.9) == sutskever_lookahead(
+        assert rounded_ruder_lookahead(F64, theta, v, gamma=0.9) == rounded_sutskever_lookahead(
             F64, theta, -v, mu=0.9
         )
 
 
 def test_exact_cancellation_gives_opposite_zeros() -> None:
     """Where the velocity cancels exactly, Ruder's V' is +0 but Sutskever's −v' is −0."""
-    _, v_ruder = ruder_step(F64, 1.0, 1.0, -1.0, eta=0.5, gamma=0.5)  # 0.5 + (−0.5)
-    _, v_sutskever = sutskever_step(F64, 1.0, -1.0, -1.0, eps=0.5, mu=0.5)  # −0.5 − (−0.5)
+    _, v_ruder = rounded_ruder(F64, 1.0, 1.0, -1.0, eta=0.5, gamma=0.5)  # 0.5 + (−0.5)
+    _, v_sutskever = rounded_sutskever(F64, 1.0, -1.0, -1.0, eps=0.5, mu=0.5)  # −0.5 − (−0.5)
     assert v_ruder == 0.0
     assert math.copysign(1.0, v_ruder) == 1.0
     assert math.copysign(1.0, -v_sutskever) == -1.0

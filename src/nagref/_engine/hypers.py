@@ -8,6 +8,8 @@ to half) all become 0-d arrays here, once per batch, on the leaves' device.
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,9 +17,15 @@ from .._checks import describe, dtype_name
 from .._compat import array_namespace, device, to_device
 from .._dtypes import TABLE
 from .._typing import Namespace
+from .fma import _round_to_odd_float32
 from .ir import COMPUTE, OPMATH, STORAGE, Hyper, Rounding
 
 __all__ = ["check_libraries", "constants", "resolve"]
+
+#: Dtypes narrower than float32, which some backends reach from float64 through float32.
+_NARROW = frozenset(
+    name for name, row in TABLE.items() if row.precision < TABLE["float32"].precision
+)
 
 
 def check_libraries(hypers: Mapping[str, Hyper], first_name: str, first_leaf: object) -> None:
@@ -65,12 +73,41 @@ def resolve(xp: Namespace, name: str, first: Any) -> Any:
 def _cast(xp: Namespace, hyper: Hyper, via: list[str], first: Any, where: Any) -> Any:
     dtypes = [resolve(xp, name, first) for name in via]
     if isinstance(hyper.value, float):
-        value = xp.asarray(hyper.value, dtype=dtypes[0], device=where)
-    else:
-        value = xp.astype(hyper.value, dtypes[0])
-    for dtype in dtypes[1:]:
+        # rounded along the chain here, so that the backend's own conversion
+        # is exact: PyTorch (c10's Half(double)) converts a Python float to
+        # float16 through float32, rounding twice
+        value = hyper.value
+        for name in via:
+            value = _round(value, name)
+        return xp.asarray(value, dtype=dtypes[-1], device=where)
+    value = hyper.value
+    for name, dtype in zip(via, dtypes, strict=True):
         if value.dtype != dtype:
+            if name in _NARROW and dtype_name(value) == "float64":
+                # PyTorch and XLA convert float64 to float16 through float32,
+                # rounding twice; rounding to odd in float32 first leaves the
+                # second rounding the only one (Boldo and Melquiond 2008)
+                value = _round_to_odd_float32(xp, value)
             value = xp.astype(value, dtype)
-    if not isinstance(hyper.value, float) and where is not None and device(value) != where:
+    if where is not None and device(value) != where:
         value = to_device(value, where)
     return value
+
+
+def _round(value: float, name: str) -> float:
+    """``value`` rounded to nearest (ties to even) in the dtype ``name`` (its real part).
+
+    ``struct`` packs a float as C converts it (float32) or as IEEE 754
+    rounds it (float16), once. A dtype not in the table (a non-native byte
+    order) is left to the backend, which converts a Python float once.
+    """
+    row = TABLE.get(name)
+    if row is None:
+        return value
+    code = TABLE[row.real].buffer_format
+    assert code is not None
+    try:
+        rounded: float = struct.unpack(code, struct.pack(code, value))[0]
+    except OverflowError:  # rounds beyond the largest finite number
+        return math.copysign(math.inf, value)
+    return rounded

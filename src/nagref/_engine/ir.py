@@ -56,16 +56,21 @@ Op = Literal["copy", "neg", "mul", "add", "sub", "div", "muladd"]
 
 @dataclass(frozen=True)
 class Instr:
-    """``out <- op(*args)``: one primitive operation on named registers."""
+    """``out <- op(*args)``: one primitive operation on named registers.
+
+    ``note`` says where it comes from (the framework's source expression),
+    for ``nagref explain``; it does not change what the operation computes.
+    """
 
     out: str
     op: Op
     args: tuple[str, ...]
+    note: str = field(default="", compare=False)
 
 
-def instr(out: str, op: Op, *args: str) -> Instr:
+def instr(out: str, op: Op, *args: str, note: str = "") -> Instr:
     """Shorthand for :class:`Instr`."""
-    return Instr(out, op, args)
+    return Instr(out, op, args, note)
 
 
 Recipe = Sequence[Instr]

@@ -10,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import formulations, rules
-from ..conventions import keras, optax, pytorch, tensorflow
+from ..conventions import REGISTRY, Convention, Variant
+from ..conventions import Hypers as StepHypers
 from .trajectory import Trajectory
 
 __all__ = ["Candidate", "candidates"]
@@ -50,7 +51,12 @@ _COPY: Callable[[Array], Any] = np.copy
 
 
 def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
-    """The candidates that apply: both Nesterov settings where the file does not say."""
+    """The candidates that apply: both Nesterov settings where the file does not say.
+
+    The rules and the published formulations take part where the trajectory
+    has no weight decay and no dampening; every registered convention where
+    it can express the trajectory's (its capabilities) and models its dtype.
+    """
     tr = trajectory
     h = _Hypers(tr)
     settings = (False, True) if tr.nesterov is None else (tr.nesterov,)
@@ -61,18 +67,15 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
         tag = ", nesterov" if nesterov else ""
         if plain:
             yield from _plain_forms(h, nesterov)
-        for variant in ("single-tensor", "foreach", "fused"):
-            if variant == "fused" and tr.dtype == "float16":
+        for convention in REGISTRY.values():
+            can = convention.capabilities
+            if (tr.dampening and not can.dampening) or (tr.weight_decay and not can.weight_decay):
                 continue
-            yield Candidate(f"pytorch {variant}{tag}", _pytorch(h, variant, nesterov), _none)
-        if tr.dampening == 0.0:
-            for backend in keras.BACKENDS:
-                yield Candidate(f"keras {backend}{tag}", _keras(h, backend, nesterov), _ZEROS)
-        if plain:
-            for jit in (False, True):
-                name = f"optax {'jit' if jit else 'eager'}{tag}"
-                yield Candidate(name, _optax(h, jit, nesterov), _ZEROS)
-            yield Candidate(f"tensorflow apply_momentum{tag}", _tensorflow(h, nesterov), _ZEROS)
+            initial = _none if convention.first_state == "none" else _ZEROS
+            for variant in convention.variants:
+                if tr.dtype in variant.dtypes:
+                    step = _convention(h, convention, variant, nesterov)
+                    yield Candidate(f"{convention.name} {variant.name}{tag}", step, initial)
 
 
 def _none(p: Array) -> None:
@@ -128,54 +131,15 @@ def _plain_forms(h: _Hypers, nesterov: bool) -> Iterator[Candidate]:
         )
 
 
-def _pytorch(h: _Hypers, variant: str, nesterov: bool) -> Step:
+def _convention(h: _Hypers, convention: Convention, variant: Variant, nesterov: bool) -> Step:
     def step(p: Array, g: Array, s: Any, t: int) -> tuple[Array, Any]:
-        return pytorch.sgd(
-            p,
-            g,
-            s,
+        hypers = StepHypers(
             lr=h.lr(t),
             momentum=h.mu(t),
+            nesterov=nesterov,
             dampening=h.tr.dampening,
-            weight_decay=h.tr.weight_decay,
-            nesterov=nesterov,
-            foreach=variant == "foreach",
-            fused=variant == "fused",
-        )
-
-    return step
-
-
-def _keras(h: _Hypers, backend: str, nesterov: bool) -> Step:
-    def step(p: Array, g: Array, s: Any, t: int) -> tuple[Array, Any]:
-        p, v = keras.sgd(
-            p,
-            g,
-            s,
-            learning_rate=h.lr(t),
-            momentum=h.mu(t),
-            nesterov=nesterov,
             weight_decay=h.tr.weight_decay or None,
-            backend=backend,
         )
-        return p, (np.zeros_like(p) if v is None else v)
-
-    return step
-
-
-def _optax(h: _Hypers, jit: bool, nesterov: bool) -> Step:
-    def step(p: Array, g: Array, s: Any, t: int) -> tuple[Array, Any]:
-        return optax.sgd(
-            p, g, s, learning_rate=h.lr(t), momentum=h.mu(t), nesterov=nesterov, jit=jit
-        )
-
-    return step
-
-
-def _tensorflow(h: _Hypers, nesterov: bool) -> Step:
-    def step(p: Array, g: Array, s: Any, t: int) -> tuple[Array, Any]:
-        return tensorflow.apply_momentum(
-            p, s, g, lr=h.lr(t), momentum=h.mu(t), use_nesterov=nesterov
-        )
+        return convention.step(p, g, s, hypers, variant=variant)
 
     return step

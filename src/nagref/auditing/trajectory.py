@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import _dtypes
 from ..vectors import schema
 
 __all__ = ["MAX_BYTES", "NPZ_KEYS", "Trajectory", "TrajectoryError", "load"]
@@ -28,7 +29,7 @@ __all__ = ["MAX_BYTES", "NPZ_KEYS", "Trajectory", "TrajectoryError", "load"]
 MAX_BYTES = 1 << 30
 #: The arrays an ``.npz`` trajectory may hold; the first five are required.
 NPZ_KEYS = ("initial", "grads", "params", "lr", "momentum", "nesterov", "dampening", "weight_decay")
-_DTYPES = ("float16", "float32", "float64")
+_DTYPES = _dtypes.REAL
 
 
 class TrajectoryError(ValueError):

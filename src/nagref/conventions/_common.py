@@ -8,10 +8,10 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .. import _dtypes
 from .._apply import apply
 from .._checks import describe, dtype_name
 from .._engine.ir import Hyper, Instr, Program, instr, per_dtype
+from ._registry import REAL_FLOATS
 
 __all__ = [
     "REAL_FLOATS",
@@ -23,9 +23,6 @@ __all__ = [
     "number",
     "run",
 ]
-
-#: The dtypes a convention accepts: the frameworks' real floating types on CPU.
-REAL_FLOATS = tuple(d.name for d in _dtypes.TABLE.values() if d.conventions)
 
 
 def number(name: str, value: object) -> float:

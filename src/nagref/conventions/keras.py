@@ -33,9 +33,11 @@ from typing import Any, TypeVar
 from .._engine.ir import VIA_OPMATH, Hyper, Program, Rounding, Split, instr
 from .._typing import ArrayTree
 from ._common import ZERO, donated, float32, from_zero, number, run
+from ._recipes import velocity_lr_inside
+from ._registry import Capabilities, Convention, Hypers, Variant
 from .pytorch import HALF_LANES, HALF_TAIL
 
-__all__ = ["BACKENDS", "sgd"]
+__all__ = ["BACKENDS", "CONVENTION", "sgd"]
 
 T = TypeVar("T", bound=ArrayTree)
 
@@ -95,7 +97,11 @@ def sgd(
     lr = float(learning_rate)
     wd = None if weight_decay is None else number("weight_decay", weight_decay)
     torch = backend == "torch"
-    recipe = _torch_recipe(momentum, nesterov, wd) if torch else _recipe(momentum, nesterov, wd)
+    recipe = (
+        _torch_recipe(momentum, nesterov, wd)
+        if torch
+        else velocity_lr_inside(momentum, nesterov, wd)
+    )
     through32 = ("float32", "storage")
     direct = through32 if backend == "tensorflow" else ("storage",)
     hypers = {
@@ -127,35 +133,56 @@ def _torch_decay_factor(lr: float, wd: float | None) -> float:
     return float32(1.0 - float32(float32(wd) * float32(lr)))
 
 
-def _recipe(momentum: float, nesterov: bool, wd: float | None) -> tuple[Any, ...]:
-    steps = []
-    if wd is not None:  # variable.assign(variable - variable * wd * lr)
-        steps += [instr("t", "mul", "p", "wd"), instr("t", "mul", "t", "lr")]
-        steps.append(instr("p", "sub", "p", "t"))
-    if momentum != 0:  # m.assign(m * mu - g * lr)
-        velocity = [instr("a", "mul", "v", "mu"), instr("b", "mul", "g", "lr")]
-        steps += [*velocity, instr("v", "sub", "a", "b")]
-        if nesterov:  # variable += m * mu - g * lr, with the new m
-            steps += [*velocity, instr("u", "sub", "a", "b"), instr("p", "add", "p", "u")]
-        else:
-            steps.append(instr("p", "add", "p", "v"))
-    else:  # variable -= g * lr
-        steps += [instr("b", "mul", "g", "lr"), instr("p", "sub", "p", "b")]
-    return tuple(steps)
-
-
 def _torch_recipe(momentum: float, nesterov: bool, wd: float | None) -> tuple[Any, ...]:
     steps = []
-    if wd is not None:  # torch._foreach_mul_(variables, 1 - wd * lr)
-        steps.append(instr("p", "mul", "p", "decay"))
+    if wd is not None:
+        steps.append(instr("p", "mul", "p", "decay", note="_foreach_mul_(variables, 1 - wd * lr)"))
     if momentum != 0:
-        steps.append(instr("v", "mul", "v", "mu"))  # _foreach_mul_(bufs, momentum)
-        steps.append(instr("v", "muladd", "g", "neg_lr", "v"))  # add_(grads, alpha=-lr)
+        steps.append(instr("v", "mul", "v", "mu", note="_foreach_mul_(bufs, momentum)"))
+        steps.append(
+            instr("v", "muladd", "g", "neg_lr", "v", note="_foreach_add_(bufs, grads, alpha=-lr)")
+        )
         if nesterov:
-            steps.append(instr("p", "muladd", "g", "neg_lr", "p"))
-            steps.append(instr("p", "muladd", "v", "mu", "p"))  # add_(bufs, alpha=momentum)
+            steps.append(
+                instr(
+                    "p", "muladd", "g", "neg_lr", "p", note="_foreach_add_(vars, grads, alpha=-lr)"
+                )
+            )
+            steps.append(
+                instr(
+                    "p", "muladd", "v", "mu", "p", note="_foreach_add_(vars, bufs, alpha=momentum)"
+                )
+            )
         else:
-            steps.append(instr("p", "add", "p", "v"))
+            steps.append(instr("p", "add", "p", "v", note="_foreach_add_(variables, bufs)"))
     else:
-        steps.append(instr("p", "muladd", "g", "neg_lr", "p"))
+        steps.append(
+            instr("p", "muladd", "g", "neg_lr", "p", note="_foreach_add_(vars, grads, alpha=-lr)")
+        )
     return tuple(steps)
+
+
+def _keywords(h: Hypers) -> dict[str, object]:
+    keywords: dict[str, object] = {
+        "learning_rate": h.lr,
+        "momentum": float(h.momentum or 0.0),
+        "nesterov": h.nesterov,
+    }
+    if h.weight_decay is not None:
+        keywords["weight_decay"] = h.weight_decay
+    return keywords
+
+
+CONVENTION = Convention(
+    name="keras",
+    function=sgd,
+    roles=("param", "grad", "state"),
+    state="momentum_var",
+    first_state="zeros",
+    stores="v",
+    keywords=_keywords,
+    variants=tuple(Variant(backend, {"backend": backend}) for backend in BACKENDS),
+    capabilities=Capabilities(weight_decay=True, changing_lr=False),
+    requirement="keras tensorflow-cpu jax torch==2.13.0",
+    process_per_variant=True,
+)

@@ -35,8 +35,9 @@ from .._engine.ir import VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._host import native_float16 as _native_float16
 from .._typing import ArrayTree
 from ._common import ZERO, donated, from_zero, number, run
+from ._registry import REAL_FLOATS, Capabilities, Convention, Hypers, Variant
 
-__all__ = ["sgd"]
+__all__ = ["CONVENTION", "sgd"]
 
 T = TypeVar("T", bound=ArrayTree)
 
@@ -85,13 +86,15 @@ def sgd(
     steps = []
     direction = "g"
     if mu is not None:
-        steps.append(instr("t", "muladd", "mu", "t", "g"))  # g + decay * t
+        steps.append(instr("t", "muladd", "mu", "t", "g", note="trace: g + decay * t"))
         if nesterov:
-            steps.append(instr("d", "muladd", "mu", "t", "g"))
+            steps.append(instr("d", "muladd", "mu", "t", "g", note="g + decay * new trace"))
             direction = "d"
         else:
             direction = "t"
-    steps.append(instr("p", "muladd", "neg_lr", direction, "p"))  # p + (-lr * d)
+    steps.append(
+        instr("p", "muladd", "neg_lr", direction, "p", note="apply_updates: p + (-lr * update)")
+    )
     # the learning rate arrives at run time (a schedule's float64 value); the
     # momentum is a Python constant, which jax.jit folds into the program
     # (one rounding) and eager JAX converts at run time. XLA converts float64
@@ -123,3 +126,40 @@ def sgd(
 
     new_param, new_trace = run(trees, program, donated(out, "trace", mu is not None))
     return new_param, new_trace
+
+
+def _keywords(h: Hypers) -> dict[str, object]:
+    return {"learning_rate": h.lr, "momentum": h.momentum, "nesterov": h.nesterov}
+
+
+def _native_here(dtype: str) -> bool:
+    return dtype == "float16" and _native_float16()
+
+
+def _not_native_here(dtype: str) -> bool:
+    return not _native_here(dtype)
+
+
+#: The variants pin native_float16, so that a vector does not depend on the CPU
+#: that wrote it; the live suite checks, per dtype, the one this CPU runs.
+CONVENTION = Convention(
+    name="optax",
+    function=sgd,
+    roles=("param", "grad", "state"),
+    state="trace",
+    first_state="zeros",
+    stores="b",
+    keywords=_keywords,
+    variants=(
+        Variant("eager", {"jit": False, "native_float16": False}, REAL_FLOATS, _not_native_here),
+        Variant("jit", {"jit": True, "native_float16": False}, REAL_FLOATS, _not_native_here),
+        Variant(
+            "eager-avx512fp16", {"jit": False, "native_float16": True}, ("float16",), _native_here
+        ),
+        Variant(
+            "jit-avx512fp16", {"jit": True, "native_float16": True}, ("float16",), _native_here
+        ),
+    ),
+    capabilities=Capabilities(momentum_none=True),
+    requirement="optax jax",
+)

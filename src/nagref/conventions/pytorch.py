@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 from .._engine.ir import VIA_OPMATH, Hyper, Program, Recipe, Rounding, Split, instr
 from .._typing import ArrayTree
 from ._common import donated, number, run
+from ._registry import Capabilities, Convention, Hypers, Variant
 
-__all__ = ["HALF_LANES", "HALF_TAIL", "sgd"]
+__all__ = ["CONVENTION", "HALF_LANES", "HALF_TAIL", "sgd"]
 
 T = TypeVar("T", bound=ArrayTree)
 
@@ -142,20 +143,63 @@ def _recipe(
 ) -> Recipe:
     steps = []
     if maximize:
-        steps.append(instr("g", "neg", "g"))
+        steps.append(instr("g", "neg", "g", note="grad = -grad (maximize)"))
     if weight_decay != 0:
-        steps.append(instr("g", "muladd", "p", "wd", "g"))  # grad.add(param, alpha=wd)
+        steps.append(instr("g", "muladd", "p", "wd", "g", note="grad = grad.add(param, alpha=wd)"))
     direction = "g"
     if momentum != 0:
         if first:
-            steps.append(instr("b", "copy", "g"))  # clone: no dampening
+            steps.append(instr("b", "copy", "g", note="buf = torch.clone(grad): no dampening"))
         elif scalar_tail:  # fused kernel, scalar epilogue: mu*b + fl((1-tau)*g)
-            steps += [instr("kg", "mul", "g", "keep"), instr("b", "muladd", "b", "mu_alpha", "kg")]
-        else:  # buf.mul_(mu).add_(grad, alpha=1 - dampening)
-            steps += [instr("b", "mul", "b", "mu"), instr("b", "muladd", "g", "keep", "b")]
+            steps += [
+                instr("kg", "mul", "g", "keep", note="(1 - dampening) * grad"),
+                instr("b", "muladd", "b", "mu_alpha", "kg", note="momentum * buf + that"),
+            ]
+        else:
+            steps += [
+                instr("b", "mul", "b", "mu", note="buf.mul_(momentum)"),
+                instr("b", "muladd", "g", "keep", "b", note="buf.add_(grad, alpha=1 - dampening)"),
+            ]
         if nesterov:
-            steps.append(instr("g", "muladd", "b", "mu_alpha", "g"))  # grad.add(buf, alpha=mu)
+            steps.append(
+                instr(
+                    "g", "muladd", "b", "mu_alpha", "g", note="grad = grad.add(buf, alpha=momentum)"
+                )
+            )
         else:
             direction = "b"
-    steps.append(instr("p", "muladd", direction, "neg_lr", "p"))  # param.add_(d, alpha=-lr)
+    steps.append(instr("p", "muladd", direction, "neg_lr", "p", note="param.add_(grad, alpha=-lr)"))
     return tuple(steps)
+
+
+def _keywords(h: Hypers) -> dict[str, object]:
+    keywords: dict[str, object] = {
+        "lr": h.lr,
+        "momentum": h.momentum or 0.0,
+        "nesterov": h.nesterov,
+    }
+    if h.dampening:
+        keywords["dampening"] = h.dampening
+    if h.weight_decay:
+        keywords["weight_decay"] = h.weight_decay
+    if h.maximize:
+        keywords["maximize"] = True
+    return keywords
+
+
+CONVENTION = Convention(
+    name="pytorch",
+    function=sgd,
+    roles=("param", "grad", "state"),
+    state="momentum_buffer",
+    first_state="none",
+    stores="b",
+    keywords=_keywords,
+    variants=(
+        Variant("single-tensor", {"foreach": False, "fused": False}),
+        Variant("foreach", {"foreach": True, "fused": False}),
+        Variant("fused", {"foreach": False, "fused": True}, dtypes=("float32", "float64")),
+    ),
+    capabilities=Capabilities(dampening=True, weight_decay=True, maximize=True),
+    requirement="torch==2.13.0",
+)

@@ -23,8 +23,9 @@ from typing import TypeVar
 from .._engine.ir import VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._typing import ArrayTree
 from ._common import donated, number, run
+from ._registry import Capabilities, Convention, Hypers, Variant
 
-__all__ = ["apply_momentum"]
+__all__ = ["CONVENTION", "apply_momentum"]
 
 T = TypeVar("T", bound=ArrayTree)
 
@@ -60,17 +61,20 @@ def apply_momentum(
         "lr": Hyper(number("lr", lr), VIA_OPMATH),
         "mu": Hyper(number("momentum", momentum), VIA_OPMATH),
     }
-    steps = [instr("a", "muladd", "a", "mu", "g")]  # accum * momentum + grad
-    if use_nesterov:  # var -= grad * lr + accum * momentum * lr
+    steps = [instr("a", "muladd", "a", "mu", "g", note="accum = accum * momentum + grad")]
+    if use_nesterov:
         steps += [
-            instr("x", "mul", "g", "lr"),
-            instr("y", "mul", "a", "mu"),
-            instr("y", "mul", "y", "lr"),
-            instr("x", "add", "x", "y"),
-            instr("p", "sub", "p", "x"),
+            instr("x", "mul", "g", "lr", note="grad * lr"),
+            instr("y", "mul", "a", "mu", note="accum * momentum"),
+            instr("y", "mul", "y", "lr", note="... * lr"),
+            instr("x", "add", "x", "y", note="grad * lr + accum * momentum * lr"),
+            instr("p", "sub", "p", "x", note="var -= that"),
         ]
-    else:  # var -= accum * lr
-        steps += [instr("x", "mul", "a", "lr"), instr("p", "sub", "p", "x")]
+    else:
+        steps += [
+            instr("x", "mul", "a", "lr", note="accum * lr"),
+            instr("p", "sub", "p", "x", note="var -= accum * lr"),
+        ]
 
     program = Program(tuple(steps), _ROUNDING, ("p", "a", "g"), ("p", "a"), hypers)
     new_var, new_accum = run(
@@ -79,3 +83,21 @@ def apply_momentum(
         donated(out, "accum", True),
     )
     return new_var, new_accum
+
+
+def _keywords(h: Hypers) -> dict[str, object]:
+    return {"lr": h.lr, "momentum": h.momentum or 0.0, "use_nesterov": h.nesterov}
+
+
+CONVENTION = Convention(
+    name="tensorflow",
+    function=apply_momentum,
+    roles=("param", "state", "grad"),
+    state="accum",
+    first_state="zeros",
+    stores="b",
+    keywords=_keywords,
+    variants=(Variant("apply_momentum"),),
+    capabilities=Capabilities(),
+    requirement="tensorflow-cpu",
+)

@@ -8,7 +8,7 @@ sides build the same arrays from it (:func:`.cases.arrays`).
 
 from __future__ import annotations
 
-from .cases import VARIANTS, Spec, arrays, random_spec
+from .cases import VARIANTS, Spec, arrays, random_spec, worker_groups, worker_variant
 from .suite import CaseResult, Worker, check, compare, run_nagref
 
 __all__ = [
@@ -21,4 +21,6 @@ __all__ = [
     "compare",
     "random_spec",
     "run_nagref",
+    "worker_groups",
+    "worker_variant",
 ]

@@ -1,4 +1,9 @@
-"""Cases for the live suite: plain data, and the arrays they stand for."""
+"""Cases for the live suite: plain data, and the arrays they stand for.
+
+Which conventions, variants and dtypes the live frameworks run here comes
+from the convention registry (:data:`nagref.conventions.REGISTRY`): each
+variant says in which dtypes the framework on this machine runs it.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,51 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["VARIANTS", "Spec", "arrays", "random_spec"]
+from ..conventions import REGISTRY, Hypers, lookup
 
-#: convention -> variant -> dtypes the framework runs on CPU.
-VARIANTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "pytorch": {
-        "single-tensor": ("float16", "float32", "float64"),
-        "foreach": ("float16", "float32", "float64"),
-        "fused": ("float32", "float64"),
-    },
-    "keras": dict.fromkeys(
-        ("tensorflow", "jax", "numpy", "torch"), ("float16", "float32", "float64")
-    ),
-    "optax": {"eager": ("float16", "float32", "float64"), "jit": ("float16", "float32", "float64")},
-    "tensorflow": {"apply_momentum": ("float16", "float32", "float64")},
-}
+__all__ = [
+    "VARIANTS",
+    "Spec",
+    "arrays",
+    "hypers",
+    "random_spec",
+    "worker_groups",
+    "worker_variant",
+]
+
+
+def _live_variants() -> dict[str, dict[str, tuple[str, ...]]]:
+    table: dict[str, dict[str, tuple[str, ...]]] = {}
+    for convention in REGISTRY.values():
+        for variant in convention.variants:
+            dtypes = tuple(d for d in variant.dtypes if variant.live(d))
+            if dtypes:
+                table.setdefault(convention.name, {})[variant.name] = dtypes
+    return table
+
+
+#: convention -> variant -> the dtypes the live framework runs here (the registry's).
+VARIANTS: dict[str, dict[str, tuple[str, ...]]] = _live_variants()
+
+
+def worker_variant(convention: str, variant: str) -> str | None:
+    """The variant argument of the worker that runs ``variant`` (None: one worker for all)."""
+    return variant if lookup(convention).process_per_variant else None
+
+
+def worker_groups() -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """``(convention, worker variant, variants)``: the worker processes the live rows need.
+
+    A convention whose framework needs a process per variant (Keras picks its
+    backend at import) gets one each; the others one for all their variants.
+    """
+    groups: list[tuple[str, str | None, tuple[str, ...]]] = []
+    for name, variants in VARIANTS.items():
+        if REGISTRY[name].process_per_variant:
+            groups += [(name, worker_variant(name, v), (v,)) for v in variants]
+        else:
+            groups.append((name, None, tuple(variants)))
+    return groups
 
 
 @dataclass(frozen=True)
@@ -42,11 +77,16 @@ class Spec:
     maximize: bool = False
     special: float = 0.0  # the share of gradient elements that are special values
     scale: float = 1.0  # the gradients' magnitude
+    #: further keyword arguments for nagref's side, on top of the variant's options
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
         return len(self.lr)
+
+    def hypers(self, step: int) -> Hypers:
+        """Step ``step``'s hyperparameters (0-based)."""
+        return hypers(self, self.lr[step])
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,10 +126,23 @@ def arrays(spec: Spec) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     return param, grads
 
 
+def hypers(spec: Spec, lr: float) -> Hypers:
+    """A step's hyperparameters: ``spec``'s, with learning rate ``lr``."""
+    return Hypers(
+        lr=lr,
+        momentum=spec.momentum,
+        nesterov=spec.nesterov,
+        dampening=spec.dampening,
+        weight_decay=spec.weight_decay,
+        maximize=spec.maximize,
+    )
+
+
 def random_spec(
     rng: np.random.Generator, convention: str, variant: str, dtype: str, *, max_steps: int = 200
 ) -> Spec:
-    """A case drawn from ``rng``, covering the same ground as the hypothesis strategy."""
+    """A case drawn from ``rng``, covering what the convention can express (its capabilities)."""
+    can = lookup(convention).capabilities
     sizes = (0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 37, 63, 65, 100)
     shape: tuple[int, ...] = (int(rng.choice(sizes)),)
     if rng.random() < 0.1:
@@ -97,23 +150,21 @@ def random_spec(
     elif rng.random() < 0.1:
         shape = (3, int(rng.integers(1, 12)))
     steps = int(rng.integers(1, max_steps + 1)) if rng.random() < 0.3 else int(rng.integers(1, 9))
+    steps = min(steps, max_steps)
     base = float(10 ** rng.uniform(-4, -0.3))
-    varying = convention != "keras" and rng.random() < 0.5
+    varying = can.changing_lr and rng.random() < 0.5
     lr = tuple(float(base * rng.uniform(0.5, 1.5)) if varying else base for _ in range(steps))
     momentum: float | None = float(rng.choice([0.0, 0.5, 0.9, 0.99, rng.uniform(0, 1)]))
+    if can.momentum_none and rng.random() < 0.2:
+        momentum = None
     nesterov = bool(rng.random() < 0.5) and momentum is not None and momentum > 0
     dampening = 0.0
+    if can.dampening and not nesterov and rng.random() >= 0.6:
+        dampening = float(rng.uniform(0, 1))
     weight_decay: float | None = None
-    maximize = False
-    if convention == "pytorch":
-        dampening = 0.0 if nesterov or rng.random() < 0.6 else float(rng.uniform(0, 1))
-        weight_decay = float(rng.choice([0.0, 1e-4, rng.uniform(0, 0.1)]))
-        maximize = bool(rng.random() < 0.3)
-    elif convention == "keras":
-        weight_decay = None if rng.random() < 0.6 else float(rng.uniform(0, 0.1))
-    elif convention == "optax" and rng.random() < 0.2:
-        momentum = None
-        nesterov = False
+    if can.weight_decay and rng.random() >= 0.5:
+        weight_decay = float(rng.choice([1e-4, rng.uniform(0, 0.1)]))
+    maximize = can.maximize and bool(rng.random() < 0.3)
     return Spec(
         convention=convention,
         variant=variant,

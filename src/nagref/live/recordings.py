@@ -1,26 +1,28 @@
-"""Golden trajectories recorded from the live frameworks, as exact hex floats.
+"""Golden trajectories recorded from the live frameworks, as JSON test vectors.
 
-One text file per convention, variant and dtype. Each case records its
-specification, the framework's version, the inputs (initial parameters and
-every gradient) and the framework's parameters and state after every step.
-Every float is written with ``float.hex`` (``nan``, ``inf`` and ``-inf`` as
-such), so the files round-trip bit for bit, except for NaN payloads::
+One file per recorded case, ``{convention}-{variant}-{dtype}-{k}.json``, in
+the test-vector format (``nagref/vectors/schema.json``; docs/vectors.md):
+every float as an exact hex string and a decimal (:mod:`nagref.vectors.hexfloat`),
+the hyperparameters of every step as nagref's convention function takes
+them. Two members that nagref's own vectors lack say that the expected
+values came from a framework, not from nagref:
 
-    nagref-vectors 1
-    framework torch 2.13.0+cpu
-    case {"convention": "pytorch", ...}
-    initial 0x1.8p-1 -0x1.0p+0
-    grad 1 0x1.0p-2 0x0.0p+0
-    param 1 ...
-    state 1 ... | none
-    end
+* ``recorded_by``: ``{"framework": "torch 2.13.0+cpu"}``, the framework's
+  name and version as its worker reported them;
+* ``spec``: the live case (:class:`~.cases.Spec`, as ``Spec.to_json`` writes
+  it), from which :func:`~.suite.run_nagref` replays the recorded inputs.
 
-``python -m nagref.live.recordings DIR [CASES]`` records them.
+``k`` (the file's ``case``) is the case's place in its recorded run; case 0
+always has special values and a SIMD tail. ``python -m nagref.live.recordings
+DIR [CASES]`` records them (from the frameworks installed here, for minutes).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
+import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,90 +31,129 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .cases import VARIANTS, Spec, arrays, random_spec
+from .._version import __version__
+from ..conventions import lookup
+from ..vectors.encode import (
+    SCHEMA_VERSION,
+    decode_floats,
+    dumps,
+    encode_floats,
+    encode_hyperparameter,
+    schema,
+)
+from .cases import VARIANTS, Spec, arrays, random_spec, worker_groups
 from .suite import Trajectory, Worker
 
-__all__ = ["Recorded", "read", "record", "write"]
+__all__ = ["MAX_BYTES", "Recorded", "encode", "filename", "read", "record", "write"]
 
-MAGIC = "nagref-vectors 1"
+#: The largest file :func:`read` accepts (a recorded case is well under 1 MiB).
+MAX_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """One recorded case: its spec, inputs, and the framework's trajectory."""
+    """One recorded case: its spec, inputs, the framework's trajectory, its place in its run."""
 
     framework: str
     spec: Spec
     initial: npt.NDArray[Any]
     grads: npt.NDArray[Any]
     trajectory: Trajectory
+    index: int = 0
 
 
-def _hex(values: npt.NDArray[Any]) -> str:
-    return " ".join(
-        "nan" if np.isnan(v) else ("inf" if v > 0 else "-inf") if np.isinf(v) else float(v).hex()
-        for v in values.reshape(-1).tolist()
-    )
+def filename(case: Recorded) -> str:
+    """``{convention}-{variant}-{dtype}-{index}.json``, the name :func:`write` gives ``case``."""
+    spec = case.spec
+    return f"{spec.convention}-{spec.variant}-{spec.dtype}-{case.index}.json"
 
 
-def _parse(text: str, dtype: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
-    words = text.split()
-    values = [float(w) if w in ("nan", "inf", "-inf") else float.fromhex(w) for w in words]
-    return np.array(values, dtype=np.float64).astype(dtype).reshape(shape)
+def encode(case: Recorded) -> dict[str, Any]:
+    """``case`` as a JSON-ready test vector with ``recorded_by`` and ``spec``.
+
+    The hyperparameters of every step are the keyword arguments that
+    :func:`~.suite.run_nagref` passes nagref's convention function, so the
+    file replays from its JSON alone as well as from its spec.
+    """
+    spec = case.spec
+    convention = lookup(spec.convention)
+    variant = convention.variant(spec.variant)
+    first = np.zeros_like(case.initial) if convention.first_state == "zeros" else None
+    steps = []
+    for t, (g, (p, s)) in enumerate(zip(case.grads, case.trajectory, strict=True)):
+        keywords = convention.arguments(spec.hypers(t), variant, spec.extra)
+        steps.append(
+            {
+                "hyperparameters": {
+                    k: encode_hyperparameter(_scalar(k, v)) for k, v in keywords.items()
+                },
+                "grad": encode_floats(g),
+                "expected": {"param": encode_floats(p), "state": [_maybe(s)]},
+            }
+        )
+    return {
+        "nagref_vectors": SCHEMA_VERSION,
+        "generator": f"nagref {__version__}",
+        "recorded_by": {"framework": case.framework},
+        "spec": json.loads(json.dumps(spec.to_json(), allow_nan=False)),  # plain JSON types
+        "convention": spec.convention,
+        "variant": spec.variant,
+        "dtype": spec.dtype,
+        "case": str(case.index),
+        "function": convention.qualname,
+        "shape": list(spec.shape),
+        "state_names": [convention.state],
+        "initial": {"param": encode_floats(case.initial), "state": [_maybe(first)]},
+        "steps": steps,
+    }
 
 
-def write(path: Path, cases: list[Recorded]) -> None:
-    """Write ``cases`` (all of one convention, variant and dtype) to ``path``."""
-    lines = [MAGIC]
-    for case in cases:
-        lines.append(f"framework {case.framework}")
-        lines.append(f"case {json.dumps(case.spec.to_json(), sort_keys=True)}")
-        lines.append(f"initial {_hex(case.initial)}".rstrip())
-        for t, (g, (p, s)) in enumerate(zip(case.grads, case.trajectory, strict=True), 1):
-            lines.append(f"grad {t} {_hex(g)}".rstrip())
-            lines.append(f"param {t} {_hex(p)}".rstrip())
-            lines.append(f"state {t} none" if s is None else f"state {t} {_hex(s)}".rstrip())
-        lines.append("end")
-    path.write_text("\n".join(lines) + "\n")
+def write(directory: Path, case: Recorded) -> Path:
+    """Write ``case`` to ``directory / filename(case)`` (the directory must exist)."""
+    path = directory / filename(case)
+    path.write_text(dumps(encode(case)) + "\n", encoding="utf-8")
+    return path
 
 
-def read(path: Path) -> list[Recorded]:
-    """The cases in a file written by :func:`write`."""
-    lines = path.read_text().splitlines()
-    if not lines or lines[0] != MAGIC:
-        raise ValueError(f"{path}: not a nagref vectors file (first line {lines[:1]!r})")
-    cases: list[Recorded] = []
-    i = 1
-    while i < len(lines):
-        framework = lines[i].removeprefix("framework ")
-        spec = Spec.from_json(json.loads(lines[i + 1].removeprefix("case ")))
-        initial = _parse(lines[i + 2].removeprefix("initial"), spec.dtype, spec.shape)
-        grads, trajectory = [], []
-        i += 3
-        for t in range(1, spec.steps + 1):
-            grads.append(_parse(lines[i].removeprefix(f"grad {t}"), spec.dtype, spec.shape))
-            param = _parse(lines[i + 1].removeprefix(f"param {t}"), spec.dtype, spec.shape)
-            state_text = lines[i + 2].removeprefix(f"state {t}").strip()
-            state = None if state_text == "none" else _parse(state_text, spec.dtype, spec.shape)
-            trajectory.append((param, state))
-            i += 3
-        if lines[i] != "end":
-            raise ValueError(f"{path}: line {i + 1}: expected 'end', got {lines[i][:40]!r}")
-        i += 1
-        stacked = np.stack(grads) if grads else np.zeros((0, *spec.shape), spec.dtype)
-        cases.append(Recorded(framework, spec, initial, stacked, trajectory))
-    return cases
+def read(path: Path) -> Recorded:
+    """The case in a file written by :func:`write`, bit for bit (NaN as NaN).
+
+    The file is checked against ``schema.json`` and for consistency (its spec
+    against its members, every hex string exact in the dtype, every decimal
+    against its hex string). Needs ``jsonschema``.
+
+    Raises:
+        ValueError: the file is not a valid recording; the message names the
+            file and what is wrong.
+    """
+    try:
+        return _decode(_load(path))
+    except ValueError as error:
+        raise ValueError(f"{path}: not a valid recording: {error}") from None
 
 
-def record(directory: Path, cases: int, seed: int = 2026) -> list[Path]:
-    """Record ``cases`` cases per convention, variant and dtype from the live frameworks."""
+def record(
+    directory: Path,
+    cases: int,
+    seed: int = 2026,
+    rows: set[tuple[str, str, str]] | None = None,
+) -> list[Path]:
+    """Record ``cases`` cases per convention, variant and dtype from the live frameworks.
+
+    ``rows``: only these ``(convention, variant, dtype)`` (default: every live row here).
+    """
     rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for convention, variants in VARIANTS.items():
-        for variant, dtypes in variants.items():
-            worker = Worker(convention, variant if convention == "keras" else None)
-            for dtype in dtypes:
-                recorded = []
+    for convention, worker_variant, variants in worker_groups():
+        wanted = [(convention, v, d) for v in variants for d in VARIANTS[convention][v]]
+        if rows is not None and not rows.intersection(wanted):
+            continue
+        worker = Worker(convention, worker_variant)
+        for variant in variants:
+            for dtype in VARIANTS[convention][variant]:
+                if rows is not None and (convention, variant, dtype) not in rows:
+                    continue
                 for k in range(cases):
                     spec = random_spec(rng, convention, variant, dtype, max_steps=40)
                     if k == 0:  # always one run with special values and a SIMD tail
@@ -120,12 +161,102 @@ def record(directory: Path, cases: int, seed: int = 2026) -> list[Path]:
                     initial, grads = arrays(spec)
                     with np.errstate(all="ignore"):
                         trajectory = worker.run(spec)
-                    recorded.append(Recorded(worker.version, spec, initial, grads, trajectory))
-                path = directory / f"{convention}-{variant}-{dtype}.txt"
-                write(path, recorded)
-                written.append(path)
-            worker.close()
+                    case = Recorded(worker.version, spec, initial, grads, trajectory, k)
+                    written.append(write(directory, case))
+        worker.close()
     return written
+
+
+def _scalar(name: str, value: object) -> float | bool | str | None:
+    if value is None or isinstance(value, (bool, str, float)):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    raise TypeError(f"hyperparameter {name}={value!r} is not a float, switch or name")
+
+
+def _maybe(x: npt.NDArray[Any] | None) -> dict[str, list[str]] | None:
+    return None if x is None else encode_floats(x)
+
+
+@functools.cache
+def _validator() -> Any:
+    try:
+        jsonschema = importlib.import_module("jsonschema")
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "reading a recording checks it against schema.json: pip install jsonschema"
+        ) from None
+    return jsonschema.Draft202012Validator(schema())
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """The file's JSON, checked against the schema; bounded by :data:`MAX_BYTES`."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read it ({error.strerror})") from None
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"over {MAX_BYTES} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise ValueError("not JSON (nested too deeply)") from None
+    errors = _validator().iter_errors(data)
+    worst = importlib.import_module("jsonschema.exceptions").best_match(errors)
+    if worst is not None:
+        message = worst.message if len(worst.message) <= 200 else worst.message[:200] + "..."
+        raise ValueError(f"{message} (at {worst.json_path})")
+    if "recorded_by" not in data:
+        raise ValueError("a test vector computed by nagref: it has no recorded_by")
+    return dict(data)
+
+
+def _decode(data: dict[str, Any]) -> Recorded:
+    """A recording from its schema-checked JSON; a ValueError says what does not fit."""
+    try:
+        spec = Spec.from_json(data["spec"])
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"spec: not a live case ({error})") from None
+    for key in ("convention", "variant", "dtype"):
+        if getattr(spec, key) != data[key]:
+            raise ValueError(f"spec: {key} {getattr(spec, key)!r}, but the file's is {data[key]!r}")
+    if list(spec.shape) != data["shape"]:
+        raise ValueError(f"spec: shape {list(spec.shape)}, but the file's is {data['shape']}")
+    if spec.steps != len(data["steps"]):
+        raise ValueError(f"spec: {spec.steps} learning rates for {len(data['steps'])} steps")
+    if len(data["state_names"]) != 1:
+        raise ValueError(f"state_names: one state expected, got {data['state_names']}")
+    if re.fullmatch("[0-9]+", data["case"]) is None:
+        raise ValueError(f"case: a recording's case is its index (0, 1, ...), got {data['case']!r}")
+
+    def floats(entry: Any, where: str) -> npt.NDArray[Any]:
+        try:
+            return decode_floats(entry, spec.dtype, spec.shape)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+
+    def state(entries: list[Any], where: str) -> npt.NDArray[Any] | None:
+        if len(entries) != 1:
+            raise ValueError(f"{where}: one state expected, got {len(entries)}")
+        return None if entries[0] is None else floats(entries[0], f"{where}[0]")
+
+    initial = floats(data["initial"]["param"], "initial.param")
+    state(data["initial"]["state"], "initial.state")
+    grads, trajectory = [], []
+    for t, step in enumerate(data["steps"]):
+        where = f"steps[{t}]"
+        grads.append(floats(step["grad"], f"{where}.grad"))
+        expected = step["expected"]
+        param = floats(expected["param"], f"{where}.expected.param")
+        trajectory.append((param, state(expected["state"], f"{where}.expected.state")))
+    framework = data["recorded_by"]["framework"]
+    return Recorded(framework, spec, initial, np.stack(grads), trajectory, int(data["case"]))
 
 
 if __name__ == "__main__":

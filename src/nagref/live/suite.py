@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._compare import bitwise_equal, ulp_distance
-from ..conventions import keras, optax, pytorch, tensorflow
+from ..conventions import lookup
 from .cases import Spec, arrays
 
 __all__ = ["CaseResult", "Worker", "check", "compare", "run_nagref"]
@@ -29,10 +30,11 @@ class Worker:
     waits for its framework to import, so several workers can start at once.
     """
 
-    def __init__(self, convention: str, backend: str | None = None, *, wait: bool = True) -> None:
+    def __init__(self, convention: str, variant: str | None = None, *, wait: bool = True) -> None:
+        lookup(convention)  # an unknown convention is an error here, not in the child
         args = [sys.executable, "-m", "nagref.live.worker", convention]
-        if backend is not None:
-            args.append(backend)
+        if variant is not None:
+            args.append(variant)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
         self._process = subprocess.Popen(
             args,
@@ -107,14 +109,20 @@ def _decode(text: str | None, dtype: np.dtype[Any], shape: tuple[int, ...]) -> A
 
 
 def check(worker: Worker, spec: Spec) -> CaseResult:
-    """Run ``spec`` on the framework and on nagref at once, and compare them."""
+    """Run ``spec`` on the framework and on nagref at once, and compare them.
+
+    The framework's reply is read even where nagref raised, so that the next
+    case is in step; nagref's own error is then the one raised.
+    """
     worker.submit(spec)
     try:
         with np.errstate(all="ignore"):  # inf and nan are part of the cases
             ours = run_nagref(spec)
-    finally:  # the reply is read even if nagref raised, so the next case is in step
-        theirs = worker.result(spec)
-    return compare(spec, theirs, ours)
+    except Exception:
+        with contextlib.suppress(RuntimeError):
+            worker.result(spec)
+        raise
+    return compare(spec, worker.result(spec), ours)
 
 
 def run_nagref(
@@ -122,56 +130,15 @@ def run_nagref(
 ) -> Trajectory:
     """nagref's convention on ``spec`` (or on recorded ``inputs``), step by step."""
     param, grads = arrays(spec) if inputs is None else inputs
-    state: Any = None
-    if spec.convention == "tensorflow":
-        state = np.zeros_like(param)
+    convention = lookup(spec.convention)
+    variant = convention.variant(spec.variant)
+    state: Any = np.zeros_like(param) if convention.first_state == "zeros" else None
     out: Trajectory = []
-    for lr, g in zip(spec.lr, grads, strict=True):
-        param, state = _step(spec, param, g, state, lr)
+    for t, g in enumerate(grads):
+        hypers = spec.hypers(t)
+        param, state = convention.step(param, g, state, hypers, variant=variant, extra=spec.extra)
         out.append((param, state))
     return out
-
-
-def _step(spec: Spec, p: Any, g: Any, state: Any, lr: float) -> tuple[Any, Any]:
-    if spec.convention == "pytorch":
-        return pytorch.sgd(
-            p,
-            g,
-            state,
-            lr=lr,
-            momentum=spec.momentum or 0.0,
-            dampening=spec.dampening,
-            weight_decay=spec.weight_decay or 0.0,
-            nesterov=spec.nesterov,
-            maximize=spec.maximize,
-            foreach=spec.variant == "foreach",
-            fused=spec.variant == "fused",
-        )
-    if spec.convention == "keras":
-        return keras.sgd(
-            p,
-            g,
-            state,
-            learning_rate=lr,
-            momentum=spec.momentum or 0.0,
-            nesterov=spec.nesterov,
-            weight_decay=spec.weight_decay,
-            backend=spec.variant,
-        )
-    if spec.convention == "optax":
-        return optax.sgd(
-            p,
-            g,
-            state,
-            learning_rate=lr,
-            momentum=spec.momentum,
-            nesterov=spec.nesterov,
-            jit=spec.variant == "jit",
-            **spec.extra,  # a recording made on another CPU says native_float16
-        )
-    return tensorflow.apply_momentum(
-        p, state, g, lr=lr, momentum=spec.momentum or 0.0, use_nesterov=spec.nesterov
-    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._tables import aligned
-from .cases import VARIANTS, random_spec
+from ..conventions import REGISTRY
+from .cases import VARIANTS, random_spec, worker_groups
 from .suite import Worker, check
 
 __all__ = ["LiveRow", "format_live_table", "frameworks", "run_live", "stderr_progress"]
@@ -49,37 +50,52 @@ def run_live(cases: int, seed: int = 0, progress: Progress | None = None) -> lis
     done = 0
     # start every worker at once: their frameworks import in parallel
     started = [
-        (
-            convention,
-            group,
-            Worker(convention, group[0] if convention == "keras" else None, wait=False),
-        )
-        for convention, variants in VARIANTS.items()
-        for group in ([[v] for v in variants] if convention == "keras" else [list(variants)])
+        (convention, group, Worker(convention, variant, wait=False))
+        for convention, variant, group in worker_groups()
     ]
-    for convention, group, worker in started:
-        variants = VARIANTS[convention]
-        try:
-            version = worker.wait()
-        except RuntimeError:
-            missing = [(v, d) for v in group for d in variants[v]]
-            rows += [LiveRow(convention, v, d, NOT_INSTALLED, 0, 0, 0.0) for v, d in missing]
-            done += cases * len(missing)
+    try:
+        for convention, group, worker in started:
+            rows += _run_group(
+                worker, convention, group, cases=cases, rng=rng, progress=progress,
+                count=(done, total),
+            )  # fmt: skip
+            done += cases * sum(len(VARIANTS[convention][v]) for v in group)
+    finally:  # every worker ends, whatever was raised
+        for _, _, worker in started:
             worker.close()
-            continue
-        for variant in group:
-            for dtype in variants[variant]:
-                bitwise, worst = 0, 0.0
-                for _ in range(cases):
-                    if progress is not None:
-                        progress(done, total, f"{convention} {variant} {dtype}")
-                    spec = random_spec(rng, convention, variant, dtype)
-                    result = check(worker, spec)
-                    bitwise += result.bitwise
-                    worst = max(worst, result.max_ulp)
-                    done += 1
-                rows.append(LiveRow(convention, variant, dtype, version, cases, bitwise, worst))
-        worker.close()
+    return rows
+
+
+def _run_group(
+    worker: Worker,
+    convention: str,
+    group: tuple[str, ...],
+    *,
+    cases: int,
+    rng: np.random.Generator,
+    progress: Progress | None,
+    count: tuple[int, int],
+) -> list[LiveRow]:
+    """The rows of one worker's variants; "not installed" rows where it did not start."""
+    variants = VARIANTS[convention]
+    try:
+        version = worker.wait()
+    except RuntimeError:
+        missing = [(v, d) for v in group for d in variants[v]]
+        return [LiveRow(convention, v, d, NOT_INSTALLED, 0, 0, 0.0) for v, d in missing]
+    done, total = count
+    rows = []
+    for variant in group:
+        for dtype in variants[variant]:
+            bitwise, worst = 0, 0.0
+            for _ in range(cases):
+                if progress is not None:
+                    progress(done, total, f"{convention} {variant} {dtype}")
+                result = check(worker, random_spec(rng, convention, variant, dtype))
+                bitwise += result.bitwise
+                worst = max(worst, result.max_ulp)
+                done += 1
+            rows.append(LiveRow(convention, variant, dtype, version, cases, bitwise, worst))
     return rows
 
 
@@ -106,7 +122,9 @@ def frameworks(rows: list[LiveRow]) -> tuple[list[str], list[str]]:
     found = sorted({r.framework for r in rows if r.framework != NOT_INSTALLED})
     missing = sorted(
         {
-            r.convention if r.convention != "keras" else f"keras ({r.variant} backend)"
+            f"{r.convention} ({r.variant})"
+            if REGISTRY[r.convention].process_per_variant
+            else r.convention
             for r in rows
             if r.framework == NOT_INSTALLED
         }

@@ -17,24 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from .. import rules
+from .. import _dtypes, rules
 from .._compare import bitwise_equal, ulp_distance
 from .._tables import aligned
 from .problems import PROBLEMS, Problem
-from .published import (
-    Arithmetic,
-    gd_step,
-    ruder_lookahead,
-    ruder_step,
-    sutskever_lookahead,
-    sutskever_step,
-)
+from .published import Arithmetic
+from .published import rounded_gd as gd_step
+from .published import rounded_ruder as ruder_step
+from .published import rounded_ruder_lookahead as ruder_lookahead
+from .published import rounded_sutskever as sutskever_step
+from .published import rounded_sutskever_lookahead as sutskever_lookahead
 
 __all__ = ["DTYPES", "RULES", "Row", "format_table", "run", "verdict"]
 
 RULES = ("sgd", "momentum", "nag")
-DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
-_REAL_PART = {"complex64": "float32", "complex128": "float64"}
+DTYPES = _dtypes.NAMES
+_REAL_PART = {name: _dtypes.TABLE[name].real for name in _dtypes.COMPLEX}
 
 
 @dataclass(frozen=True)

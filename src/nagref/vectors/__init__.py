@@ -16,6 +16,12 @@ Schema; ``docs/vectors.md`` shows how to consume the files.
 
 The output is deterministic: the same nagref version writes byte-identical
 files.
+
+The trajectories recorded from the live frameworks (``conformance/recordings``,
+:mod:`nagref.live.recordings`) are files of the same format, with two
+optional members nagref's own vectors never hold: ``recorded_by`` (the
+framework and its version) and ``spec`` (the live case). :mod:`.hexfloat` is
+the one hex-float codec that both use.
 """
 
 from __future__ import annotations

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import formulations, rules, schedules
-from ..conventions import keras, optax, pytorch, tensorflow
+from .. import _dtypes, formulations, rules, schedules
+from ..conventions import REGISTRY, Convention, Variant
+from ..conventions import Hypers as StepHypers
 
 __all__ = ["CONVENTIONS", "DTYPES", "Case", "cases"]
 
-DTYPES = ("float16", "float32", "float64")
+DTYPES = _dtypes.REAL
 Hypers = dict[str, float | bool | str | None]
 Array = npt.NDArray[Any]
 Step = Callable[[Array, Array, Any, Hypers], tuple[Array, Any]]
@@ -29,7 +30,7 @@ class Subject:
     function: str
     state: tuple[str, ...]  # the names of the state arrays (empty: none)
     step: Step
-    hypers: Callable[[int, bool], Hypers]  # (step index, nesterov) -> hyperparameters
+    hypers: Callable[[int, bool, bool], Hypers]  # (step, lr changes, nesterov) -> hyperparameters
     nesterov: tuple[bool, ...] = (False, True)
     first_state: str = "zeros"  # "zeros", "none" (PyTorch), or "param" (x_{-1} = x_0)
     dtypes: tuple[str, ...] = DTYPES
@@ -71,7 +72,7 @@ def _rule(name: str) -> Subject:
         w, v = fn(p, g, s[0], lr=h["lr"], momentum=h["momentum"])  # type: ignore[arg-type]
         return w, (v,)
 
-    def hypers(t: int, varying: bool) -> Hypers:
+    def hypers(t: int, varying: bool, nesterov: bool) -> Hypers:
         return {"lr": _lr(t, varying)} if name == "sgd" else {"lr": _lr(t, varying), "momentum": MU}
 
     state = () if name == "sgd" else ("velocity",)
@@ -94,7 +95,7 @@ def _formulation(name: str) -> Subject:
         p, state = fn(p, g, s[0], **h)
         return p, (state,)
 
-    def hypers(t: int, varying: bool) -> Hypers:
+    def hypers(t: int, varying: bool, nesterov: bool) -> Hypers:
         # a momentum that changes every step: Nesterov's schedule
         out: Hypers = {keys[0]: _lr(t, varying), keys[1]: schedules.nesterov(t + 1)}
         if two_momenta:
@@ -107,92 +108,40 @@ def _formulation(name: str) -> Subject:
     )
 
 
-def _pytorch(variant: str) -> Subject:
+def _convention(convention: Convention, variant: Variant) -> Subject:
     def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
-        p, b = pytorch.sgd(p, g, s[0], **h)  # type: ignore[arg-type]
-        return p, (b,)
+        p, state = convention.call(p, g, s[0], **h)
+        return p, (state,)
 
-    def hypers(t: int, varying: bool) -> Hypers:
-        return {
-            "lr": _lr(t, varying),
-            "momentum": MU,
-            "foreach": variant == "foreach",
-            "fused": variant == "fused",
-        }
+    def hypers(t: int, varying: bool, nesterov: bool) -> Hypers:
+        neutral = StepHypers(lr=_lr(t, varying), momentum=MU, nesterov=nesterov)
+        return convention.arguments(neutral, variant)  # type: ignore[return-value]
 
-    dtypes = DTYPES[1:] if variant == "fused" else DTYPES
     return Subject(
-        "nagref.conventions.pytorch.sgd",
-        ("momentum_buffer",),
+        convention.qualname,
+        (convention.state,),
         step,
         hypers,
-        first_state="none",
-        dtypes=dtypes,
+        first_state=convention.first_state,
+        dtypes=variant.dtypes,
     )
 
 
-def _keras(backend: str) -> Subject:
-    def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
-        p, v = keras.sgd(p, g, s[0], **h)  # type: ignore[arg-type]
-        return p, (v,)
-
-    def hypers(t: int, varying: bool) -> Hypers:
-        return {"learning_rate": _lr(t, varying), "momentum": MU, "backend": backend}
-
-    return Subject("nagref.conventions.keras.sgd", ("momentum_var",), step, hypers)
-
-
-def _optax(variant: str) -> Subject:
-    def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
-        p, t = optax.sgd(p, g, s[0], **h)  # type: ignore[arg-type]
-        return p, (t,)
-
-    def hypers(t: int, varying: bool) -> Hypers:
-        # pinned, so that the vectors do not depend on the CPU that writes them
-        return {
-            "learning_rate": _lr(t, varying),
-            "momentum": MU,
-            "jit": variant == "jit",
-            "native_float16": False,
-        }
-
-    return Subject("nagref.conventions.optax.sgd", ("trace",), step, hypers)
-
-
-def _tensorflow() -> Subject:
-    def step(p: Array, g: Array, s: Any, h: Hypers) -> tuple[Array, Any]:
-        var, accum = tensorflow.apply_momentum(p, s[0], g, **h)  # type: ignore[arg-type]
-        return var, (accum,)
-
-    def hypers(t: int, varying: bool) -> Hypers:
-        return {"lr": _lr(t, varying), "momentum": MU}
-
-    return Subject("nagref.conventions.tensorflow.apply_momentum", ("accum",), step, hypers)
-
-
-#: convention -> variant -> subject
+#: convention -> variant -> subject: the rules, the formulations, then every
+#: registered framework convention
 CONVENTIONS: dict[str, dict[str, Subject]] = {
     "rules": {name: _rule(name) for name in ("sgd", "momentum", "nag")},
     "formulations": {
         name: _formulation(name)
         for name in ("polyak", "nesterov_1983", "sutskever_cm", "sutskever_nag", "bengio", "dozat")
     },
-    "pytorch": {v: _pytorch(v) for v in ("single-tensor", "foreach", "fused")},
-    "keras": {b: _keras(b) for b in keras.BACKENDS},
-    "optax": {"eager": _optax("eager"), "jit": _optax("jit")},
-    "tensorflow": {"apply_momentum": _tensorflow()},
+    **{name: {v.name: _convention(c, v) for v in c.variants} for name, c in REGISTRY.items()},
 }
 
 
 # -- the cases --------------------------------------------------------------------------
 
 SIZE = 37  # leaves tails after 4-, 8- and 32-lane SIMD bodies
-_NESTEROV_KEY = {
-    "pytorch": "nesterov",
-    "keras": "nesterov",
-    "optax": "nesterov",
-    "tensorflow": "use_nesterov",
-}
 
 
 def cases(
@@ -239,12 +188,7 @@ def _run(
         for t, g in enumerate(grads):
             for i, value in enumerate(pool):
                 g[(5 * t + 3 * i) % SIZE] = value
-    hypers = []
-    for t in range(steps):
-        h = subject.hypers(t, kind == "lr-change")
-        if convention in _NESTEROV_KEY:
-            h[_NESTEROV_KEY[convention]] = nesterov
-        hypers.append(h)
+    hypers = [subject.hypers(t, kind == "lr-change", nesterov) for t in range(steps)]
     initial_state = _initial_state(subject, param)
     case = Case(
         convention,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,19 +12,44 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import _dtypes
+from .._compare import bitwise_equal
 from .._version import __version__
-from .catalogue import Case, cases
+from .catalogue import CONVENTIONS, Case, cases
+from .hexfloat import array_from_hex, array_to_hex, to_hex
 
-__all__ = ["SCHEMA_VERSION", "dumps", "encode", "schema", "write"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "decode_floats",
+    "dumps",
+    "encode",
+    "encode_floats",
+    "encode_hyperparameter",
+    "schema",
+    "write",
+]
 
-#: The format's version, written into every file as ``"nagref_vectors"``.
+#: The format's version, written into every file as ``"nagref_vectors"``. Still 1
+#: with the recordings' ``recorded_by`` and ``spec``: both are optional and only
+#: added, so every file version 1 allowed is still valid and reads the same, and
+#: nagref's own vectors (which hold neither) are byte-identical.
 SCHEMA_VERSION = 1
 
 
 def schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) every vector file satisfies."""
+    """The JSON Schema (draft 2020-12) every vector file satisfies.
+
+    ``schema.json`` in this package, with the enums of its ``dtype`` fields
+    filled from the dtype table (the real floating dtypes) and of its
+    ``convention`` field from the convention registry.
+    """
     text = resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8")
-    return dict(json.loads(text))
+    loaded = dict(json.loads(text))
+    properties = loaded["properties"]
+    for fields in (properties, properties["spec"]["properties"]):
+        fields["dtype"]["enum"] = list(_dtypes.REAL)
+    properties["convention"]["enum"] = list(CONVENTIONS)
+    return loaded
 
 
 def encode(case: Case) -> dict[str, Any]:
@@ -38,12 +64,15 @@ def encode(case: Case) -> dict[str, Any]:
         "function": case.function,
         "shape": list(case.initial_param.shape),
         "state_names": list(case.state_names),
-        "initial": {"param": _floats(case.initial_param), "state": _state(case.initial_state)},
+        "initial": {
+            "param": encode_floats(case.initial_param),
+            "state": _state(case.initial_state),
+        },
         "steps": [
             {
-                "hyperparameters": {k: _scalar(v) for k, v in h.items()},
-                "grad": _floats(g),
-                "expected": {"param": _floats(p), "state": _state(s)},
+                "hyperparameters": {k: encode_hyperparameter(v) for k, v in h.items()},
+                "grad": encode_floats(g),
+                "expected": {"param": encode_floats(p), "state": _state(s)},
             }
             for h, g, p, s in zip(case.hypers, case.grads, case.params, case.states, strict=True)
         ],
@@ -77,30 +106,48 @@ def dumps(value: Any, indent: str = "") -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _floats(x: npt.NDArray[Any]) -> dict[str, list[str]]:
+def encode_floats(x: npt.NDArray[Any]) -> dict[str, list[str]]:
+    """An array's elements in row-major order, as exact hex strings and as decimals."""
     values = x.reshape(-1)
-    return {
-        "hex": [_hex(float(v)) for v in values.tolist()],
-        "decimal": [_decimal(v) for v in values],
-    }
+    return {"hex": array_to_hex(values), "decimal": [_decimal(v) for v in values]}
+
+
+def decode_floats(entry: dict[str, Any], dtype: str, shape: Sequence[int]) -> npt.NDArray[Any]:
+    """The array an :func:`encode_floats` entry holds, bit for bit (NaN as NaN).
+
+    Raises:
+        ValueError: the entry has the wrong number of elements, a hex string
+            is malformed or not a ``dtype`` value, or a decimal disagrees with
+            its hex string.
+    """
+    size = math.prod(shape)
+    words, decimals = entry["hex"], entry["decimal"]
+    if len(words) != size or len(decimals) != size:
+        raise ValueError(
+            f"{len(words)} hex and {len(decimals)} decimal values for shape {list(shape)}"
+        )
+    exact = array_from_hex(words, dtype)
+    try:
+        with np.errstate(over="ignore", under="ignore"):
+            rounded = np.array([float(d) for d in decimals], dtype=np.float64).astype(dtype)
+    except ValueError:
+        raise ValueError("a decimal is not a number") from None
+    same = bitwise_equal(rounded, exact)
+    if not same.all():
+        i = int(np.argmin(same))
+        raise ValueError(f"element {i}: decimal {decimals[i]!r} is not hex {words[i]!r}")
+    return exact.reshape(tuple(shape))
 
 
 def _state(state: tuple[npt.NDArray[Any] | None, ...]) -> list[dict[str, list[str]] | None]:
-    return [None if s is None else _floats(s) for s in state]
+    return [None if s is None else encode_floats(s) for s in state]
 
 
-def _scalar(value: float | bool | str | None) -> Any:
+def encode_hyperparameter(value: float | bool | str | None) -> Any:
+    """A hyperparameter as JSON: a float as ``{"hex", "decimal"}``, anything else as is."""
     if value is None or isinstance(value, (bool, str)):
         return value
-    return {"hex": _hex(value), "decimal": repr(float(value))}
-
-
-def _hex(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value.hex()
+    return {"hex": to_hex(value), "decimal": repr(float(value))}
 
 
 def _decimal(value: Any) -> str:

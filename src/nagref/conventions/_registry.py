@@ -1,0 +1,155 @@
+"""The convention registry's record: everything nagref's tools need to know of a convention.
+
+Each convention module ends with one :class:`Convention` record,
+``CONVENTION``; :mod:`nagref.conventions` finds the modules and collects
+the records into :data:`nagref.conventions.REGISTRY`. The vectors catalogue,
+the audit's candidates, the live suite (cases, dispatch, table, recordings),
+:mod:`nagref.convert`, the hypothesis strategies, the fast-path tests and
+every case count iterate that registry, so adding a convention touches its
+module, its live driver, its recordings, its tests and its docs section,
+and nothing else.
+
+A tool steps a convention through :meth:`Convention.step` with framework-
+neutral :class:`Hypers`; the record's ``keywords`` turns those into the
+framework's own keyword arguments, and a :class:`Variant`'s ``options``
+select the variant (``foreach=True``, ``backend="jax"``, ``jit=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .. import _dtypes
+
+__all__ = ["REAL_FLOATS", "Capabilities", "Convention", "Hypers", "Variant", "always"]
+
+#: The dtypes a convention accepts by default: the frameworks' real floating types on CPU.
+REAL_FLOATS: tuple[str, ...] = tuple(d.name for d in _dtypes.TABLE.values() if d.conventions)
+
+
+def always(dtype: str) -> bool:
+    """A variant that the live framework runs on every machine, in every dtype."""
+    return True
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way a framework runs the update (a code path, a backend, a compiler).
+
+    ``options`` are the convention function's keyword arguments that select
+    it (recorded with every test vector); ``dtypes`` those it models;
+    ``live(dtype)`` whether the live framework on this machine runs this
+    variant in that dtype (a variant that models another CPU does not).
+    """
+
+    name: str
+    options: Mapping[str, object] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = REAL_FLOATS
+    live: Callable[[str], bool] = always
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a convention (and its live driver) can express beyond lr, momentum and nesterov."""
+
+    dampening: bool = False
+    weight_decay: bool = False
+    maximize: bool = False
+    #: the live driver can change the learning rate between steps
+    changing_lr: bool = True
+    #: momentum=None means no state at all (Optax)
+    momentum_none: bool = False
+
+
+@dataclass(frozen=True)
+class Hypers:
+    """One step's hyperparameters, in no framework's names (see ``Convention.keywords``)."""
+
+    lr: float
+    momentum: float | None = 0.0
+    nesterov: bool = False
+    dampening: float = 0.0
+    #: None: not given (a framework may tell it from 0.0: Keras decays by 0)
+    weight_decay: float | None = None
+    maximize: bool = False
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A framework's update, and how every tool reaches it.
+
+    Attributes:
+        name: the registry key, e.g. ``"pytorch"``.
+        function: the convention's function, e.g. ``nagref.conventions.pytorch.sgd``.
+        roles: the function's three positional parameters, in order, as
+            ``"param"``, ``"grad"`` and ``"state"``.
+        state: the state's name in the framework, e.g. ``"momentum_buffer"``.
+        first_state: what the state is before the first step: ``"none"``
+            (PyTorch's missing buffer) or ``"zeros"``.
+        stores: what the state holds, for :mod:`nagref.convert`: ``"b"``, an
+            lr-free sum of gradients (b = −v/lr in Sutskever's v), or ``"v"``,
+            Sutskever's velocity, lr inside. The parameters are Θ (the
+            look-ahead point) under Nesterov and θ otherwise.
+        keywords: one step's :class:`Hypers` as the function's keyword arguments.
+        variants: the variants, in listing order.
+        capabilities: what it expresses beyond lr, momentum and nesterov.
+        requirement: what ``pip install`` needs to run the live framework.
+        process_per_variant: the live framework needs a process per variant
+            (Keras picks its backend at import).
+    """
+
+    name: str
+    function: Callable[..., tuple[Any, Any]]
+    roles: tuple[str, str, str]
+    state: str
+    first_state: Literal["none", "zeros"]
+    stores: Literal["b", "v"]
+    keywords: Callable[[Hypers], dict[str, object]]
+    variants: tuple[Variant, ...]
+    capabilities: Capabilities
+    requirement: str
+    process_per_variant: bool = False
+
+    @property
+    def driver(self) -> str:
+        """The module of its live driver: ``nagref.live.drivers.<name>``, by its name."""
+        return f"{__package__.rpartition('.')[0]}.live.drivers.{self.name}"
+
+    @property
+    def qualname(self) -> str:
+        """The function's importable name, e.g. ``nagref.conventions.pytorch.sgd``."""
+        return f"{self.function.__module__}.{self.function.__name__}"
+
+    def variant(self, name: str) -> Variant:
+        """The variant called ``name``; a ValueError names the variants there are."""
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        names = ", ".join(v.name for v in self.variants)
+        raise ValueError(f"{self.name} has no variant {name!r}; its variants are {names}")
+
+    def call(self, param: Any, grad: Any, state: Any, **keywords: object) -> tuple[Any, Any]:
+        """The function on (param, grad, state) in its own argument order; ``(param, state)``."""
+        by_role = {"param": param, "grad": grad, "state": state}
+        return self.function(*(by_role[role] for role in self.roles), **keywords)
+
+    def arguments(
+        self, hypers: Hypers, variant: Variant, extra: Mapping[str, object] | None = None
+    ) -> dict[str, object]:
+        """The keyword arguments of one step: its hyperparameters, the variant's options."""
+        return {**self.keywords(hypers), **variant.options, **(extra or {})}
+
+    def step(
+        self,
+        param: Any,
+        grad: Any,
+        state: Any,
+        hypers: Hypers,
+        *,
+        variant: Variant,
+        extra: Mapping[str, object] | None = None,
+    ) -> tuple[Any, Any]:
+        """One step of ``variant``: ``(param, state)``."""
+        return self.call(param, grad, state, **self.arguments(hypers, variant, extra))

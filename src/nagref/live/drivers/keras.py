@@ -1,0 +1,39 @@
+"""The live driver of Keras 3's ``keras.optimizers.SGD``, one backend per process."""
+
+from __future__ import annotations
+
+import os
+
+from ..cases import Spec, arrays
+from . import Run, Trajectory, per_step
+
+
+def start(variant: str | None) -> tuple[str, Run]:
+    if variant is None:
+        raise ValueError("the Keras driver needs the backend (the variant)")
+    os.environ["KERAS_BACKEND"] = variant
+    if variant == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    import keras
+
+    def run(spec: Spec) -> Trajectory:
+        param, grads = arrays(spec)
+        var = keras.Variable(param.copy(), dtype=spec.dtype)
+        opt = keras.optimizers.SGD(
+            learning_rate=spec.lr[0],
+            momentum=spec.momentum or 0.0,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+        )
+        opt.build([var])
+        out: Trajectory = []
+        for g in per_step(grads):
+            opt.apply([keras.ops.convert_to_tensor(g, dtype=spec.dtype)], [var])
+            state = opt.momentums[0].value if spec.momentum else None
+            value = keras.ops.convert_to_numpy(var.value).copy()
+            out.append((value, None if state is None else keras.ops.convert_to_numpy(state).copy()))
+        return out
+
+    return f"keras {keras.__version__} ({variant})", run
