@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -104,3 +105,27 @@ def test_bad_arguments_are_named(call: Any, error: type, message: str) -> None:
 
 def test_numpy_integers_are_steps() -> None:
     assert schedules.nesterov(np.int64(3)) == schedules.nesterov(3)
+
+
+def _a_by_hand(k: int) -> float:
+    a = 1.0
+    for _ in range(k):
+        a = (1.0 + math.sqrt(4.0 * a * a + 1.0)) / 2.0
+    return a
+
+
+def test_nesterov_is_thread_safe_on_a_cold_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # eight threads extending an empty cache at once got a wrong value once
+    monkeypatch.setattr(schedules, "_CHECKPOINTS", [1.0])
+    k = 300_000
+    want = (_a_by_hand(k) - 1.0) / _a_by_hand(k + 1)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(schedules.nesterov, [k] * 8 + [k - 1, 5, 4096, 4097]))
+    assert got[:8] == [want] * 8
+    assert got[8:] == [(_a_by_hand(j) - 1.0) / _a_by_hand(j + 1) for j in (k - 1, 5, 4096, 4097)]
+
+
+def test_nesterov_keeps_a_bounded_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedules, "_CHECKPOINTS", [1.0])
+    schedules.nesterov(10**7)
+    assert len(schedules._CHECKPOINTS) <= 10**7 // 4096 + 2  # was one float per step

@@ -6,7 +6,7 @@ any future vendoring of it) has one seam.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from array_api_compat import (
     array_namespace,
@@ -37,10 +37,81 @@ def device(x: Any) -> Any:
     return _device(x)
 
 
+class Extent(NamedTuple):
+    """The memory an array views: bytes ``[lo, hi)`` of address ``space``.
+
+    ``exact`` (start address, shape, byte strides, dtype) is equal for two
+    views of the very same elements in the same order.
+    """
+
+    space: str
+    lo: int
+    hi: int
+    exact: tuple[object, ...]
+
+
+_EXTENT_ERRORS = (AttributeError, TypeError, ValueError, KeyError, IndexError, RuntimeError)
+
+
+def extent(x: Any) -> Extent | None:
+    """The bytes that array ``x`` views, or None where that is not known.
+
+    Duck-typed: ``torch`` tensors (``data_ptr``, ``stride``, ``element_size``),
+    NumPy arrays (``__array_interface__``), CuPy and other CUDA arrays
+    (``__cuda_array_interface__``). The interval runs from the lowest to the
+    highest element's byte, plus one item: two views whose intervals
+    intersect may share memory. It is conservative for strided views that
+    interleave without touching (``a[0::2]`` and ``a[1::2]`` intersect).
+    An empty array, a null pointer, or an object with none of these gives
+    None: the caller compares such objects by identity.
+    """
+    try:
+        data_ptr = getattr(x, "data_ptr", None)
+        if callable(data_ptr) and hasattr(x, "element_size"):  # torch
+            itemsize = int(x.element_size())
+            shape = tuple(int(n) for n in x.shape)
+            strides = tuple(int(s) * itemsize for s in x.stride())
+            ptr, space, dtype = int(data_ptr()), str(x.device.type), str(x.dtype)
+        else:
+            info, space = getattr(x, "__array_interface__", None), "cpu"
+            if not isinstance(info, dict):
+                info, space = getattr(x, "__cuda_array_interface__", None), "cuda"
+            if not isinstance(info, dict):
+                return None
+            dtype = str(info["typestr"])
+            itemsize = int(dtype[2:])
+            shape = tuple(int(n) for n in info["shape"])
+            given = info.get("strides")
+            if given is None:  # C-contiguous
+                step, backwards = itemsize, []
+                for n in reversed(shape):
+                    backwards.append(step)
+                    step *= max(n, 1)
+                strides = tuple(reversed(backwards))
+            else:
+                strides = tuple(int(s) for s in given)
+            ptr = int(info["data"][0])
+    except _EXTENT_ERRORS:
+        return None
+    if ptr == 0 or itemsize <= 0 or 0 in shape or len(strides) != len(shape):
+        return None
+    lo = hi = ptr
+    for n, s in zip(shape, strides, strict=True):
+        if s < 0:
+            lo += (n - 1) * s
+        else:
+            hi += (n - 1) * s
+    # an axis of one element has no stride that matters
+    same = tuple(0 if n == 1 else s for n, s in zip(shape, strides, strict=True))
+    return Extent(space, lo, hi + itemsize, (ptr, shape, same, dtype))
+
+
 __all__ = [
+    "Extent",
     "array_namespace",
     "cpu_only",
     "device",
+    "extent",
     "is_array_api_obj",
     "is_dask_array",
     "is_jax_array",

@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "convention as JSON test vectors, every float as an exact hex string and a decimal. "
         "The same command writes byte-identical files.",
     )
-    out.add_argument("--out", required=True, type=Path, metavar="DIR", help="the directory")
+    out.add_argument("--out", required=True, dest="out_text", metavar="DIR", help="the directory")
     out.add_argument(
         "--convention",
         action="append",
@@ -211,7 +211,9 @@ def _audit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _vectors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    directory: Path = args.out
+    directory = Path(args.out_text)
+    if not str(args.out_text):
+        parser.error("argument --out: expected a directory, got ''")
     if directory.exists() and not directory.is_dir():
         parser.error(f"argument --out: {str(directory)!r} exists and is not a directory")
     conventions = None if args.convention is None else tuple(args.convention)

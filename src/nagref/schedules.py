@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from fractions import Fraction
 from typing import Literal
 
@@ -158,14 +159,31 @@ def tuned(kappa: float, method: Method) -> tuple[float, float]:
 
 # -- plumbing -------------------------------------------------------------------
 
-_A = [1.0]  # Nesterov's a_k, extended on demand (the values never change)
+#: Nesterov's a_k is a recurrence, so a_k is computed from a_0 step by step, in
+#: the same float operations whatever the path. Only every _STRIDE-th value is
+#: kept (a bounded cache: nesterov(10**7) keeps 2,442 floats), extended under a
+#: lock so that threads never interleave its steps.
+_STRIDE = 4096
+_CHECKPOINTS = [1.0]  # a_0, a_4096, a_8192, ...
+_LOCK = threading.Lock()
+
+
+def _next(a: float) -> float:
+    return (1.0 + math.sqrt(4.0 * a * a + 1.0)) / 2.0
 
 
 def _a(k: int) -> float:
-    while len(_A) <= k:
-        a = _A[-1]
-        _A.append((1.0 + math.sqrt(4.0 * a * a + 1.0)) / 2.0)
-    return _A[k]
+    checkpoint, rest = divmod(k, _STRIDE)
+    with _LOCK:
+        while len(_CHECKPOINTS) <= checkpoint:
+            a = _CHECKPOINTS[-1]
+            for _ in range(_STRIDE):
+                a = _next(a)
+            _CHECKPOINTS.append(a)
+        a = _CHECKPOINTS[checkpoint]
+    for _ in range(rest):
+        a = _next(a)
+    return a
 
 
 def _step(name: str, value: object, least: int) -> None:

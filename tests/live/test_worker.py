@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
+from conformance import require
 from nagref._compare import bitwise_equal
 from nagref.live import Spec, arrays, run_nagref
 from nagref.live.drivers import keras as keras_driver
 from nagref.live.drivers import per_step
+
+torch = require("torch")
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -82,14 +85,32 @@ def encode(case: Case) -> dict[str, Any]:
 def write(
     out: Path, conventions: tuple[str, ...] | None = None, dtypes: tuple[str, ...] | None = None
 ) -> list[Path]:
-    """Write one ``.json`` file per case into ``out`` (created if need be); return the paths."""
+    """Write one ``.json`` file per case into ``out`` (created if need be); return the paths.
+
+    Each file is written to a new temporary name in ``out`` and then renamed
+    over its own name, so a symbolic link already there is replaced, never
+    followed, and no file is ever left half written.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for case in cases(conventions, dtypes):
         path = out / f"{case.convention}-{case.variant}-{case.dtype}-{case.name}.json"
-        path.write_text(dumps(encode(case)) + "\n", encoding="utf-8")
+        _replace(path, dumps(encode(case)) + "\n")
         paths.append(path)
     return paths
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to a new file in ``path``'s directory and rename it to ``path``."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def dumps(value: Any, indent: str = "") -> str:
