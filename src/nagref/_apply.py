@@ -17,6 +17,7 @@ float16 first.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -24,7 +25,7 @@ from typing import Any, NamedTuple
 
 from . import fastpaths  # noqa: F401  (registers nagref's kernels with the engine)
 from ._checks import check_leaves, describe, dtype_name, first_of_each_type
-from ._compat import extent, is_jax_array
+from ._compat import cpu_only, extent, is_jax_array
 from ._engine.execute import run
 from ._engine.hypers import check_libraries
 from ._engine.ir import Program, per_dtype
@@ -147,12 +148,9 @@ def _flat(
     xp = check_leaves(names + out_names, columns + out_columns, paths)
     if out_columns:
         _check_out(out_names, out_columns, paths, inputs=(names, columns))
-        _check_overlap(
-            (donated, out_columns),
-            (names, columns),
-            paths,
-            _own_inputs(names, program_for, columns[0]),
-        )
+        own = functools.partial(_own_inputs, names, program_for, columns[0])
+        if not _owners_in_their_own_places(donated, out_columns, columns, own):
+            _check_overlap((donated, out_columns), (names, columns), paths, own())
     given: list[list[Any] | None] = [None] * n_outputs
     for k, column in zip(donated, out_columns, strict=True):
         given[k] = column
@@ -194,6 +192,42 @@ def _check_out(
                 raise ValueError(
                     f"{path_name(name, paths[index])} is read-only: an output must be writable"
                 )
+
+
+def _owners_in_their_own_places(
+    positions: Sequence[int],
+    out_columns: Sequence[Sequence[Any]],
+    columns: Sequence[Sequence[Any]],
+    own: Callable[[], Callable[[int], int | None]],
+) -> bool:
+    """Whether every array is a NumPy array that owns its memory, and every output is
+    a distinct array that is no input or exactly its own leaf's own-role input.
+
+    Two different arrays that own their memory share none of it, so identity
+    decides overlap among them, in one pass (a model's hundreds of leaves).
+    False sends the call to the memory sweep of :func:`_check_overlap`, which
+    also names what is wrong.
+    """
+    inputs: dict[int, int] = {}  # an input array -> the one leaf that reads it
+    for column in columns:
+        for i, leaf in enumerate(column):
+            if not (cpu_only(type(leaf)) and leaf.base is None):
+                return False
+            if inputs.setdefault(id(leaf), i) != i:
+                return False  # read by two leaves: the sweep decides
+    written: set[int] = set()
+    roles: Callable[[int], int | None] | None = None
+    for k, column in zip(positions, out_columns, strict=True):
+        for i, leaf in enumerate(column):
+            if not (cpu_only(type(leaf)) and leaf.base is None) or id(leaf) in written:
+                return False
+            written.add(id(leaf))
+            if id(leaf) in inputs:
+                roles = own() if roles is None else roles
+                role = roles(k)
+                if role is None or columns[role][i] is not leaf:
+                    return False
+    return True
 
 
 def _own_inputs(

@@ -191,3 +191,20 @@ def test_interleaved_strided_views_are_refused_conservatively() -> None:
     # buf[0::2] and buf[1::2] share no element, but their byte intervals intersect
     with pytest.raises(ValueError, match=r"out\[1\] overlaps out\[0\] in memory"):
         nagref.momentum(w, w, w, lr=0.1, momentum=0.9, out=(buf[0::2], buf[1::2]))
+
+
+def test_an_owned_output_that_another_leaf_reads_is_refused() -> None:
+    # owned arrays take the identity fast path: an in-place output that is also
+    # the gradient of another leaf must still go to the sweep and be refused
+    p0, g0, _ = _state()
+    p1 = p0 + 1
+    _refused(
+        r"out\[0\]\[1\] is the same array as the input grad\[0\] of another leaf",
+        lambda: nagref.sgd([p0, p1], [p1, g0], lr=0.1, out=[p0, p1]),
+        p0,
+        p1,
+        g0,
+    )
+    fresh = nagref.sgd([p0, p1], [g0, g0], lr=0.1)  # owned arrays in place: the fast path
+    nagref.sgd([p0, p1], [g0, g0], lr=0.1, out=[p0, p1])
+    assert [a.tobytes() for a in fresh] == [p0.tobytes(), p1.tobytes()]
