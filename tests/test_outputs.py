@@ -1,4 +1,4 @@
-"""out=: an output may be exactly its own input (in place); any other shared memory is refused."""
+"""nagref._outputs: out= arrays are refused where they share memory unsafely (issue 13, item 1)."""
 
 from __future__ import annotations
 
