@@ -84,26 +84,34 @@ def _owners_in_their_own_places(
     False sends the call to the memory sweep of :func:`_check_overlap`, which
     also names what is wrong.
     """
+    if not all(map(_owned, columns)) or not all(map(_owned, out_columns)):
+        return False
     inputs: dict[int, int] = {}  # an input array -> the one leaf that reads it
     for column in columns:
         for i, leaf in enumerate(column):
-            if not (cpu_only(type(leaf)) and leaf.base is None):
-                return False
             if inputs.setdefault(id(leaf), i) != i:
                 return False  # read by two leaves: the sweep decides
     written: set[int] = set()
     roles: Callable[[int], int | None] | None = None
     for k, column in zip(positions, out_columns, strict=True):
+        role: int | None = None
         for i, leaf in enumerate(column):
-            if not (cpu_only(type(leaf)) and leaf.base is None) or id(leaf) in written:
+            key = id(leaf)
+            if key in written:
                 return False
-            written.add(id(leaf))
-            if id(leaf) in inputs:
-                roles = own() if roles is None else roles
-                role = roles(k)
+            written.add(key)
+            if key in inputs:
+                if roles is None:
+                    roles = own()
+                role = roles(k) if role is None else role
                 if role is None or columns[role][i] is not leaf:
                     return False
     return True
+
+
+def _owned(column: Sequence[Any]) -> bool:
+    """Whether every leaf is a NumPy array that owns its memory (the type asked once)."""
+    return all(map(cpu_only, set(map(type, column)))) and all(x.base is None for x in column)
 
 
 def _own_inputs(
