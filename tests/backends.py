@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from array_api_compat import array_namespace, is_array_api_obj
 
+from nagref import _dtypes
 from nagref._tree import flatten, unflatten
 
-ALL_DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
+ALL_DTYPES = _dtypes.NAMES  # every dtype of the dtype table
 
 
 class Backend(enum.Enum):

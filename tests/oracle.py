@@ -19,19 +19,20 @@ from typing import Any
 
 import numpy as np
 
+from nagref import _dtypes
 from nagref.report.published import Rounded, gradient_descent, ruder, ruder_lookahead
 
+#: the widest dtype of each kind, in which the oracle computes before rounding
 _WIDE = {
-    "float16": "float64",
-    "float32": "float64",
-    "float64": "float64",
-    "complex64": "complex128",
-    "complex128": "complex128",
+    name: "complex128" if row.kind == "complex floating" else "float64"
+    for name, row in _dtypes.TABLE.items()
 }
+#: a dtype's real part (itself for a real dtype), from the dtype table
+_REAL = {name: row.real for name, row in _dtypes.TABLE.items()}
 
 
 def unit_roundoff(dtype: str) -> float:
-    real = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+    real = _REAL[dtype]
     return float(np.finfo(real).eps) / 2
 
 
@@ -45,7 +46,7 @@ def in_documented_order(
     rounded to ``dtype``. η and β are rounded to ``dtype`` but never flushed.
     """
     wide = _WIDE[dtype]
-    tiny = np.finfo({"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)).tiny
+    tiny = np.finfo(_REAL[dtype]).tiny
 
     def rnd(x: Any) -> Any:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -92,13 +93,13 @@ def error_bound(rule: str, dtype: str, **v: Any) -> Any:
         scale = w + 3 * np.abs(v["momentum"] * v["v"])
     else:
         scale = w + 4 * (np.abs(v["momentum"] * v["v"]) + np.abs(v["lr"] * v["g"]))
-    real = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+    real = _REAL[dtype]
     return 2 * (2 * u * scale + 4 * float(np.finfo(real).tiny))
 
 
 def special_values(dtype: str) -> tuple[Any, Any, Any]:
     """(w, g, v): every combination of ±0, subnormals, ±max, ±inf, NaN and ordinary values."""
-    real = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+    real = _REAL[dtype]
     info = np.finfo(real)
     values = [
         0.0,
@@ -126,7 +127,12 @@ def special_values(dtype: str) -> tuple[Any, Any, Any]:
 
 # -- an exact fused multiply-add, in rational arithmetic ----------------------
 
-_FORMATS = {"float16": (11, -14, 15), "float32": (24, -126, 127), "float64": (53, -1022, 1023)}
+#: (precision, smallest normal exponent, largest exponent) of each real dtype
+_FORMATS = {
+    name: (row.precision, row.min_exponent, row.max_exponent - 1)
+    for name, row in _dtypes.TABLE.items()
+    if row.kind == "real floating"
+}
 
 
 def round_rational(x: Fraction, dtype: str) -> float:
