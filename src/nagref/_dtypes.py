@@ -28,6 +28,8 @@ A row says:
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +41,7 @@ __all__ = [
     "DType",
     "by_buffer_format",
     "lookup",
+    "round_to",
     "smallest_normal",
 ]
 
@@ -107,3 +110,23 @@ def by_buffer_format(char: str) -> DType | None:
 def smallest_normal(name: str) -> float:
     """The smallest positive normal number of ``name`` (of its real part)."""
     return 2.0 ** lookup(name).min_exponent
+
+
+def round_to(value: float, name: str) -> float:
+    """``value`` rounded to nearest (ties to even) in the dtype ``name`` (its real part).
+
+    ``struct`` packs a float as C converts it (float32) or as IEEE 754
+    rounds it (float16), once; a value that rounds beyond the largest finite
+    number becomes an infinity. A dtype not in the table (a non-native byte
+    order) is returned unrounded: the backend converts a Python float once.
+    """
+    row = TABLE.get(name)
+    if row is None:
+        return value
+    code = TABLE[row.real].buffer_format
+    assert code is not None
+    try:
+        rounded: float = struct.unpack(code, struct.pack(code, value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+    return rounded

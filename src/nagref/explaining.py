@@ -26,8 +26,8 @@ import numpy as np
 
 from . import _dtypes, formulations, rules
 from ._apply import Captured, capture
-from ._engine.hypers import constants
-from ._engine.ir import COMPUTE, OPMATH, STORAGE, Instr, Rounding
+from ._engine.hypers import chain, constants
+from ._engine.ir import Instr, Rounding
 from .conventions import REGISTRY, Convention, Hypers
 
 __all__ = ["Explanation", "explain", "names"]
@@ -292,13 +292,8 @@ def _exact(x: Any) -> str:
 
 def _chain(via: tuple[str, ...], rounding: Rounding, dtype: str) -> list[str]:
     """The dtypes a Python float is rounded through, consecutive repeats dropped."""
-    named = {
-        STORAGE: dtype,
-        COMPUTE: rounding.compute.get(dtype, dtype),
-        OPMATH: _dtypes.lookup(dtype).opmath,
-    }
-    chain = [named.get(d, d) for d in via]
-    return [d for k, d in enumerate(chain) if k == 0 or d != chain[k - 1]]
+    names = chain(via, rounding, dtype)
+    return [d for k, d in enumerate(names) if k == 0 or d != names[k - 1]]
 
 
 def _segment(

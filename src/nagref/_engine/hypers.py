@@ -8,19 +8,17 @@ to half) all become 0-d arrays here, once per batch, on the leaves' device.
 
 from __future__ import annotations
 
-import math
-import struct
 from collections.abc import Mapping
 from typing import Any
 
 from .._checks import describe, dtype_name
 from .._compat import array_namespace, device, to_device
-from .._dtypes import TABLE
+from .._dtypes import TABLE, round_to
 from .._typing import Namespace
 from .fma import _round_to_odd_float32
 from .ir import COMPUTE, OPMATH, STORAGE, Hyper, Rounding
 
-__all__ = ["check_libraries", "constants", "resolve"]
+__all__ = ["chain", "check_libraries", "constants", "resolve"]
 
 #: Dtypes narrower than float32, which some backends reach from float64 through float32.
 _NARROW = frozenset(
@@ -47,16 +45,21 @@ def constants(
 ) -> dict[str, Any]:
     """Each hyperparameter as a 0-d array for leaves like ``first`` on ``where``."""
     storage = dtype_name(first)
+    return {
+        name: _cast(xp, hyper, chain(hyper.via, rounding, storage), first, where)
+        for name, hyper in hypers.items()
+    }
+
+
+def chain(via: tuple[str, ...], rounding: Rounding, storage: str) -> list[str]:
+    """A cast chain's dtype names for leaves of dtype ``storage`` (see :class:`~.ir.Hyper`)."""
     row = TABLE.get(storage)  # None for a non-native byte order ('>f4')
     named = {
         STORAGE: storage,
         COMPUTE: rounding.compute.get(storage, storage),
         OPMATH: storage if row is None else row.opmath,
     }
-    return {
-        name: _cast(xp, hyper, [named.get(d, d) for d in hyper.via], first, where)
-        for name, hyper in hypers.items()
-    }
+    return [named.get(d, d) for d in via]
 
 
 def resolve(xp: Namespace, name: str, first: Any) -> Any:
@@ -78,7 +81,7 @@ def _cast(xp: Namespace, hyper: Hyper, via: list[str], first: Any, where: Any) -
         # float16 through float32, rounding twice
         value = hyper.value
         for name in via:
-            value = _round(value, name)
+            value = round_to(value, name)
         return xp.asarray(value, dtype=dtypes[-1], device=where)
     value = hyper.value
     for name, dtype in zip(via, dtypes, strict=True):
@@ -92,22 +95,3 @@ def _cast(xp: Namespace, hyper: Hyper, via: list[str], first: Any, where: Any) -
     if where is not None and device(value) != where:
         value = to_device(value, where)
     return value
-
-
-def _round(value: float, name: str) -> float:
-    """``value`` rounded to nearest (ties to even) in the dtype ``name`` (its real part).
-
-    ``struct`` packs a float as C converts it (float32) or as IEEE 754
-    rounds it (float16), once. A dtype not in the table (a non-native byte
-    order) is left to the backend, which converts a Python float once.
-    """
-    row = TABLE.get(name)
-    if row is None:
-        return value
-    code = TABLE[row.real].buffer_format
-    assert code is not None
-    try:
-        rounded: float = struct.unpack(code, struct.pack(code, value))[0]
-    except OverflowError:  # rounds beyond the largest finite number
-        return math.copysign(math.inf, value)
-    return rounded

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import numbers
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._apply import apply
 from .._checks import describe, dtype_name
+from .._dtypes import round_to
 from .._engine.ir import Hyper, Instr, Program, instr, per_dtype
 from ._registry import REAL_FLOATS
 
@@ -85,6 +84,4 @@ def float32(value: float) -> float:
     rounded, since 53 >= 2·24 + 2 (Figueroa 1995), so hyperparameter
     arithmetic done this way equals the framework's float32 arithmetic.
     """
-    if math.isfinite(value) and abs(value) >= 2.0**128 - 2.0**103:
-        return math.copysign(math.inf, value)
-    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+    return round_to(value, "float32")
