@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 import nagref.rules
-from nagref import __version__
+from nagref import __version__, auditing, cli
 from nagref.cli import main
 from nagref.conventions import REGISTRY
 from nagref.live import VARIANTS
-from nagref.live.table import stderr_progress
+from nagref.live.table import INSTALL, NOT_INSTALLED, LiveRow, stderr_progress
 
 
 def test_conformance_prints_a_table_and_a_verdict_and_exits_0(
@@ -89,8 +93,19 @@ def test_a_failing_check_exits_1(
     ("argv", "message"),
     [
         ([], "the following arguments are required: command"),
-        (["conformance", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
-        (["conformance", "--steps", "x"], "argument --steps: expected a positive integer, got 'x'"),
+        (["conformance", "--steps", "0"], "--steps: expected an integer from 1 to 100000, got '0'"),
+        (["conformance", "--steps", "x"], "--steps: expected an integer from 1 to 100000, got 'x'"),
+        (["conformance", "--steps", "100001"], "--steps: expected an integer from 1 to 100000"),
+        (["conformance", "--cases", "10001"], "--cases: expected an integer from 0 to 10000"),
+        (["audit", "t.npz", "--ulps", str(10**400)], "argument --ulps: expected an integer from 0"),
+        (["audit", "t.npz", "--ulps", str(10**400)], "got '1" + "0" * 19 + "'...'"),
+        (["conformance", "--cases", "9" * 5000], "...'99999999999999999999' (5000 characters)"),
+        (["audit", "t.npz", "--ulps", str(2**53 + 1)], f"to {2**53}, got '{2**53 + 1}'"),
+        (["conformance", "--timeout", "0"], "--timeout: expected a number of seconds above 0"),
+        (["conformance", "--timeout", "nan"], "and at most 86400, got 'nan'"),
+        (["conformance", "--start-timeout", "inf"], "--start-timeout: expected a number of"),
+        (["conformance", "--timeout", "86401"], "--timeout: expected a number of seconds"),
+        (["conformance", "--bogus\nline"], "unrecognized arguments: --bogus\\nline"),
         (["conformance", "--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
         (["replay"], "argument command: invalid choice: 'replay'"),
         (["audit"], "the following arguments are required: TRAJECTORY"),
@@ -140,7 +155,104 @@ def test_cases_must_be_a_non_negative_integer(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as exit_info:
         main(["conformance", "--cases", "-1"])
     assert exit_info.value.code == 2
-    assert "--cases: expected an integer >= 0, got '-1'" in capsys.readouterr().err
+    assert "--cases: expected an integer from 0 to 10000, got '-1'" in capsys.readouterr().err
+
+
+def test_the_bounds_are_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("conformance", "audit"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "steps per problem, 1 to 100000" in text
+    assert "dtype, 0 to 10000, run against" in text
+    assert "(default: 300)" in text
+    assert f"0 to 2**53 = {2**53}" in text
+
+
+def test_the_ulps_bound_reaches_the_audit_as_an_exact_float(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[float] = []
+
+    def audit(path: object, *, tolerance_ulps: float) -> object:
+        seen.append(tolerance_ulps)
+        raise auditing.TrajectoryError("stop here")
+
+    monkeypatch.setattr(auditing, "audit", audit)
+    with pytest.raises(SystemExit):
+        main(["audit", "t.npz", "--ulps", str(2**53)])
+    assert seen == [float(2**53)]
+    assert capsys.readouterr().err == "nagref: error: stop here\n"
+
+
+def _no_framework(cases: int, **options: object) -> list[LiveRow]:
+    return [LiveRow("pytorch", "fused", "float32", NOT_INSTALLED, 0, 0, 0.0)]
+
+
+def test_no_framework_installed_checks_nothing_and_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "run_live", _no_framework)
+    argv = ["conformance", "--steps", "1", "--no-theory", "--dtype", "float64"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"NOTHING CHECKED: no framework is installed; install them with: {INSTALL}"
+    assert "PASS: " not in out[-1]
+    assert main([*argv, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["passed"], report["published"]["passed"]) == (False, True)
+    assert report["live"]["passed"] is False
+    assert report["live"]["verdict"].startswith("NOTHING CHECKED: ")
+    assert main([*argv, "--cases", "0"]) == 0  # skipping them is asked for
+
+
+def test_the_install_command_is_the_projects() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    extra = project["project"]["optional-dependencies"]["frameworks"]
+    torch_pin = next(r for r in extra if r.startswith("torch=="))
+    assert f"pip install {torch_pin} && pip install 'nagref[frameworks]'" == INSTALL
+
+
+def test_timeouts_reach_the_live_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def run_live(cases: int, **options: object) -> list[LiveRow]:
+        seen.update(options, cases=cases)
+        return [LiveRow("pytorch", "fused", "float32", "torch 2.13.0", cases, cases, 0.0)]
+
+    monkeypatch.setattr(cli, "run_live", run_live)
+    argv = ["conformance", "--steps", "1", "--no-theory", "--dtype", "float64", "--cases", "3"]
+    assert main([*argv, "--timeout", "2.5", "--start-timeout", "1e1"]) == 0
+    assert seen == {"cases": 3, "progress": None, "case_timeout": 2.5, "start_timeout": 10.0}
+    assert main(argv) == 0
+    assert (seen["case_timeout"], seen["start_timeout"]) == (300.0, 300.0)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "line"),
+    [(signal.SIGINT, 130, "nagref: interrupted\n"), (signal.SIGTERM, 143, "nagref: terminated\n")],
+)
+def test_a_signal_is_one_line_and_its_exit_code(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    signum: int,
+    code: int,
+    line: str,
+) -> None:
+    def run_live(cases: int, **options: object) -> list[LiveRow]:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt  # what Ctrl-C raises
+        os.kill(os.getpid(), signum)
+        time.sleep(10)
+        pytest.fail("the signal did not stop the run")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "run_live", run_live)
+    assert main(["conformance", "--steps", "1", "--no-theory", "--dtype", "float64"]) == code
+    assert capsys.readouterr().err == line
+    assert signal.getsignal(signal.SIGTERM) is before  # the command's own handler is gone
 
 
 def test_conformance_json_holds_every_table_and_the_frameworks_found(

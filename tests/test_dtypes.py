@@ -97,3 +97,10 @@ def test_lookup_names_what_there_is() -> None:
     assert lookup("float32") is TABLE["float32"]
     with pytest.raises(KeyError, match=r"unknown dtype 'bfloat16'; nagref knows float16, "):
         lookup("bfloat16")
+
+
+def test_largest_is_the_largest_finite_number_numpy_knows() -> None:
+    for name in NAMES:
+        real = np.dtype(TABLE[name].real)
+        assert _dtypes.largest(name) == float(np.finfo(real).max), name
+    assert _dtypes.largest("float16") == 65504.0

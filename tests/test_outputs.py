@@ -30,7 +30,7 @@ def test_an_output_viewing_another_leafs_input_is_refused() -> None:
     p0, p1 = np.ones(4, np.float32), np.full(4, 2, np.float32)
     g, o1 = np.ones(4, np.float32), np.empty(4, np.float32)
     _refused(
-        r"out\[0\]\[0\] is the same array as the input param\[1\] of another leaf",
+        r"out\[0\] is the same array as the input param\[1\] of another leaf",
         lambda: nagref.sgd([p0, p1], [g, g], lr=0.5, out=[p1[:], o1]),
         p0,
         p1,
@@ -49,7 +49,7 @@ def test_overlapping_slices_of_one_buffer_are_refused() -> None:
     )
     tree = {"a": buf[0:3], "b": buf[2:5]}  # across leaves of one output
     _refused(
-        r"out\[0\]\['b'\] overlaps out\[0\]\['a'\]",
+        r"out\['b'\] overlaps out\['a'\]",
         lambda: nagref.sgd({"a": w[:3], "b": w[1:]}, {"a": w[:3], "b": w[1:]}, lr=1.0, out=tree),
         buf,
         w,
@@ -97,7 +97,7 @@ def test_the_wrong_role_is_refused() -> None:
         v,
     )
     _refused(
-        r"out\[0\] is the same array as the input grad",
+        r"out is the same array as the input grad",
         lambda: nagref.sgd(p, g, lr=0.1, out=g),
         p,
         g,
@@ -108,7 +108,7 @@ def test_a_transposed_view_is_not_the_same_memory() -> None:
     m = np.arange(9, dtype=np.float32).reshape(3, 3)
     g = np.ones((3, 3), np.float32)
     _refused(
-        r"out\[0\] overlaps the input param in memory without being exactly it",
+        r"out overlaps the input param in memory without being exactly it",
         lambda: nagref.sgd(m, g, lr=0.1, out=m.T),
         m,
         g,
@@ -119,7 +119,7 @@ def test_tied_weights_cannot_be_written_twice() -> None:
     w, g = _state()[:2]
     tied = {"enc": w, "dec": w}
     _refused(
-        r"out\[0\]\['(enc|dec)'\] is the same array as (the input param|out\[0\])\['(enc|dec)'\]",
+        r"out\['(enc|dec)'\] is the same array as (the input param|out)\['(enc|dec)'\]",
         lambda: nagref.sgd(tied, {"enc": g, "dec": g}, lr=0.1, out=tied),
         w,
         g,
@@ -157,11 +157,9 @@ def test_torch_tensors_sharing_storage() -> None:
     with pytest.raises(ValueError, match=r"out\[1\] overlaps out\[0\] in memory"):
         nagref.momentum(w, w, w, lr=0.1, momentum=0.9, out=(base[0:4], base[2:6]))
     m, g = torch.arange(4.0).reshape(2, 2), torch.ones(2, 2)
-    with pytest.raises(ValueError, match=r"out\[0\] overlaps the input param in memory"):
+    with pytest.raises(ValueError, match=r"out overlaps the input param in memory"):
         nagref.sgd(m, g, lr=0.1, out=m.t())  # a transposed view of the same storage
-    with pytest.raises(
-        ValueError, match=r"out\[0\]\[1\] is the same array as the input param\[0\]"
-    ):
+    with pytest.raises(ValueError, match=r"out\[1\] is the same array as the input param\[0\]"):
         nagref.sgd([m, g], [g, g], lr=0.1, out=[g.clone(), m.view(2, 2)])
     assert torch.equal(base, torch.zeros(6))
     assert torch.equal(m, torch.arange(4.0).reshape(2, 2))
@@ -199,7 +197,7 @@ def test_an_owned_output_that_another_leaf_reads_is_refused() -> None:
     p0, g0, _ = _state()
     p1 = p0 + 1
     _refused(
-        r"out\[0\]\[1\] is the same array as the input grad\[0\] of another leaf",
+        r"out\[1\] is the same array as the input grad\[0\] of another leaf",
         lambda: nagref.sgd([p0, p1], [p1, g0], lr=0.1, out=[p0, p1]),
         p0,
         p1,

@@ -60,6 +60,7 @@ def apply(
     *,
     out: Sequence[object] | None = None,
     n_outputs: int | None = None,
+    dtypes: tuple[tuple[str, ...], str] | None = None,
 ) -> tuple[Any, ...]:
     """Run ``program`` on every set of leaves, in one call of the engine.
 
@@ -73,6 +74,8 @@ def apply(
             structure, shapes and dtypes) or None for new arrays.
         n_outputs: how many outputs the program has (read from ``program``
             when it is one program).
+        dtypes: the storage dtypes accepted and who accepts them (see
+            :func:`nagref._checks.check_leaves`); by default all of nagref's.
 
     Returns:
         One pytree per output, with the first tree's structure, or None for
@@ -82,7 +85,7 @@ def apply(
         assert isinstance(program, Program), "n_outputs is needed with a program per dtype"
         n_outputs = len(program.outputs)
     program_for = per_dtype(program)
-    flat = _flat(trees, out, n_outputs, program_for)
+    flat = _flat(trees, out, n_outputs, program_for, dtypes)
     xp = flat.xp
     captured = _CAPTURED.get()
     if captured is not None:
@@ -127,23 +130,26 @@ def _flat(
     out: Sequence[object] | None,
     n_outputs: int,
     program_for: Callable[[str], Program],
+    dtypes: tuple[tuple[str, ...], str] | None,
 ) -> _Flat:
     """Flatten every tree against the first; check the leaves and the outputs."""
     names = list(trees)
     first, *others = trees.values()
-    leaves_with_paths, structure = flatten(first)
+    leaves_with_paths, structure = flatten(first, names[0])
     paths = [path for path, _ in leaves_with_paths]
     columns = [[leaf for _, leaf in leaves_with_paths]]
     columns += [
         flatten_like(structure, tree, name) for name, tree in zip(names[1:], others, strict=True)
     ]
     donated = [] if out is None else _donated(out, n_outputs)
-    out_names = [f"out[{k}]" for k in donated]
+    # one output is the caller's out= itself (sgd, lookahead); several, a tuple of them
+    out_names = ["out"] if n_outputs == 1 and donated else [f"out[{k}]" for k in donated]
     out_columns = [
         flatten_like(structure, out[k], name)  # type: ignore[index]
         for k, name in zip(donated, out_names, strict=True)
     ]
-    xp = check_leaves(names + out_names, columns + out_columns, paths)
+    named = (names + out_names, columns + out_columns, paths)
+    xp = check_leaves(*named) if dtypes is None else check_leaves(*named, dtypes)
     if out_columns:
         check_outputs((donated, out_names, out_columns), (names, columns), paths, program_for)
     given: list[list[Any] | None] = [None] * n_outputs

@@ -5,9 +5,9 @@ done no work and changed nothing. Messages name the argument (with its pytree
 path) and the offending value.
 
 Exception types:
-    TypeError: not an array; a non-floating dtype; a dtype that differs from
-        the parameters'; arrays from two libraries; a hyperparameter of the
-        wrong type.
+    TypeError: not an array; a dtype outside nagref's dtype table (or the
+        caller's narrower list); a dtype that differs from the parameters';
+        arrays from two libraries; a hyperparameter of the wrong type.
     ValueError: a hyperparameter out of range; a shape or pytree structure
         that differs from the parameters'; arrays on two devices.
 """
@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from ._compat import array_namespace, cpu_only, device, is_array_api_obj, is_dask_array
+from ._dtypes import NAMES
 from ._tree import Path, path_name
 from ._typing import Hyperparameter, Namespace
 
@@ -52,7 +53,8 @@ def _library(value: object) -> str:
 
 def dtype_name(value: object) -> str:
     """``"float32"``, whether the library prints float32, torch.float32 or
-    array_api_strict.float32."""
+    array_api_strict.float32; a NumPy dtype of the other byte order (``'>f4'``)
+    is named as its native twin, since it holds the same numbers."""
     dtype: Any = getattr(value, "dtype", "?")
     try:
         # keyed by library first, so that no two libraries' dtypes are compared
@@ -63,7 +65,12 @@ def dtype_name(value: object) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _dtype_name(library: str, dtype: Any) -> str:
-    return str(dtype).rsplit(".", 1)[-1]
+    name = str(dtype).rsplit(".", 1)[-1]
+    if name not in NAMES and callable(getattr(dtype, "newbyteorder", None)):
+        native = str(dtype.newbyteorder("="))
+        if native in NAMES:
+            return native
+    return name
 
 
 # -- hyperparameters ----------------------------------------------------------
@@ -90,7 +97,10 @@ def _check_hyper(name: str, value: object, wanted: str, ok: Any) -> Hyperparamet
             f"{name} must be a real number or a 0-d real floating array, got {describe(value)}"
         )
     if isinstance(value, numbers.Real) and not _is_array_object(value):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"{name} must be {wanted}, got {describe(value)}") from None
         if not ok(number):
             raise ValueError(f"{name} must be {wanted}, got {number!r}")
         return number
@@ -101,7 +111,7 @@ def _check_hyper(name: str, value: object, wanted: str, ok: Any) -> Hyperparamet
         raise ValueError(f"{name} must be a 0-d array, got shape {shape}")
     if not xp.isdtype(array.dtype, "real floating"):
         raise TypeError(f"{name} must have a real floating dtype, got {describe(array)}")
-    read = _read(array)
+    read = _read(name, array)
     if read is not None and not ok(read):
         raise ValueError(f"{name} must be {wanted}, got {read!r} ({describe(array)})")
     return cast(Hyperparameter, array)
@@ -113,21 +123,35 @@ def _is_array_object(value: object) -> bool:
     return is_array_api_obj(value) and not type(value).__module__.startswith("numpy")
 
 
-def _read(value: object) -> float | None:
-    """The value of a 0-d array, or None where reading it would trace or compute."""
+def _read(name: str, value: object) -> float | None:
+    """The value of a 0-d array, or None where reading it would trace or compute.
+
+    An array that holds no value (a ``torch`` tensor on the meta device) is
+    refused, naming the argument.
+    """
     if is_dask_array(value):
         return None
     try:
         return float(value)  # type: ignore[arg-type]
     except TypeError:  # a JAX tracer (ConcretizationTypeError is a TypeError)
         return None
+    except (RuntimeError, NotImplementedError, ValueError) as error:
+        where = getattr(value, "device", "?")
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(
+            f"{name} ({describe(value)} on device {where}) holds no value to compute with: "
+            f"{reason}"
+        ) from None
 
 
 # -- arrays -------------------------------------------------------------------
 
 
 def check_leaves(
-    names: Sequence[str], leaves: Sequence[Sequence[object]], paths: Sequence[Path]
+    names: Sequence[str],
+    leaves: Sequence[Sequence[object]],
+    paths: Sequence[Path],
+    dtypes: tuple[tuple[str, ...], str] = (NAMES, "nagref supports"),
 ) -> Namespace | None:
     """Check that corresponding leaves are compatible arrays; return their namespace.
 
@@ -136,6 +160,9 @@ def check_leaves(
         leaves: for each argument, its flattened leaves, in the same order.
         paths: the pytree path of each leaf position (rendered, e.g. as
             ``['w'][0]``, only in an error message).
+        dtypes: the storage dtypes accepted (by name; by default every row of
+            nagref's dtype table, :mod:`nagref._dtypes`), and who accepts them,
+            for the message that refuses another (``longdouble``, ``bfloat16``).
 
     Returns:
         The array namespace shared by all leaves, or None when there are none.
@@ -160,10 +187,15 @@ def check_leaves(
         dtype = leaf.dtype
         if id(dtype) in checked:
             continue
-        if not xp.isdtype(dtype, ("real floating", "complex floating")):
+        # by name first: a namespace need not know a foreign dtype (ml_dtypes'
+        # bfloat16 in a NumPy array), and a known name must be what it says
+        accepted, who = dtypes
+        if dtype_name(leaf) not in accepted or not xp.isdtype(
+            dtype, ("real floating", "complex floating")
+        ):
             raise TypeError(
-                f"{path_name(names[0], paths[index])} has dtype {dtype_name(leaf)}; nagref "
-                "supports real and complex floating dtypes only"
+                f"{path_name(names[0], paths[index])} has dtype {dtype_name(leaf)}; "
+                f"{who} {', '.join(accepted)}"
             )
         checked[id(dtype)] = dtype
     # one comparison per pair, inline (a model has hundreds of leaves);
@@ -220,10 +252,12 @@ def _one_namespace(
 def _raise_mismatch(ref_name: str, ref: Any, name: str, leaf: Any) -> None:
     """Raise the error for the first of dtype, shape and device that differs."""
     if leaf.dtype != ref.dtype:
+        mine, theirs = dtype_name(leaf), dtype_name(ref)
+        if mine == theirs:  # the same numbers in two byte orders
+            mine, theirs = str(leaf.dtype), str(ref.dtype)
         raise TypeError(
-            f"{name} has dtype {dtype_name(leaf)} but {ref_name} has dtype "
-            f"{dtype_name(ref)}; nagref never casts between them: convert "
-            "explicitly (xp.astype) if that is what you mean"
+            f"{name} has dtype {mine} but {ref_name} has dtype {theirs}; nagref never "
+            "casts between them: convert explicitly (xp.astype) if that is what you mean"
         )
     if leaf.shape != ref.shape and tuple(leaf.shape) != tuple(ref.shape):
         raise ValueError(

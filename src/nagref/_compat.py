@@ -6,6 +6,8 @@ any future vendoring of it) has one seam.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any, NamedTuple
 
 from array_api_compat import (
@@ -14,6 +16,7 @@ from array_api_compat import (
     is_dask_array,
     is_jax_array,
     is_lazy_array,
+    is_torch_array,
     to_device,
 )
 from array_api_compat import device as _device
@@ -35,6 +38,51 @@ def device(x: Any) -> Any:
     if cpu_only(type(x)):
         return "cpu"
     return _device(x)
+
+
+def ieee_arithmetic() -> contextlib.AbstractContextManager[object]:
+    """A context in which NumPy computes IEEE results whatever the caller's error state.
+
+    Under ``np.errstate(all="raise")`` NumPy raises on overflow (and
+    array-api-strict, which computes with NumPy, with it), where IEEE
+    arithmetic gives inf: nagref's results must not depend on the caller's
+    error state, and a call must not stop half-way through its leaves. Other
+    libraries have no such state. NumPy is not imported here: where it is not
+    loaded, no array of it is in play.
+    """
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return contextlib.nullcontext()
+    errstate: contextlib.AbstractContextManager[object] = numpy.errstate(all="ignore")
+    return errstate
+
+
+def write_refusal(x: Any) -> str | None:
+    """Why ``x``'s library would refuse an in-place write into it, where it says so
+    only at write time, or None.
+
+    ``torch`` refuses, when the write happens: an inference tensor outside
+    ``torch.inference_mode``, and, while autograd records (outside
+    ``torch.no_grad``), a leaf that requires grad or a view of one. Asking
+    first lets a call that would fail there fail before writing anything.
+    """
+    if not is_torch_array(x):
+        return None
+    torch = sys.modules["torch"]
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        return (
+            "is an inference tensor (made under torch.inference_mode), which torch "
+            "writes in place only inside inference mode"
+        )
+    if x.requires_grad and torch.is_grad_enabled():
+        base = getattr(x, "_base", None)
+        if x.is_leaf or (base is not None and base.is_leaf):
+            what = "a leaf" if x.is_leaf else "a view of a leaf"
+            return (
+                f"is {what} that requires grad, which torch writes in place only under "
+                "torch.no_grad()"
+            )
+    return None
 
 
 class Extent(NamedTuple):
@@ -112,9 +160,11 @@ __all__ = [
     "cpu_only",
     "device",
     "extent",
+    "ieee_arithmetic",
     "is_array_api_obj",
     "is_dask_array",
     "is_jax_array",
     "is_lazy_array",
     "to_device",
+    "write_refusal",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "TABLE",
     "DType",
     "by_buffer_format",
+    "largest",
     "lookup",
     "round_to",
     "smallest_normal",
@@ -110,6 +111,12 @@ def by_buffer_format(char: str) -> DType | None:
 def smallest_normal(name: str) -> float:
     """The smallest positive normal number of ``name`` (of its real part)."""
     return 2.0 ** lookup(name).min_exponent
+
+
+def largest(name: str) -> float:
+    """The largest finite number of ``name`` (of its real part): 65504 for float16."""
+    row = lookup(name)
+    return (2.0 - 2.0 ** (1 - row.precision)) * 2.0 ** (row.max_exponent - 1)
 
 
 def round_to(value: float, name: str) -> float:

@@ -3,8 +3,10 @@
 Leaves are computed one after another, so an output that shares memory with
 another leaf's input (or with another output) would change it before it is
 read. :func:`check_outputs` runs before anything is computed and refuses,
-naming both arrays by their pytree paths: outputs that cannot be written
-(JAX arrays, read-only arrays), and any memory an output shares with an
+naming the arrays by their pytree paths: outputs that cannot be written
+(JAX arrays, read-only arrays, what ``torch`` refuses only when it writes:
+:func:`nagref._compat.write_refusal`), outputs whose elements share memory
+with each other (an expanded view), and any memory an output shares with an
 input or another output, except exactly its own leaf's input of the same
 role (the in-place step). NumPy arrays that own their memory are compared by
 identity in one pass; anything else by the byte intervals it views
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from ._checks import dtype_name, first_of_each_type
-from ._compat import cpu_only, extent, is_jax_array
+from ._compat import cpu_only, extent, is_jax_array, write_refusal
 from ._engine.ir import Program
 from ._tree import Path, path_name
 
@@ -47,14 +51,16 @@ def check_outputs(
     _check_out(out_names, out_columns, paths)
     own = functools.partial(_own_inputs, names, program_for, columns[0])
     if not _owners_in_their_own_places(positions, out_columns, columns, own):
-        _check_overlap((positions, out_columns), (names, columns), paths, own())
+        _check_overlap((positions, out_names, out_columns), (names, columns), paths, own())
 
 
 def _check_out(
     names: Sequence[str], columns: Sequence[Sequence[Any]], paths: Sequence[Path]
 ) -> None:
-    """Output arrays must be writable arrays of a library that writes in place."""
+    """Output arrays must be writable arrays of a library that writes in place,
+    each element in memory of its own."""
     for name, column in zip(names, columns, strict=True):
+        torch_like = False
         for index, leaf in first_of_each_type(column):
             if is_jax_array(leaf):
                 raise TypeError(
@@ -62,12 +68,65 @@ def _check_out(
                     "written in place; call without out= (under jax.jit, donate_argnums "
                     "reuses the buffers)"
                 )
+            torch_like = torch_like or hasattr(leaf, "requires_grad")
         for index, leaf in enumerate(column):
             # duck-typed: NumPy (and CuPy) arrays say whether they may be written
             if not getattr(getattr(leaf, "flags", None), "writeable", True):
                 raise ValueError(
                     f"{path_name(name, paths[index])} is read-only: an output must be writable"
                 )
+            refusal = write_refusal(leaf) if torch_like else None
+            if refusal is not None:
+                raise ValueError(f"{path_name(name, paths[index])} {refusal}")
+            if _overlaps_itself(leaf):
+                raise ValueError(
+                    f"{path_name(name, paths[index])} has elements that share memory (an "
+                    "expanded or overlapping strided view): each output element must have "
+                    "memory of its own"
+                )
+
+
+#: The most elements whose offsets :func:`_overlaps_itself` lists one by one.
+_LISTED = 1 << 16
+
+
+def _overlaps_itself(leaf: Any) -> bool:
+    """Whether two elements of ``leaf`` may share memory.
+
+    Contiguous arrays cannot. Otherwise, from its extent's shape and strides: a
+    zero stride over two or more elements does (an expanded view); axes whose
+    strides, in increasing order, each step over all the smaller ones cannot;
+    anything else is decided by listing the offsets (up to :data:`_LISTED`
+    elements, above which it counts as overlapping).
+    """
+    flags = getattr(leaf, "flags", None)
+    if flags is not None and (flags.c_contiguous or flags.f_contiguous):
+        return False
+    contiguous = getattr(leaf, "is_contiguous", None)
+    if callable(contiguous) and contiguous():
+        return False
+    where = extent(leaf)
+    itemsize = getattr(leaf, "itemsize", None)
+    if where is None or not isinstance(itemsize, int):
+        return False
+    shape: tuple[int, ...] = where.exact[1]  # type: ignore[assignment]
+    strides: tuple[int, ...] = where.exact[2]  # type: ignore[assignment]
+    axes = sorted((abs(s), n) for n, s in zip(shape, strides, strict=True) if n > 1)
+    reach = itemsize  # the bytes spanned by the axes so far, plus one element
+    for stride, n in axes:
+        if stride < reach:
+            break
+        reach += stride * (n - 1)
+    else:
+        return False
+    count = math.prod(shape)
+    if axes[0][0] == 0 or count > _LISTED:
+        return True
+    offsets = [0]
+    for stride, n in axes:
+        offsets = [o + k * stride for o in offsets for k in range(n)]
+    offsets.sort()
+    return any(b - a < itemsize for a, b in itertools.pairwise(offsets))
 
 
 def _owners_in_their_own_places(
@@ -163,7 +222,7 @@ def _span(value: Any, output: bool, tree: int, leaf: int) -> _Span:
 
 
 def _check_overlap(
-    outs: tuple[Sequence[int], Sequence[Sequence[Any]]],
+    outs: tuple[Sequence[int], Sequence[str], Sequence[Sequence[Any]]],
     inputs: tuple[Sequence[str], Sequence[Sequence[Any]]],
     paths: Sequence[Path],
     own_input: Callable[[int], int | None],
@@ -181,7 +240,7 @@ def _check_overlap(
     The intervals are sorted and swept: the cost grows with the number of
     leaves, not of pairs, unless something is refused.
     """
-    positions, out_columns = outs
+    positions, _, out_columns = outs
     names, columns = inputs
     spans = [
         _span(leaf, False, t, i)
@@ -238,22 +297,26 @@ def _check_overlap(
             heapq.heappush(live_in, (span.hi, n, span))
     if found:
         _, output, other = min(found, key=lambda problem: problem[0])
-        raise ValueError(_message(output, other, (positions, names), paths, own_input))
+        raise ValueError(
+            _message(output, other, outs=outs[:2], trees=names, paths=paths, own_input=own_input)
+        )
 
 
 def _message(
     output: _Span,
     other: _Span,
-    names: tuple[Sequence[int], Sequence[str]],
+    *,
+    outs: tuple[Sequence[int], Sequence[str]],
+    trees: Sequence[str],
     paths: Sequence[Path],
     own_input: Callable[[int], int | None],
 ) -> str:
     """Why ``output`` may not share memory with ``other``, naming both."""
-    positions, trees = names
-    this = path_name(f"out[{positions[output.tree]}]", paths[output.leaf])
+    positions, out_names = outs
+    this = path_name(out_names[output.tree], paths[output.leaf])
     exact = output.exact == other.exact
     if other.output:
-        that = path_name(f"out[{positions[other.tree]}]", paths[other.leaf])
+        that = path_name(out_names[other.tree], paths[other.leaf])
         if exact:
             return f"{this} is the same array as {that}: the outputs must be distinct arrays"
         return f"{this} overlaps {that} in memory: the outputs must not share memory"

@@ -7,7 +7,9 @@ node), runs leaf by leaf, and rebuilds the caller's structure.
 
 Containers are ``dict`` (and subclasses), ``list`` and ``tuple`` (named
 tuples included). Everything else is a leaf. Dict keys must match as sets;
-the parameters' key order is the order of the result.
+the parameters' key order is the order of the result. A tree nests at most
+:data:`MAX_DEPTH` containers deep and holds no cycle (a container inside
+itself); either is a ``TypeError`` naming the path where it happens.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Path", "Structure", "flatten", "flatten_like", "path_name", "unflatten"]
+__all__ = ["MAX_DEPTH", "Path", "Structure", "flatten", "flatten_like", "path_name", "unflatten"]
 
 Path = tuple[Any, ...]
+#: The deepest nesting of containers accepted (a model's pytree nests a few levels).
+MAX_DEPTH = 100
 _Kind = Literal["leaf", "dict", "list", "tuple"]
 
 
@@ -69,29 +73,49 @@ def path_name(name: str, path: Path) -> str:
     return name + "".join(f"[{key!r}]" for key in path)
 
 
-def flatten(tree: object) -> tuple[list[tuple[Path, object]], Structure]:
-    """Return ``(leaves with their paths, structure)`` in depth-first order."""
+def flatten(tree: object, name: str = "param") -> tuple[list[tuple[Path, object]], Structure]:
+    """Return ``(leaves with their paths, structure)`` in depth-first order.
+
+    Raises:
+        TypeError: the tree nests deeper than :data:`MAX_DEPTH` or holds a
+            container inside itself; the message names the path, inside the
+            argument ``name``.
+    """
     leaves: list[tuple[Path, object]] = []
-    structure = _flatten(tree, (), leaves)
+    structure = _flatten(tree, (), leaves, set(), name)
     return leaves, structure
 
 
-def _flatten(node: object, path: Path, out: list[tuple[Path, object]]) -> Structure:
+def _flatten(
+    node: object, path: Path, out: list[tuple[Path, object]], above: set[int], name: str
+) -> Structure:
     kind = _kind_of(node)
     if kind == "leaf":
         out.append((path, node))
         return _LEAF
     assert isinstance(node, (dict, list, tuple))
+    if id(node) in above:
+        raise TypeError(
+            f"{path_name(name, path)} is a {type(node).__name__} that contains itself: "
+            "a pytree must not be cyclic"
+        )
+    if len(path) >= MAX_DEPTH:
+        raise TypeError(
+            f"{path_name(name, path)} nests containers deeper than {MAX_DEPTH} levels, "
+            "the most a pytree may"
+        )
+    above.add(id(node))
     items: list[tuple[Any, object]] = list(
         node.items() if isinstance(node, dict) else enumerate(node)
     )
     children = []
     for key, item in items:
         if isinstance(item, _CONTAINERS):
-            children.append(_flatten(item, (*path, key), out))
+            children.append(_flatten(item, (*path, key), out, above, name))
         else:  # a leaf, inline: a model's pytree is mostly leaves
             out.append(((*path, key), item))
             children.append(_LEAF)
+    above.discard(id(node))
     keys = tuple(key for key, _ in items) if kind == "dict" else ()
     return Structure(kind, type(node), keys, tuple(children))
 
@@ -137,9 +161,11 @@ def _flatten_like(
 
 
 def _mismatch(structure: Structure, node: object, name: str, path: Path) -> str:
-    if isinstance(node, (dict, list, tuple)):
-        _, got_structure = flatten(node)
-        got = got_structure.describe()
+    # the node's top level only: it may be deep or cyclic itself
+    if isinstance(node, dict):
+        got = f"a {type(node).__name__} with keys {sorted(node, key=repr)}"
+    elif isinstance(node, (list, tuple)):
+        got = f"a {type(node).__name__} of length {len(node)}"
     else:
         got = f"a leaf of type {type(node).__name__}"
     return (

@@ -1,22 +1,34 @@
 """The ``nagref`` command line (also ``python -m nagref``).
 
-Exit codes: 0 when every check passes, 1 when a check fails, 2 on bad
-arguments (one line on standard error, no traceback).
+Exit codes: 0 when every check passes, 1 when a check fails (or checked
+nothing), 2 on bad arguments (one line on standard error, no traceback),
+130 on Ctrl-C and 143 on SIGTERM (one line; no live worker outlives it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import _dtypes, auditing, explaining, vectors
 from ._version import __version__
-from .live.table import format_live_table, frameworks, run_live, stderr_progress
+from .live.suite import CASE_TIMEOUT, START_TIMEOUT
+from .live.table import (
+    format_live_table,
+    frameworks,
+    live_verdict,
+    run_live,
+    stderr_progress,
+)
 from .report import DTYPES, format_table, run, theory, verdict
 
 __all__ = ["main"]
@@ -26,26 +38,51 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
 
 
-def _integer(minimum: int, wanted: str) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum``, described as ``wanted``."""
+def _one_line(text: str) -> str:
+    """``text`` with every character that is not printable escaped: one line, always."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+#: the largest --steps, --cases and --ulps, and the longest timeout (seconds)
+MAX_STEPS, MAX_CASES, MAX_ULPS, MAX_SECONDS = 100_000, 10_000, 2**53, 86_400.0
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``minimum`` to ``maximum``."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
-        except ValueError:
+        except ValueError:  # also a string of over 4300 digits
             value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        if not minimum <= value <= maximum:
+            wanted = f"an integer from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {_shown(text)}")
         return value
 
     return parse
 
 
-_positive_int = _integer(1, "a positive integer")
-_non_negative_int = _integer(0, "an integer >= 0")
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted, its middle cut out where it is long (a 5000-digit number, say)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: limit // 2]!r}...{text[-limit // 2 :]!r} ({len(text)} characters)"
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds, above 0 and at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_SECONDS:  # nan and inf too
+        wanted = f"a number of seconds above 0 and at most {MAX_SECONDS:g}"
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {_shown(text)}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,18 +100,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     conformance.add_argument(
         "--steps",
-        type=_positive_int,
+        type=_integer(1, MAX_STEPS),
         default=100,
         metavar="N",
-        help="steps per problem (default: 100)",
+        help=f"steps per problem, 1 to {MAX_STEPS} (default: 100)",
     )
     conformance.add_argument(
         "--cases",
-        type=_non_negative_int,
+        type=_integer(0, MAX_CASES),
         default=10,
         metavar="N",
-        help="random cases per framework convention, variant and dtype, run against "
-        "the installed frameworks (default: 10; 0 skips them)",
+        help=f"random cases per framework convention, variant and dtype, 0 to {MAX_CASES}, "
+        "run against the installed frameworks (default: 10; 0 skips them; none installed "
+        "fails: nothing was checked)",
+    )
+    conformance.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=CASE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds a live case may take before its worker is killed and its rows fail "
+        f"(default: {CASE_TIMEOUT:g})",
+    )
+    conformance.add_argument(
+        "--start-timeout",
+        type=_seconds,
+        default=START_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds a framework may take to import, the same way (default: {START_TIMEOUT:g})",
     )
     conformance.add_argument(
         "--theory",
@@ -131,10 +184,10 @@ def _parser() -> argparse.ArgumentParser:
     trail.add_argument("--json", action="store_true", help="print the report as JSON")
     trail.add_argument(
         "--ulps",
-        type=_non_negative_int,
+        type=_integer(0, MAX_ULPS),
         default=4,
         metavar="K",
-        help="the distance that counts as a near match (default: 4)",
+        help=f"the distance that counts as a near match, 0 to 2**53 = {MAX_ULPS} (default: 4)",
     )
     _explain_parser(commands)
     return parser
@@ -185,20 +238,57 @@ def _explain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that its ``finally`` blocks run."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """For the command's duration, SIGTERM raises :class:`_Terminated` (once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can handle signals
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the next one waits for the cleanup
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "vectors":
-        return _vectors(parser, args)
-    if args.command == "audit":
-        return _audit(parser, args)
-    if args.command == "explain":
-        return _explain(parser, args)
-    return _conformance(args)
+    try:
+        with _sigterm_raises():
+            if args.command == "vectors":
+                return _vectors(parser, args)
+            if args.command == "audit":
+                return _audit(parser, args)
+            if args.command == "explain":
+                return _explain(parser, args)
+            return _conformance(args)
+    except KeyboardInterrupt:
+        return _stopped("interrupted", 130)
+    except _Terminated:
+        return _stopped("terminated", 143)
+
+
+def _stopped(why: str, code: int) -> int:
+    """One line on standard error (after clearing a progress bar) and the exit code."""
+    sys.stdout.flush()
+    sys.stderr.write(("\r\x1b[K" if sys.stderr.isatty() else "") + f"nagref: {why}\n")
+    return code
 
 
 def _audit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if "\0" in str(args.trajectory):
+        parser.error(f"argument TRAJECTORY: {str(args.trajectory)!r} holds a NUL character")
     try:
         report = auditing.audit(args.trajectory, tolerance_ulps=float(args.ulps))
     except auditing.TrajectoryError as error:
@@ -214,7 +304,13 @@ def _vectors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     directory = Path(args.out_text)
     if not str(args.out_text):
         parser.error("argument --out: expected a directory, got ''")
-    if directory.exists() and not directory.is_dir():
+    if "\0" in args.out_text:
+        parser.error(f"argument --out: {args.out_text!r} holds a NUL character")
+    try:
+        exists_elsewhere = directory.exists() and not directory.is_dir()
+    except OSError as error:  # a name too long, say
+        parser.error(f"argument --out: cannot use {str(directory)!r}: {error.strerror}")
+    if exists_elsewhere:
         parser.error(f"argument --out: {str(directory)!r} exists and is not a directory")
     conventions = None if args.convention is None else tuple(args.convention)
     dtypes = None if args.dtype is None else tuple(args.dtype)
@@ -252,22 +348,18 @@ def _conformance(args: argparse.Namespace) -> int:
         passed = passed and held
     if args.cases:
         bar = stderr_progress if sys.stderr.isatty() else None
-        live = run_live(args.cases, progress=bar)
+        live = run_live(
+            args.cases, progress=bar, start_timeout=args.start_timeout, case_timeout=args.timeout
+        )
         if bar is not None:
             sys.stderr.write("\r\x1b[K")
         found, missing = frameworks(live)
-        failed = [r for r in live if not r.passed]
-        ran = sum(r.cases for r in live)
-        if failed:
-            differ = sum(r.cases - r.bitwise for r in failed)
-            line = f"FAIL: {differ} of {ran} live cases not bitwise, in {len(failed)} rows"
-        else:
-            line = f"PASS: {ran} live cases, every one bitwise"
+        live_passed, line = live_verdict(live)
         report["live"] = {
             "frameworks_found": found,
             "frameworks_missing": missing,
             "rows": [asdict(r) for r in live],
-            "passed": not failed,
+            "passed": live_passed,
             "verdict": line,
         }
         text += [
@@ -279,7 +371,7 @@ def _conformance(args: argparse.Namespace) -> int:
             "",
             line,
         ]
-        passed = passed and not failed
+        passed = passed and live_passed
     report["passed"] = passed
     print(json.dumps(report, indent=1, default=str) if args.json else "\n".join(text))
     sys.stdout.flush()

@@ -44,9 +44,13 @@ from typing import Literal
 
 from ._checks import describe
 
-__all__ = ["METHODS", "fista", "k_over_k3", "nesterov", "sutskever", "tuned"]
+__all__ = ["MAX_STEP", "METHODS", "fista", "k_over_k3", "nesterov", "sutskever", "tuned"]
 
 Method = Literal["gd", "heavy_ball", "nag"]
+#: The largest step :func:`nesterov` and :func:`fista` accept: their a_k is a
+#: recurrence computed step by step from a_0, which takes about 8 seconds
+#: for 10**8 steps the first time (later calls start from a checkpoint).
+MAX_STEP = 10**8
 #: The methods :func:`tuned` knows.
 METHODS: tuple[Method, ...] = ("gd", "heavy_ball", "nag")
 
@@ -84,9 +88,9 @@ def nesterov(k: int) -> float:
     0, 0.2817..., 0.4340..., 0.5311..., tending to 1 like k/(k + 3).
 
     Args:
-        k: the step, an integer >= 0.
+        k: the step, an integer >= 0 and at most :data:`MAX_STEP`.
     """
-    _step("k", k, 0)
+    _step("k", k, 0, most=MAX_STEP)
     a_k, a_next = _a(k), _a(k + 1)
     return (a_k - 1.0) / a_next
 
@@ -102,9 +106,9 @@ def fista(k: int) -> float:
     :func:`nesterov`, this is ``nesterov(k - 1)``.
 
     Args:
-        k: the step, an integer >= 1.
+        k: the step, an integer >= 1 and at most :data:`MAX_STEP` + 1.
     """
-    _step("k", k, 1)
+    _step("k", k, 1, most=MAX_STEP + 1)
     return nesterov(k - 1)
 
 
@@ -186,14 +190,19 @@ def _a(k: int) -> float:
     return a
 
 
-def _step(name: str, value: object, least: int) -> None:
+def _step(name: str, value: object, least: int, most: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {describe(value)}")
     if value < least:
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if most is not None and int(value) > most:
+        raise ValueError(f"{name} must be an integer <= {most}, got {describe(value)}")
 
 
 def _real(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {describe(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(f"{name} must be a finite real number, got {describe(value)}") from None

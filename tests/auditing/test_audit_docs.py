@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from nagref import auditing
+from nagref.auditing import jsontokens, trajectory, vectorfile
 from nagref.cli import main
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
@@ -33,3 +35,18 @@ def test_the_reports_on_the_page_are_what_the_audit_prints(
         codes.append(main(["audit", npz]))
         assert capsys.readouterr().out == shown
     assert codes == [1, 1, 0]
+
+
+def test_the_limits_on_the_page_are_the_loaders() -> None:
+    section = DOC.split("### What a file may hold")[1].split("\nOnly the candidates")[0]
+    text = " ".join(section.split())
+    assert f"At most {auditing.MAX_BYTES >> 30} GiB (`MAX_BYTES`)" in text
+    assert f"at most {jsontokens.MAX_STRING} bytes (keys 256)" in text
+    assert f"at most {jsontokens.MAX_MEMBERS} members" in text
+    assert f"at most {jsontokens.MAX_DEPTH} deep" in text
+    assert f"runs of {jsontokens._CHUNK >> 10} KB" in text
+    for names in (vectorfile.LR_NAMES, vectorfile.MU_NAMES):
+        assert ", ".join(f"`{n}`" for n in names) in text
+    plain = text.replace("`", "")
+    for rule, (_, wanted) in trajectory.RULES.items():
+        assert f"{rule} {wanted}" in plain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,27 @@ def test_a_trajectory_object_and_a_bad_tolerance() -> None:
     assert "audit of memory: 1 steps, float64" in format_report(report)
     with pytest.raises(ValueError, match="tolerance_ulps must be a finite number >= 0, got -1"):
         nagref.audit(tr, tolerance_ulps=-1)
+
+
+@pytest.mark.parametrize(
+    ("argument", "error", "message"),
+    [
+        ({"trajectory": 123}, TypeError, "trajectory must be a Trajectory .* got int 123"),
+        ({"trajectory": b"t.npz"}, TypeError, "trajectory must be .* got bytes b't.npz'"),
+        ({"tolerance_ulps": "4"}, TypeError, "tolerance_ulps must be a real number, got str '4'"),
+        ({"tolerance_ulps": True}, TypeError, "tolerance_ulps must be a real number, got bool"),
+        ({"tolerance_ulps": 10**400}, ValueError, "tolerance_ulps .* too large for a float"),
+        ({"tolerance_ulps": 10**5000}, ValueError, "tolerance_ulps .* too large for a float"),
+        ({"tolerance_ulps": math.nan}, ValueError, "tolerance_ulps .* >= 0, got nan"),
+        ({"tolerance_ulps": -1}, ValueError, "tolerance_ulps .* >= 0, got -1"),
+    ],
+)
+def test_audit_names_the_argument_it_refuses(
+    argument: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    x = np.ones(3)
+    good = Trajectory(x, np.ones((1, 3)), np.ones((1, 3)), (0.1,), (0.0,), source="memory")
+    kwargs: dict[str, Any] = {"trajectory": good, "tolerance_ulps": 4.0} | argument
+    with pytest.raises(error, match=message) as info:
+        nagref.audit(kwargs["trajectory"], tolerance_ulps=kwargs["tolerance_ulps"])
+    assert not isinstance(info.value, OverflowError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def test_empty_truncated_and_foreign_files(tmp_path: Path) -> None:
         load(tmp_path / "absent.npz")
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(TrajectoryError, match="not valid JSON"):
+    with pytest.raises(TrajectoryError, match=r"expected a key \(a string\) at byte 1, got 'not"):
         load(broken)
     foreign = tmp_path / "foreign.json"
     foreign.write_text('{"a": 1}')
@@ -119,7 +120,7 @@ def test_empty_truncated_and_foreign_files(tmp_path: Path) -> None:
         load(extra)
     partial = tmp_path / "partial.json"
     partial.write_text('{"nagref_vectors": 1, "dtype": "float32"}')
-    with pytest.raises(TrajectoryError, match="malformed test vector"):
+    with pytest.raises(TrajectoryError, match="missing key 'generator'"):
         load(partial)
 
 
@@ -201,3 +202,90 @@ def _load_or_explain(path: Path) -> Trajectory | None:
     assert "\n" not in message
     assert message.startswith(str(path))
     return None
+
+
+def _npy(header: dict[str, Any], data: bytes) -> bytes:
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, header)
+    return member.getvalue() + data
+
+
+def test_a_header_that_claims_more_than_its_member_holds_is_refused_before_allocation(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in _arrays().items():
+            member = io.BytesIO()
+            np.save(member, value)
+            archive.writestr(f"{key}.npy", member.getvalue())
+        # 8 TB of float64 announced in 16 bytes: allocating it first would fail differently
+        header = {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+        archive.writestr("weight_decay.npy", _npy(header, b"\0" * 16))
+    with pytest.raises(
+        TrajectoryError,
+        match=r"weight_decay declares shape \(1000000000000,\) of float64, 8000000000000 "
+        "bytes, but holds 16",
+    ):
+        load(path)
+
+
+def test_a_key_twice_in_an_archive_is_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path, _arrays())
+    member = _npy({"descr": "<f8", "fortran_order": False, "shape": ()}, bytes(8))
+    archive = zipfile.ZipFile(path, "a")
+    with pytest.warns(UserWarning, match="Duplicate name: 'lr.npy'"):
+        archive.writestr("lr.npy", member)
+    archive.close()
+    with pytest.raises(TrajectoryError, match="the key 'lr' appears twice"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lr", -1.0, "must be finite and >= 0, got -1.0 at step 2"),
+        ("momentum", 1.0, r"must be in \[0, 1\), got 1.0 at step 2"),
+    ],
+)
+def test_both_loaders_apply_one_rule(tmp_path: Path, key: str, value: float, message: str) -> None:
+    arrays = _arrays() | {key: np.array([0.5, value, 0.5])}
+    with pytest.raises(TrajectoryError, match=f"{key} {message}"):
+        load(_save(tmp_path, arrays))
+    main(["vectors", "--out", str(tmp_path), "--convention", "rules", "--dtype", "float32"])
+    data = json.loads((tmp_path / "rules-momentum-float32-basic.json").read_text())
+    data["steps"][1]["hyperparameters"][key] = {"hex": value.hex(), "decimal": str(value)}
+    vector = tmp_path / "v.json"
+    vector.write_text(json.dumps(data))
+    with pytest.raises(TrajectoryError, match=f"{key} {message}"):
+        load(vector)
+    assert trajectory.RULES[key][1] in message.replace("\\", "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"grads": np.ones((2, 4))}, TrajectoryError, r"grads has shape \(2, 4\); expected"),
+        ({"params": np.ones((1, 3))}, TrajectoryError, r"params has shape \(1, 3\) but grads"),
+        ({"initial": [1.0, 2.0, 3.0]}, TypeError, "initial must be a NumPy array, got list"),
+        ({"initial": np.ones(3, np.int64)}, TrajectoryError, "initial has dtype int64"),
+        ({"lr": (0.1,)}, TrajectoryError, "1 lr values for 2 steps"),
+        ({"lr": (0.1, "0.1")}, TypeError, "lr must be a tuple of floats"),
+        ({"momentum": (0.9, 1.0)}, TrajectoryError, r"momentum must be in \[0, 1\), got 1.0"),
+        ({"nesterov": "yes"}, TypeError, "nesterov must be True, False or None, got 'yes'"),
+        ({"dampening": -0.5}, TrajectoryError, r"dampening must be in \[0, 1\], got -0.5"),
+        ({"weight_decay": None}, TypeError, "weight_decay must be a real number, got None"),
+    ],
+)
+def test_a_hand_built_trajectory_names_the_wrong_field(
+    fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    good: dict[str, Any] = {
+        "initial": np.ones(3),
+        "grads": np.ones((2, 3)),
+        "params": np.ones((2, 3)),
+        "lr": (0.1, 0.1),
+        "momentum": (0.9, 0.9),
+    }
+    with pytest.raises(error, match=f"^Trajectory: {message}"):
+        Trajectory(**(good | fields))

@@ -111,11 +111,11 @@ def test_bad_outputs_are_named() -> None:
         nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=p)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"out\[1\] has shape \(3,\) but param has shape"):
         nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=(p, np.zeros(3, np.float32)))
-    with pytest.raises(TypeError, match=r"out\[0\] has dtype float64 but param has dtype"):
+    with pytest.raises(TypeError, match=r"out has dtype float64 but param has dtype"):
         nagref.sgd(p, g, lr=0.1, out=p.astype(np.float64))
     with pytest.raises(ValueError, match=r"out\[1\] is the same array as out\[0\]: the"):
         nagref.nag(p, g, v, lr=0.1, momentum=0.9, out=(p, p))
-    with pytest.raises(ValueError, match=r"out\[0\]\['b'\] is the same array as out\[0\]\['a'\]"):
+    with pytest.raises(ValueError, match=r"out\['b'\] is the same array as out\['a'\]"):
         nagref.sgd({"a": p, "b": g}, {"a": g, "b": g}, lr=0.1, out={"a": v, "b": v})
     with pytest.raises(ValueError, match=r"out\[1\] must be None: this step returns no"):
         pytorch.sgd(p, g, None, lr=0.1, out=(p, v))
@@ -134,14 +134,14 @@ def test_an_output_may_be_its_own_leafs_input_but_not_anothers() -> None:
     # b is leaf 'y''s parameter and would receive leaf 'x''s result first
     with pytest.raises(
         ValueError,
-        match=r"out\[0\]\['x'\] is the same array as the input "
+        match=r"out\['x'\] is the same array as the input "
         r"param\['y'\] of another leaf",
     ):
         nagref.sgd({"x": a, "y": b}, {"x": g, "y": g}, lr=0.5, out={"x": b, "y": a})
     # a gradient shared by two leaves is read by both: neither may write it
     with pytest.raises(
         ValueError,
-        match=r"out\[0\]\['x'\] is the same array as the input "
+        match=r"out\['x'\] is the same array as the input "
         r"grad\['y'\] of another leaf",
     ):
         nagref.sgd({"x": a, "y": b}, {"x": g, "y": g}, lr=0.5, out={"x": g, "y": b})
@@ -164,7 +164,7 @@ def test_a_read_only_output_is_refused_before_anything_is_written(fast: bool) ->
     before = {name: x.tobytes() for name, x in tree.items()}
     with (
         fastpaths.disabled() if not fast else contextlib.nullcontext(),
-        pytest.raises(ValueError, match=r"out\[0\]\['c'\] is read-only: an output must"),
+        pytest.raises(ValueError, match=r"out\['c'\] is read-only: an output must"),
     ):
         nagref.sgd(tree, dict.fromkeys(tree, g), lr=0.5, out=tree)
     assert {name: x.tobytes() for name, x in tree.items()} == before
@@ -173,5 +173,5 @@ def test_a_read_only_output_is_refused_before_anything_is_written(fast: bool) ->
 def test_jax_arrays_cannot_be_written_in_place() -> None:
     jnp = pytest.importorskip("jax.numpy")
     p = jnp.ones(3, dtype=jnp.float32)
-    with pytest.raises(TypeError, match=r"out\[0\] is a JAX array, which cannot be written"):
+    with pytest.raises(TypeError, match=r"out is a JAX array, which cannot be written"):
         nagref.sgd(p, p, lr=0.1, out=p)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import select
+import subprocess
+import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -10,6 +14,13 @@ import pytest
 from nagref._compare import bitwise_equal
 from nagref.conventions import pytorch, tensorflow
 from nagref.live import Spec, Worker, arrays, check, compare, run_nagref
+from nagref.live.suite import (
+    FrameworkError,
+    MissingFrameworkError,
+    WorkerError,
+    WorkerFailedError,
+    _Tail,
+)
 
 SPEC = Spec("pytorch", "foreach", "float32", (3,), 0, (0.1, 0.1))
 
@@ -135,8 +146,92 @@ def test_a_real_tensorflow_worker() -> None:
         assert theirs[0][0].dtype == np.float32
         assert theirs[0][0].shape == (17,)
         # the framework's error is raised here, and the worker serves the next case
-        with pytest.raises(RuntimeError, match="the framework raised"):
+        with pytest.raises(FrameworkError, match="the framework raised"):
             worker.run(Spec("tensorflow", "apply_momentum", "float32", (-1,), 0, (0.1,)))
         assert check(worker, spec).bitwise
+    finally:
+        worker.close()
+
+
+def _fault(monkeypatch: pytest.MonkeyPatch, hook: str) -> None:
+    monkeypatch.setenv("NAGREF_LIVE_FAULT", hook)
+
+
+def test_a_missing_framework_is_told_from_a_broken_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fault(monkeypatch, "pytorch:missing")
+    with pytest.raises(MissingFrameworkError, match="No module named 'torch'"):
+        Worker("pytorch")
+    _fault(monkeypatch, "pytorch:import")
+    worker = Worker("pytorch", wait=False)
+    broken = "worker died while starting: exit code 1: ImportError: NAGREF_LIVE_FAULT: "
+    with pytest.raises(WorkerFailedError, match=f"^{broken}"):
+        worker.wait()
+    with pytest.raises(WorkerFailedError, match=f"^{broken}"):  # again, and at once
+        worker.run(SPEC)
+    assert worker._process.returncode == 1  # reaped
+    worker.close()  # closing a dead worker is fine
+    _fault(monkeypatch, "pytorch:crash")
+    with pytest.raises(WorkerError, match=r"while starting: killed by signal 9 \(SIGKILL\)$"):
+        Worker("pytorch")
+
+
+@pytest.mark.parametrize("kind", ["hang", "stop"])
+def test_a_worker_that_does_not_start_in_time_is_killed(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    _fault(monkeypatch, f"pytorch:{kind}")
+    worker = Worker("pytorch", wait=False, start_timeout=0.5)
+    with pytest.raises(WorkerFailedError) as raised:
+        worker.wait()
+    assert str(raised.value) == ("worker timed out while starting: no reply within 0.5 s; killed")
+    assert worker._process.returncode == -9
+
+
+def test_a_worker_that_stops_during_a_case_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fault(monkeypatch, "pytorch:stop:0")  # stopped on receiving the first case
+    worker = Worker("pytorch", case_timeout=1)
+    try:
+        assert worker.version.startswith("torch ")
+        with pytest.raises(
+            WorkerFailedError,
+            match=r"^worker timed out during a case: no reply within 1 s; killed$",
+        ):
+            check(worker, SPEC)
+        assert worker._process.returncode == -9
+        with pytest.raises(WorkerFailedError, match="timed out during a case"):
+            worker.submit(SPEC)
+    finally:
+        worker.close()
+
+
+def test_the_stderr_tail_drains_everything_and_keeps_the_end() -> None:
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.stderr.write('x' * 10**6 + '\\nlast \\x1b words\\n\\n')",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    assert writer.stderr is not None
+    tail = _Tail(writer.stderr)
+    tail.start()
+    assert writer.wait(timeout=60) == 0  # a full pipe would have blocked it
+    tail.join(timeout=60)
+    assert len(tail.data) == 4096
+    assert tail.last_line() == "last   words"  # printable: the escape is gone
+    tail.data = b"y" * 300
+    assert tail.last_line() == "y" * 197 + "..."
+    tail.data = b""
+    assert tail.last_line() == ""
+
+
+def test_a_reply_that_came_while_nagref_ran_is_not_late() -> None:
+    worker = Worker("pytorch", case_timeout=0.5)
+    try:
+        worker.submit(SPEC)
+        time.sleep(0.6)  # nagref's side taking longer than the timeout ...
+        assert select.select([worker._stdout], [], [], 120)[0]  # ... while the reply came
+        assert compare(SPEC, worker.result(SPEC), run_nagref(SPEC)).bitwise
     finally:
         worker.close()

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
-from nagref.live import VARIANTS, table, worker_groups
+from nagref.live import VARIANTS, Spec, table, worker_groups
+from nagref.live.suite import (
+    FrameworkError,
+    MissingFrameworkError,
+    WorkerFailedError,
+    run_nagref,
+)
 from nagref.live.table import (
+    INSTALL,
     NOT_INSTALLED,
+    NOT_STARTED,
     LiveRow,
     format_live_table,
     frameworks,
+    live_verdict,
     run_live,
     stderr_progress,
 )
@@ -88,18 +99,27 @@ def test_run_live_reports_a_framework_that_does_not_import(
     closed: list[tuple[str, str | None]] = []
 
     class Missing:  # a worker whose framework is not installed
-        def __init__(self, convention: str, variant: str | None, *, wait: bool) -> None:
+        def __init__(
+            self, convention: str, variant: str | None, *, wait: bool, **timeouts: float
+        ) -> None:
             assert not wait  # every worker starts before any is waited for
             self.key = (convention, variant)
 
         def wait(self) -> str:
-            raise RuntimeError("the framework worker exited")
+            raise MissingFrameworkError("No module named 'torch'")
 
         def close(self) -> None:
             closed.append(self.key)
 
+        def kill(self) -> None:
+            pytest.fail("killed, but nothing went wrong")
+
     monkeypatch.setattr(table, "Worker", Missing)
     rows = run_live(cases=5, progress=lambda d, t, w: pytest.fail("nothing runs"))
+    assert live_verdict(rows) == (
+        False,
+        f"NOTHING CHECKED: no framework is installed; install them with: {INSTALL}",
+    )
     assert [(r.convention, r.variant, r.dtype) for r in rows] == [
         (c, v, d) for c, vs in VARIANTS.items() for v, ds in vs.items() for d in ds
     ]
@@ -131,3 +151,121 @@ def test_run_live_on_the_installed_frameworks() -> None:
     assert missing == []
     assert any(f.startswith("torch ") for f in found)
     assert any(f.startswith("keras ") and f.endswith("(jax)") for f in found)
+
+
+def test_a_failed_row_fails_and_says_why_in_one_line() -> None:
+    died = "worker died during a case: killed by signal 9 (SIGKILL)"
+    rows = [
+        LiveRow("pytorch", "foreach", "float32", "torch 2.13.0", 1, 1, 0.0),
+        LiveRow("pytorch", "fused", "float32", "torch 2.13.0", 0, 0, 0.0, died),
+        LiveRow("keras", "jax", "float32", NOT_STARTED, 0, 0, 0.0, "worker died while starting"),
+    ]
+    assert [r.passed for r in rows] == [True, False, False]
+    body = format_live_table(rows).split("\n")[2:]
+    assert body[0].endswith(" torch 2.13.0")
+    assert body[1].endswith(f" FAIL (torch 2.13.0): {died}")
+    assert body[2].endswith(" FAIL: worker died while starting")
+    assert frameworks(rows) == (["torch 2.13.0"], [])  # a failed worker is neither
+    assert live_verdict(rows) == (
+        False,
+        f"FAIL: 2 rows failed; pytorch: {died}; keras (jax): worker died while starting",
+    )
+
+
+def test_the_live_verdict() -> None:
+    ok = LiveRow("optax", "jit", "float32", "optax 0.2.4", 3, 3, 0.0)
+    assert live_verdict([ok, ROWS[2]]) == (True, "PASS: 3 live cases, every one bitwise")
+    assert live_verdict([ok, ROWS[1]]) == (
+        False,
+        "FAIL: 1 of 6 live cases not bitwise, in 1 rows; 0 rows failed",
+    )
+    assert live_verdict([])[1].startswith("NOTHING CHECKED: ")
+    assert "'nagref[frameworks]'" in INSTALL
+    assert INSTALL.index("torch==2.13.0") < INSTALL.index("nagref[frameworks]")  # the CPU build
+
+
+class _Scripted:
+    """A worker that answers from nagref itself, and fails as told."""
+
+    made: ClassVar[list[_Scripted]] = []
+
+    def __init__(self, convention: str, variant: str | None, **options: object) -> None:
+        assert options.pop("wait") is False
+        self.options = options
+        self.convention = convention
+        self.served = 0
+        self.ended = ""
+        self.spec: Spec | None = None
+        _Scripted.made.append(self)
+
+    def wait(self) -> str:
+        if self.convention == "optax":
+            raise WorkerFailedError("worker died while starting: exit code 1: ImportError: x")
+        if self.convention == "tensorflow":
+            raise KeyboardInterrupt
+        return f"{self.convention} 1.0"
+
+    def submit(self, spec: Spec) -> None:
+        self.spec = spec
+        self.served += 1
+
+    def result(self, spec: Spec) -> list[tuple[object, object]]:
+        if self.convention == "pytorch" and self.served == 2:
+            raise FrameworkError(f"the framework raised ValueError: no on {spec}")
+        if self.convention == "pytorch" and self.served == 4:
+            raise WorkerFailedError("worker died during a case: killed by signal 9 (SIGKILL)")
+        return run_nagref(spec)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.ended = self.ended or "closed"
+
+    def kill(self) -> None:
+        self.ended = self.ended or "killed"
+
+
+def test_a_failing_worker_fails_its_rows_and_the_others_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _Scripted.made.clear()
+    monkeypatch.setattr(table, "Worker", _Scripted)
+    groups = [g for g in worker_groups() if g[0] != "tensorflow"]  # its wait is Ctrl-C
+    monkeypatch.setattr(table, "worker_groups", lambda: groups)
+    rows = run_live(cases=2, start_timeout=7.0, case_timeout=3.0)
+    assert {tuple(w.options.items()) for w in _Scripted.made} == {
+        (("start_timeout", 7.0), ("case_timeout", 3.0))
+    }
+    assert {w.ended for w in _Scripted.made} == {"closed"}
+    torch = [r for r in rows if r.convention == "pytorch"]
+    # case 2 raised in the framework, the worker died on case 4: 3 cases ran, 2 of them bitwise
+    assert [(r.cases, r.bitwise, r.error) for r in torch[:2]] == [
+        (2, 1, "the framework raised ValueError: no"),
+        (1, 1, "worker died during a case: killed by signal 9 (SIGKILL)"),
+    ]
+    assert {(r.cases, r.error) for r in torch[2:]} == {
+        (0, "worker died during a case: killed by signal 9 (SIGKILL)")
+    }
+    optax = [r for r in rows if r.convention == "optax"]
+    assert {(r.framework, r.cases, r.error) for r in optax} == {
+        (NOT_STARTED, 0, "worker died while starting: exit code 1: ImportError: x")
+    }
+    keras = [r for r in rows if r.convention == "keras"]
+    assert keras
+    assert all(r.passed and r.cases == 2 for r in keras)
+    passed, line = live_verdict(rows)
+    assert not passed
+    assert line.startswith("FAIL: 1 of ")
+    assert "; optax: worker died while starting: exit code 1: ImportError: x" in line
+
+
+def test_an_interrupt_kills_every_worker_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    _Scripted.made.clear()
+    monkeypatch.setattr(table, "Worker", _Scripted)
+    groups = sorted(worker_groups(), key=lambda g: g[0] == "tensorflow")  # tensorflow last
+    monkeypatch.setattr(table, "worker_groups", lambda: groups)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while waiting for tensorflow
+        run_live(cases=1)
+    assert len(_Scripted.made) == len(worker_groups())
+    ended = {w.convention: w.ended for w in _Scripted.made}
+    assert ended["tensorflow"] == "killed"
+    assert ended["pytorch"] == "closed"  # it had finished
+    assert set(ended.values()) == {"closed", "killed"}

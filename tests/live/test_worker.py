@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from nagref._compare import bitwise_equal
 from nagref.live import Spec, arrays, run_nagref
 from nagref.live.drivers import keras as keras_driver
 from nagref.live.drivers import per_step
+from nagref.live.worker import _missing, fault, framework_modules
 
 torch = require("torch")
 
@@ -157,6 +159,13 @@ def test_a_framework_error_is_a_reply_and_the_worker_serves_on(pytorch_worker: P
     assert len(pytorch_worker.ask(good)["steps"]) == 1
 
 
+def test_the_worker_ignores_ctrl_c_its_parent_ends_it(pytorch_worker: Process) -> None:
+    pytorch_worker.popen.send_signal(signal.SIGINT)
+    spec = Spec("pytorch", "foreach", "float32", (3,), 0, (0.1,))
+    assert len(pytorch_worker.ask(spec)["steps"]) == 1  # it serves on
+    assert pytorch_worker.popen.poll() is None
+
+
 def test_the_worker_exits_cleanly_at_the_end_of_its_input() -> None:
     process = Process("pytorch")
     assert "version" in process.read()
@@ -177,6 +186,64 @@ def test_a_worker_that_cannot_start_prints_no_version(args: tuple[str, ...]) -> 
     assert done.returncode != 0
     assert done.stdout == ""
     assert "ValueError" in done.stderr
+
+
+def _worker(hook: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nagref.live.worker", *args],
+        input="",
+        capture_output=True,
+        text=True,
+        env=dict(ENV, NAGREF_LIVE_FAULT=hook),
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_missing_framework_is_the_first_line() -> None:
+    done = _worker("keras/jax:missing", "keras", "jax")
+    assert (done.returncode, done.stdout) == (0, '{"missing": "No module named \'jax\'"}\n')
+    done = _worker("*:missing", "tensorflow")
+    assert json.loads(done.stdout) == {"missing": "No module named 'tensorflow'"}
+
+
+def test_a_broken_framework_is_a_traceback_and_an_exit_code() -> None:
+    done = _worker("optax:import", "optax")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines()[-1] == (
+        "ImportError: NAGREF_LIVE_FAULT: the framework's import raised"
+    )
+    done = _worker("pytorch:exit", "pytorch")
+    assert (done.returncode, done.stdout) == (3, "")
+    assert done.stderr == "NAGREF_LIVE_FAULT: exiting with code 3\n"
+    crashed = _worker("pytorch:crash", "pytorch")
+    assert crashed.returncode == -signal.SIGKILL
+
+
+def test_only_the_frameworks_own_package_missing_is_not_installed() -> None:
+    assert framework_modules("keras tensorflow-cpu jax torch==2.13.0") == {
+        "keras",
+        "tensorflow",
+        "jax",
+        "torch",
+    }
+    assert framework_modules("optax>=0.2 Some-Pkg[extra]") == {"optax", "some_pkg"}
+    absent = ModuleNotFoundError("No module named 'nosuchframework'", name="nosuchframework.sub")
+    assert _missing(absent, "nosuchframework") == "nosuchframework"
+    assert _missing(absent, "torch==2.13.0") is None  # another package: a broken install
+    broken = ModuleNotFoundError("No module named 'torch._C'", name="torch._C")
+    assert _missing(broken, "torch==2.13.0") is None  # torch is there, and broken
+    assert _missing(ModuleNotFoundError("no name"), "torch==2.13.0") is None
+
+
+def test_the_fault_hook_picks_the_first_fault_for_this_worker() -> None:
+    hook = "keras/jax:hang, keras:missing,pytorch:crash:2"
+    assert fault("keras", "jax", hook) == ("hang", None)
+    assert fault("keras", "torch", hook) == ("missing", None)
+    assert fault("pytorch", None, hook) == ("crash", 2)
+    assert fault("optax", None, hook) is None
+    assert fault("optax", None, "") is None
+    assert fault("optax", None, "*:stop:0") == ("stop", 0)
 
 
 def test_the_optax_driver_has_no_state_without_momentum() -> None:

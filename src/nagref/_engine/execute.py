@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._checks import dtype_name
-from .._compat import cpu_only, device
+from .._compat import cpu_only, device, ieee_arithmetic
 from .._typing import Namespace
 from .hypers import constants
 from .interpret import run_leaf
@@ -46,16 +46,32 @@ def run(
     Returns:
         Per output of the program, its leaves, or None for an output the
         program does not produce (a None in its ``outputs``).
+
+    The arithmetic is IEEE whatever NumPy's error state
+    (:func:`nagref._compat.ieee_arithmetic`): overflow gives inf, never an
+    exception after some leaves were written.
     """
-    prepared = [
-        (
-            indices,
-            _batch(xp, program_for(dtype_name(first)), first, indices, columns=columns, out=out),
-        )
-        for first, indices in _groups(columns[0])
-    ]
-    size = len(columns[0])
-    results: list[list[Any] | None] = [None] * len(out)
+    with ieee_arithmetic():
+        prepared = [
+            (
+                indices,
+                _batch(
+                    xp, program_for(dtype_name(first)), first, indices, columns=columns, out=out
+                ),
+            )
+            for first, indices in _groups(columns[0])
+        ]
+        return _compute(xp, prepared, len(columns[0]), len(out))
+
+
+def _compute(
+    xp: Namespace,
+    prepared: Sequence[tuple[Sequence[int], tuple[Batch, list[int]]]],
+    size: int,
+    n_outputs: int,
+) -> list[list[Any] | None]:
+    """Run each prepared batch (kernel first, then the interpreter); each output's leaves."""
+    results: list[list[Any] | None] = [None] * n_outputs
     kernel = kernel_for(xp)
     for indices, (batch, produced) in prepared:
         done = kernel(batch) if kernel is not None else [None] * len(batch.columns[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -105,11 +106,20 @@ def audit(
 
     Raises:
         TrajectoryError: the file cannot be read or is inconsistent.
+        TypeError: ``trajectory`` or ``tolerance_ulps`` is of the wrong type.
+        ValueError: ``tolerance_ulps`` is negative, NaN, infinite or too large for a float.
     """
-    tr = trajectory if isinstance(trajectory, Trajectory) else load(trajectory)
-    if not (tolerance_ulps >= 0 and math.isfinite(tolerance_ulps)):
-        raise ValueError(f"tolerance_ulps must be a finite number >= 0, got {tolerance_ulps!r}")
-    matches = [_replay(c, tr, tolerance_ulps) for c in candidates(tr)]
+    tolerance = _tolerance(tolerance_ulps)
+    if isinstance(trajectory, Trajectory):
+        tr = trajectory
+    elif isinstance(trajectory, (str, os.PathLike)):
+        tr = load(trajectory)
+    else:
+        raise TypeError(
+            "trajectory must be a Trajectory or the path of a .npz or .json file (a str or "
+            f"os.PathLike), got {type(trajectory).__name__} {_short(trajectory)}"
+        )
+    matches = [_replay(c, tr, tolerance) for c in candidates(tr)]
     matches.sort(key=_rank)
     return AuditReport(
         tr.source,
@@ -117,9 +127,34 @@ def audit(
         tr.dtype,
         tuple(tr.initial.shape),
         tr.nesterov,
-        tolerance_ulps,
+        tolerance,
         tuple(matches),
     )
+
+
+def _tolerance(value: object) -> float:
+    """``tolerance_ulps`` as a float, or a TypeError or ValueError that names it."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"tolerance_ulps must be a real number, got {type(value).__name__} {_short(value)}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(
+            "tolerance_ulps must be a finite number >= 0, got an integer too large for a float"
+        ) from None
+    if not (number >= 0 and math.isfinite(number)):
+        raise ValueError(f"tolerance_ulps must be a finite number >= 0, got {_short(value)}")
+    return number
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, at most 60 characters (an int of any size included)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"(an integer of {value.bit_length()} bits)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _replay(candidate: Candidate, tr: Trajectory, tolerance: float) -> Match:

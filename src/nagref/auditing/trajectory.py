@@ -2,38 +2,59 @@
 
 Both loaders check everything before anything is replayed and raise
 :class:`TrajectoryError` (a ``ValueError``) with one line that names the file
-and the offending key or value. They never unpickle (``allow_pickle=False``)
-and refuse files whose arrays would not fit the size limit before reading
-them.
+and the offending key or value; a :class:`Trajectory` built by hand is checked
+by the same rules. They never unpickle (``allow_pickle=False``), refuse a file
+or an array over :data:`MAX_BYTES` before reading it, and hold no more than
+the arrays themselves: an ``.npz`` member is read into its own array once,
+and a JSON vector is streamed (:mod:`.vectorfile`), never parsed whole.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import numbers
 import os
+import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .. import _dtypes
-from ..vectors import schema
+from . import vectorfile
 
-__all__ = ["MAX_BYTES", "NPZ_KEYS", "Trajectory", "TrajectoryError", "load"]
+__all__ = ["MAX_BYTES", "NPZ_KEYS", "RULES", "Trajectory", "TrajectoryError", "check", "load"]
 
 #: The largest file, and the largest total of uncompressed arrays, accepted.
 MAX_BYTES = 1 << 30
 #: The arrays an ``.npz`` trajectory may hold; the first five are required.
 NPZ_KEYS = ("initial", "grads", "params", "lr", "momentum", "nesterov", "dampening", "weight_decay")
+#: What each hyperparameter must be, for both loaders and a hand-built Trajectory.
+RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda x: 0.0 <= x < math.inf, "finite and >= 0"),
+    "momentum": (lambda x: 0.0 <= x < 1.0, "in [0, 1)"),
+    "dampening": (lambda x: 0.0 <= x <= 1.0, "in [0, 1]"),
+    "weight_decay": (lambda x: 0.0 <= x < math.inf, ">= 0"),
+}
 _DTYPES = _dtypes.REAL
+_NESTEROV_VARIANTS = ("nag", "sutskever_nag", "bengio", "dozat", "nesterov_1983")
 
 
 class TrajectoryError(ValueError):
     """A trajectory file that cannot be audited, with the reason in one line."""
+
+
+def check(where: str, rule: str, value: float, *, name: str = "", step: int = 0) -> float:
+    """``value`` if it satisfies ``RULES[rule]``; else one line naming it (and its step)."""
+    ok, wanted = RULES[rule]
+    if not ok(value):
+        at = f" at step {step}" if step else ""
+        raise TrajectoryError(f"{where}: {name or rule} must be {wanted}, got {value!r}{at}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -42,7 +63,9 @@ class Trajectory:
 
     ``params[t]`` is the parameter after step t + 1, computed from
     ``params[t - 1]`` (``initial`` for t = 0) and ``grads[t]``, with
-    ``lr[t]`` and ``momentum[t]``.
+    ``lr[t]`` and ``momentum[t]``. Checked on construction: a wrong type is a
+    ``TypeError``, a wrong shape, dtype or value a :class:`TrajectoryError`,
+    each naming the field.
     """
 
     initial: npt.NDArray[Any]
@@ -55,6 +78,32 @@ class Trajectory:
     weight_decay: float = 0.0
     source: str = ""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str):
+            raise TypeError(f"Trajectory: source must be a str, got {type(self.source).__name__}")
+        where = self.source or "Trajectory"
+        for key in ("initial", "grads", "params"):
+            if not isinstance(getattr(self, key), np.ndarray):
+                got = type(getattr(self, key)).__name__
+                raise TypeError(f"{where}: {key} must be a NumPy array, got {got}")
+        steps = _check_arrays(where, self.initial, self.grads, self.params)
+        for key in ("lr", "momentum"):
+            values = getattr(self, key)
+            if not isinstance(values, (tuple, list)) or not all(map(_real, values)):
+                raise TypeError(f"{where}: {key} must be a tuple of floats, one per step")
+            if len(values) != steps:
+                raise TrajectoryError(f"{where}: {len(values)} {key} values for {steps} steps")
+            values = tuple(check(where, key, float(v), step=t) for t, v in enumerate(values, 1))
+            object.__setattr__(self, key, values)
+        if self.nesterov is not None and not isinstance(self.nesterov, (bool, np.bool_)):
+            raise TypeError(f"{where}: nesterov must be True, False or None, got {self.nesterov!r}")
+        if self.nesterov is not None:
+            object.__setattr__(self, "nesterov", bool(self.nesterov))
+        for key in ("dampening", "weight_decay"):
+            if not _real(getattr(self, key)):
+                raise TypeError(f"{where}: {key} must be a real number, got {getattr(self, key)!r}")
+            object.__setattr__(self, key, check(where, key, float(getattr(self, key))))
+
     @property
     def steps(self) -> int:
         return len(self.lr)
@@ -64,139 +113,198 @@ class Trajectory:
         return str(self.initial.dtype)
 
 
+def _real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_arrays(
+    where: str, initial: npt.NDArray[Any], grads: npt.NDArray[Any], params: npt.NDArray[Any]
+) -> int:
+    """The number of steps, once the three arrays' dtypes and shapes agree."""
+    for key, value in (("initial", initial), ("grads", grads), ("params", params)):
+        if str(value.dtype) not in _DTYPES:
+            raise TrajectoryError(
+                f"{where}: {key} has dtype {value.dtype}; expected one of {', '.join(_DTYPES)}"
+            )
+    if grads.dtype != initial.dtype or params.dtype != initial.dtype:
+        raise TrajectoryError(
+            f"{where}: initial, grads and params must share a dtype, got "
+            f"{initial.dtype}, {grads.dtype} and {params.dtype}"
+        )
+    if grads.ndim == 0 or grads.shape[1:] != initial.shape:
+        raise TrajectoryError(
+            f"{where}: grads has shape {grads.shape}; expected (T, *{initial.shape})"
+        )
+    if params.shape != grads.shape:
+        raise TrajectoryError(
+            f"{where}: params has shape {params.shape} but grads has shape {grads.shape}"
+        )
+    if grads.shape[0] == 0:
+        raise TrajectoryError(f"{where}: the trajectory has no steps (T = 0)")
+    return int(grads.shape[0])
+
+
 def load(path: str | os.PathLike[str]) -> Trajectory:
-    """Read a ``.npz`` trajectory or a test-vector ``.json`` file."""
-    file = Path(path)
-    if not file.is_file():
-        raise TrajectoryError(f"{file}: no such file")
-    size = file.stat().st_size
-    if size == 0:
+    """Read a ``.npz`` trajectory or a test-vector ``.json`` file.
+
+    Raises:
+        TrajectoryError: the file cannot be read or is not a valid trajectory.
+        TypeError: ``path`` is not a str or ``os.PathLike`` of one.
+    """
+    try:
+        name = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if not isinstance(name, str):
+        got = f"{type(name).__name__} {name!r:.60}"
+        raise TypeError(f"path must be a str or os.PathLike of one, got {got}")
+    file = Path(name)
+    try:
+        info = file.stat()
+    except FileNotFoundError:
+        raise TrajectoryError(f"{file}: no such file") from None
+    except (OSError, ValueError) as error:
+        raise TrajectoryError(f"{file}: cannot read: {_reason(error)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise TrajectoryError(f"{file}: is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise TrajectoryError(f"{file}: not a regular file")
+    if info.st_size == 0:
         raise TrajectoryError(f"{file}: the file is empty")
-    if size > MAX_BYTES:
-        raise TrajectoryError(f"{file}: {size} bytes is over the limit of {MAX_BYTES}")
-    if file.suffix == ".json":
-        return _from_json(file)
-    if file.suffix == ".npz":
-        return _from_npz(file)
-    raise TrajectoryError(
-        f"{file}: expected a .npz or .json file, got {file.suffix or 'no suffix'!r}"
-    )
+    if info.st_size > MAX_BYTES:
+        raise TrajectoryError(f"{file}: {info.st_size} bytes is over the limit of {MAX_BYTES}")
+    if file.suffix not in (".json", ".npz"):
+        raise TrajectoryError(
+            f"{file}: expected a .npz or .json file, got {file.suffix or 'no suffix'!r}"
+        )
+    try:
+        handle = open(file, "rb")  # noqa: SIM115  (closed below)
+    except OSError as error:
+        raise TrajectoryError(f"{file}: cannot read: {_reason(error)}") from None
+    with handle:
+        return _from_json(file, handle) if file.suffix == ".json" else _from_npz(file, handle)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
 
 
 # -- .npz -------------------------------------------------------------------------------
 
 
-def _from_npz(file: Path) -> Trajectory:
+def _from_npz(file: Path, handle: IO[bytes]) -> Trajectory:
     try:
-        with zipfile.ZipFile(file) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as error:
-        raise TrajectoryError(f"{file}: not a readable .npz archive ({error})") from None
-    names = [m.filename.removesuffix(".npy") for m in members]
-    unknown = sorted(set(names) - set(NPZ_KEYS))
-    if unknown:
-        raise TrajectoryError(
-            f"{file}: unknown key {unknown[0]!r}; a trajectory holds {', '.join(NPZ_KEYS)}"
-        )
-    missing = [k for k in NPZ_KEYS[:5] if k not in names]
-    if missing:
-        raise TrajectoryError(f"{file}: missing key {missing[0]!r}")
-    total = sum(m.file_size for m in members)
-    if total > MAX_BYTES:
-        raise TrajectoryError(f"{file}: {total} bytes of arrays is over the limit of {MAX_BYTES}")
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k]) for k in names}
-    except Exception as error:  # truncated members, bad headers, object arrays
-        raise TrajectoryError(f"{file}: cannot read its arrays ({_reason(error)})") from None
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise TrajectoryError(f"{file}: not a readable .npz archive ({_reason(error)})") from None
+    with archive:
+        members = _members(file, archive)
+        arrays = {}
+        for key, member in members.items():
+            try:
+                with archive.open(member) as stream:
+                    arrays[key] = np.lib.format.read_array(stream, allow_pickle=False)
+            except Exception as error:  # truncated or corrupt members
+                raise TrajectoryError(
+                    f"{file}: cannot read its arrays ({key}: {_reason(error)})"
+                ) from None
     return _check(file, arrays)
 
 
-def _reason(error: Exception) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]
+def _members(file: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by key, each header checked before any array is allocated."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for member in archive.infolist():
+        key = member.filename.removesuffix(".npy")
+        if key not in NPZ_KEYS:
+            raise TrajectoryError(
+                f"{file}: unknown key {key!r}; a trajectory holds {', '.join(NPZ_KEYS)}"
+            )
+        if key in members:
+            raise TrajectoryError(f"{file}: the key {key!r} appears twice")
+        members[key] = member
+    missing = [k for k in NPZ_KEYS[:5] if k not in members]
+    if missing:
+        raise TrajectoryError(f"{file}: missing key {missing[0]!r}")
+    total = sum(m.file_size for m in members.values())
+    if total > MAX_BYTES:
+        raise TrajectoryError(f"{file}: {total} bytes of arrays is over the limit of {MAX_BYTES}")
+    for key, member in members.items():
+        try:
+            with archive.open(member) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"unsupported .npy format version {version}")
+                read = np.lib.format.read_array_header_1_0
+                if version == (2, 0):
+                    read = np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(stream)
+                held = member.file_size - stream.tell()
+        except Exception as error:
+            reason = f"{key}: {_reason(error)}"
+            raise TrajectoryError(f"{file}: cannot read its arrays ({reason})") from None
+        if dtype.hasobject:
+            raise TrajectoryError(
+                f"{file}: cannot read its arrays ({key} holds Python objects, which would "
+                "need pickle; nothing is ever unpickled)"
+            )
+        if math.prod(shape) * dtype.itemsize != held:
+            raise TrajectoryError(
+                f"{file}: {key} declares shape {shape} of {dtype}, "
+                f"{math.prod(shape) * dtype.itemsize} bytes, but holds {held}"
+            )
+    return members
 
 
 def _check(file: Path, a: dict[str, npt.NDArray[Any]]) -> Trajectory:
-    initial, grads, params = a["initial"], a["grads"], a["params"]
-    for key in ("initial", "grads", "params"):
-        if str(a[key].dtype) not in _DTYPES:
-            raise TrajectoryError(
-                f"{file}: {key} has dtype {a[key].dtype}; expected one of {', '.join(_DTYPES)}"
-            )
-    if grads.dtype != initial.dtype or params.dtype != initial.dtype:
-        raise TrajectoryError(
-            f"{file}: initial, grads and params must share a dtype, got "
-            f"{initial.dtype}, {grads.dtype} and {params.dtype}"
-        )
-    if grads.ndim == 0 or grads.shape[1:] != initial.shape:
-        raise TrajectoryError(
-            f"{file}: grads has shape {grads.shape}; expected (T, *{initial.shape})"
-        )
-    if params.shape != grads.shape:
-        raise TrajectoryError(
-            f"{file}: params has shape {params.shape} but grads has shape {grads.shape}"
-        )
-    steps = grads.shape[0]
-    if steps == 0:
-        raise TrajectoryError(f"{file}: the trajectory has no steps (T = 0)")
-    lr = _per_step(
-        file, "lr", a["lr"], steps, ok=lambda x: 0.0 <= x < math.inf, wanted="finite and >= 0"
-    )
-    momentum = _per_step(
-        file, "momentum", a["momentum"], steps, ok=lambda x: 0.0 <= x < 1.0, wanted="in [0, 1)"
-    )
+    """The trajectory in an archive's arrays, which it keeps (no copies)."""
+    where = str(file)
+    steps = _check_arrays(where, a["initial"], a["grads"], a["params"])
+    lr = _per_step(where, "lr", a["lr"], steps)
+    momentum = _per_step(where, "momentum", a["momentum"], steps)
     nesterov = None
     if "nesterov" in a:
         value = a["nesterov"]
         if value.shape != () or value.dtype.kind not in "bi" or int(value) not in (0, 1):
             raise TrajectoryError(f"{file}: nesterov must be a scalar bool, got {_show(value)}")
         nesterov = bool(value)
-    dampening = _scalar(file, "dampening", a, lambda x: 0.0 <= x <= 1.0, "in [0, 1]")
-    weight_decay = _scalar(file, "weight_decay", a, lambda x: 0.0 <= x < math.inf, ">= 0")
+    dampening = _scalar(where, "dampening", a)
+    weight_decay = _scalar(where, "weight_decay", a)
     return Trajectory(
-        initial.copy(),
-        grads.copy(),
-        params.copy(),
+        a["initial"],
+        a["grads"],
+        a["params"],
         lr,
         momentum,
         nesterov,
         dampening,
         weight_decay,
-        str(file),
+        where,
     )
 
 
-def _per_step(
-    file: Path, key: str, value: npt.NDArray[Any], steps: int, *, ok: Any, wanted: str
-) -> tuple[float, ...]:
+def _per_step(where: str, key: str, value: npt.NDArray[Any], steps: int) -> tuple[float, ...]:
     if value.dtype.kind not in "fiu":
-        raise TrajectoryError(f"{file}: {key} must be a real number, got {_show(value)}")
+        raise TrajectoryError(f"{where}: {key} must be a real number, got {_show(value)}")
     if value.shape == ():
-        values = (float(value),) * steps
-    elif value.shape == (steps,):
-        values = tuple(float(v) for v in value)
-    else:
+        return (check(where, key, float(value)),) * steps
+    if value.shape != (steps,):
         raise TrajectoryError(
-            f"{file}: {key} has shape {value.shape}; expected a scalar or ({steps},), one per step"
+            f"{where}: {key} has shape {value.shape}; expected a scalar or ({steps},), one per step"
         )
-    for t, v in enumerate(values):
-        if not ok(v):
-            where = "" if value.shape == () else f" at step {t + 1}"
-            raise TrajectoryError(f"{file}: {key} must be {wanted}, got {v!r}{where}")
-    return values
+    return tuple(check(where, key, float(v), step=t) for t, v in enumerate(value, 1))
 
 
-def _scalar(file: Path, key: str, a: dict[str, npt.NDArray[Any]], ok: Any, wanted: str) -> float:
+def _scalar(where: str, key: str, a: dict[str, npt.NDArray[Any]]) -> float:
     if key not in a:
         return 0.0
     value = a[key]
     if value.shape != () or value.dtype.kind not in "fiu":
-        raise TrajectoryError(f"{file}: {key} must be a real scalar, got {_show(value)}")
-    number = float(value)
-    if not ok(number):
-        raise TrajectoryError(f"{file}: {key} must be {wanted}, got {number!r}")
-    return number
+        raise TrajectoryError(f"{where}: {key} must be a real scalar, got {_show(value)}")
+    return check(where, key, float(value))
 
 
 def _show(value: npt.NDArray[Any]) -> str:
@@ -205,77 +313,24 @@ def _show(value: npt.NDArray[Any]) -> str:
 
 # -- test-vector JSON --------------------------------------------------------------------
 
-_LR_NAMES = ("lr", "learning_rate", "alpha", "epsilon", "eta")
-_MU_NAMES = ("momentum", "mu", "beta")
 
-
-def _from_json(file: Path) -> Trajectory:
+def _from_json(file: Path, handle: IO[bytes]) -> Trajectory:
     try:
-        case = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TrajectoryError(f"{file}: not valid JSON ({error})") from None
-    if not isinstance(case, dict) or case.get("nagref_vectors") != 1:
-        raise TrajectoryError(f'{file}: not a nagref test vector (no "nagref_vectors": 1)')
-    unknown = sorted(set(case) - set(schema()["properties"]))
-    if unknown:
-        raise TrajectoryError(f"{file}: unknown key {unknown[0]!r} for a nagref test vector")
-    try:
-        dtype = case["dtype"]
-        if dtype not in _DTYPES:
-            raise TrajectoryError(
-                f"{file}: dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}"
-            )
-        shape = tuple(int(n) for n in case["shape"])
-        initial = _floats(case["initial"]["param"], dtype, shape)
-        grads, params, lr, momentum = [], [], [], []
-        nesterov: bool | None = False
-        for t, step in enumerate(case["steps"], 1):
-            h = step["hyperparameters"]
-            grads.append(_floats(step["grad"], dtype, shape))
-            params.append(_floats(step["expected"]["param"], dtype, shape))
-            lr.append(_hyper(h, _LR_NAMES, file, t))
-            momentum.append(_hyper(h, _MU_NAMES, file, t, default=0.0))
-            nesterov = bool(h.get("nesterov", h.get("use_nesterov", False)))
-    except TrajectoryError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise TrajectoryError(
-            f"{file}: malformed test vector ({type(error).__name__}: {error})"
-        ) from None
-    if not grads:
-        raise TrajectoryError(f"{file}: the trajectory has no steps")
-    if case.get("variant") in ("nag", "sutskever_nag", "bengio", "dozat", "nesterov_1983"):
-        nesterov = True
-    return Trajectory(
-        initial,
-        np.stack(grads),
-        np.stack(params),
-        tuple(lr),
-        tuple(momentum),
-        nesterov,
-        source=str(file),
+        vector = vectorfile.read(handle)
+    except vectorfile.MalformedError as error:
+        raise TrajectoryError(f"{file}: {error}") from None
+    except (OSError, ValueError) as error:  # the map could not be made
+        raise TrajectoryError(f"{file}: cannot read: {_reason(error)}") from None
+    where = str(file)
+    lr = tuple(
+        check(where, "lr", x, name=n, step=t)
+        for t, (n, x) in enumerate(zip(vector.lr_names, vector.lr, strict=True), 1)
     )
-
-
-def _floats(entry: Any, dtype: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
-    words = entry["hex"]
-    if not isinstance(words, list) or len(words) != math.prod(shape):
-        raise ValueError(f"expected {math.prod(shape)} hex floats for shape {shape}")
-    values = [float(w) if w in ("nan", "inf", "-inf") else float.fromhex(w) for w in words]
-    return np.array(values, dtype=np.float64).astype(dtype).reshape(shape)
-
-
-def _hyper(
-    h: dict[str, Any], names: tuple[str, ...], file: Path, t: int, default: float | None = None
-) -> float:
-    for name in names:
-        if name in h:
-            value = float.fromhex(h[name]["hex"])
-            if not math.isfinite(value) or value < 0:
-                raise TrajectoryError(
-                    f"{file}: {name} must be finite and >= 0, got {value!r} at step {t}"
-                )
-            return value
-    if default is None:
-        raise TrajectoryError(f"{file}: step {t} has no learning rate ({', '.join(names)})")
-    return default
+    momentum = tuple(
+        check(where, "momentum", x, name=n, step=t)
+        for t, (n, x) in enumerate(zip(vector.momentum_names, vector.momentum, strict=True), 1)
+    )
+    nesterov = True if vector.variant in _NESTEROV_VARIANTS else vector.nesterov
+    return Trajectory(
+        vector.initial, vector.grads, vector.params, lr, momentum, nesterov, source=where
+    )

@@ -40,20 +40,12 @@ def run(
 
     ``program`` is one program for every dtype, or a function giving the
     program for a storage dtype (by name); that is asked once per dtype in
-    the trees, after the dtype is checked to be one the conventions model,
-    and before anything is computed.
+    the trees, after every leaf's dtype is checked to be one the conventions
+    model (a leaf of another is named by its pytree path), and before
+    anything is computed.
     """
-    program_for = per_dtype(program)
-
-    def checked(dtype: str) -> Program:
-        if dtype not in REAL_FLOATS:
-            raise TypeError(
-                f"{next(iter(trees))} has dtype {dtype}; the framework conventions "
-                f"support {', '.join(REAL_FLOATS)}"
-            )
-        return program_for(dtype)
-
-    return apply(checked, trees, out=out, n_outputs=2)
+    dtypes = (REAL_FLOATS, "the framework conventions support")
+    return apply(per_dtype(program), trees, out=out, n_outputs=2, dtypes=dtypes)
 
 
 #: A state that starts at zero (the frameworks' zeros initializer), as a

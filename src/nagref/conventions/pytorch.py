@@ -27,12 +27,23 @@ Rounding, as measured against torch 2.13.0 (CPU wheel, AVX-512):
   elements of each tensor. float16 is refused: torch 2.13's fused CPU
   kernel does not write float16 parameters in its vector loop
   (pytorch/pytorch#191763).
+
+What torch refuses, nagref refuses: ``add_``'s ``alpha`` (−lr, the weight
+decay, 1 − dampening, and the momentum of Nesterov's ``grad.add(buf,
+alpha=momentum)``) is converted to the tensor's dtype by
+``c10::checked_convert``, which raises ("value cannot be converted to type
+c10::Half without overflow") for a finite value beyond the dtype's largest
+number: an lr above 65504 with float16 parameters, above 3.4e38 with
+float32. ``mul_``'s scalar and the fused kernel are not checked: there
+torch computes inf, and so does nagref.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
+from .._dtypes import largest
 from .._engine.ir import VIA_OPMATH, Hyper, Program, Recipe, Rounding, Split, instr
 from .._typing import ArrayTree
 from ._common import donated, number, run
@@ -114,8 +125,11 @@ def sgd(
     inputs = ("p", "g") if first else ("p", "g", "b")
     outputs = ("p", "b" if momentum != 0 else None)
 
+    given = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay}
+
     def program(dtype: str) -> Program:
         if not fused:
+            _check_alphas(recipe, hypers, dtype, given)
             split = Split(recipe, HALF_TAIL, HALF_LANES)
         elif dtype == "float16":
             raise NotImplementedError(
@@ -130,6 +144,27 @@ def sgd(
 
     new_param, new_buffer = run(trees, program, donated(out, "momentum_buffer", momentum != 0))
     return new_param, new_buffer
+
+
+#: The registers that reach torch as ``add_``'s alpha, and the argument each comes from.
+_ALPHAS = {"neg_lr": "lr", "wd": "weight_decay", "keep": "dampening", "mu_alpha": "momentum"}
+
+
+def _check_alphas(
+    recipe: Recipe, hypers: dict[str, Hyper], dtype: str, given: dict[str, float]
+) -> None:
+    """Raise where torch's ``checked_convert`` of an ``add_`` alpha to ``dtype`` would."""
+    limit = largest(dtype)
+    used = {arg for step in recipe for arg in step.args}
+    for register, name in _ALPHAS.items():
+        alpha = hypers[register].value
+        assert isinstance(alpha, float)
+        if register in used and math.isfinite(alpha) and abs(alpha) > limit:
+            raise ValueError(
+                f"{name}={given[name]!r} is out of range for {dtype} parameters: torch.optim.SGD "
+                f"converts alpha={alpha!r} to {dtype} and raises 'value cannot be converted "
+                f"without overflow' (|alpha| must be at most {limit!r})"
+            )
 
 
 def _recipe(

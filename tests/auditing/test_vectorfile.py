@@ -1,0 +1,208 @@
+"""nagref.auditing.vectorfile: vectors read exactly as nagref writes them, in any key order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nagref._compare import bitwise_equal
+from nagref.auditing import Trajectory, TrajectoryError, load
+from nagref.auditing.vectorfile import KEYS, REQUIRED
+from nagref.vectors import schema
+from nagref.vectors.catalogue import cases
+from nagref.vectors.encode import decode_floats, dumps, encode, write
+from nagref.vectors.hexfloat import from_hex
+
+RECORDINGS = Path(__file__).parents[2] / "conformance" / "recordings"
+
+
+def test_the_keys_are_the_schemas() -> None:
+    s = schema()
+    properties, defs = s["properties"], s["$defs"]
+    step = properties["steps"]["items"]
+    assert KEYS["vector"] == set(properties)
+    assert REQUIRED["vector"] == tuple(s["required"])
+    assert KEYS["initial"] == set(properties["initial"]["properties"])
+    assert REQUIRED["initial"] == tuple(properties["initial"]["required"])
+    assert KEYS["step"] == set(step["properties"])
+    assert REQUIRED["step"] == tuple(step["required"])
+    assert KEYS["expected"] == set(step["properties"]["expected"]["properties"])
+    assert KEYS["floats"] == set(defs["floats"]["properties"]) == set(defs["float"]["properties"])
+    assert REQUIRED["floats"] == tuple(defs["floats"]["required"])
+    assert KEYS["recorded_by"] == set(properties["recorded_by"]["properties"])
+    assert REQUIRED["spec"] == tuple(properties["spec"]["required"])
+    assert s["dependentRequired"] == {"recorded_by": ["spec"], "spec": ["recorded_by"]}
+
+
+def _reference(data: dict[str, Any]) -> dict[str, Any]:
+    """What the loader read before it streamed: json.loads, decode_floats, the first name."""
+    dtype, shape = data["dtype"], tuple(data["shape"])
+
+    def first(h: dict[str, Any], names: tuple[str, ...], default: float | None) -> float:
+        name = next((n for n in names if n in h), None)
+        return default if name is None else from_hex(h[name]["hex"])  # type: ignore[return-value]
+
+    steps = data["steps"]
+    last = steps[-1]["hyperparameters"]
+    nesterov = bool(last.get("nesterov", last.get("use_nesterov", False)))
+    if data["variant"] in ("nag", "sutskever_nag", "bengio", "dozat", "nesterov_1983"):
+        nesterov = True
+    return {
+        "initial": decode_floats(data["initial"]["param"], dtype, shape),
+        "grads": np.stack([decode_floats(s["grad"], dtype, shape) for s in steps]),
+        "params": np.stack([decode_floats(s["expected"]["param"], dtype, shape) for s in steps]),
+        "lr": tuple(first(s["hyperparameters"], ("lr", "learning_rate", "alpha", "epsilon",
+                                                 "eta"), None) for s in steps),
+        "momentum": tuple(first(s["hyperparameters"], ("momentum", "mu", "beta"), 0.0)
+                          for s in steps),
+        "nesterov": nesterov,
+    }  # fmt: skip
+
+
+def _same(tr: Trajectory, want: dict[str, Any]) -> None:
+    for key in ("initial", "grads", "params"):
+        got = getattr(tr, key)
+        assert got.dtype == want[key].dtype
+        assert got.shape == want[key].shape
+        assert bitwise_equal(got, want[key]).all(), key
+    assert tr.lr == want["lr"]
+    assert tr.momentum == want["momentum"]
+    assert tr.nesterov is want["nesterov"]
+    assert (tr.dampening, tr.weight_decay) == (0.0, 0.0)
+
+
+def test_every_vector_of_a_convention_reads_back_as_before(tmp_path: Path) -> None:
+    paths = write(tmp_path, ("pytorch",))
+    assert len(paths) > 40
+    for path in paths:
+        _same(load(path), _reference(json.loads(path.read_text())))
+
+
+def test_the_recordings_read_back_as_before() -> None:
+    paths = sorted(RECORDINGS.glob("*.json"))
+    if not paths:
+        pytest.skip("no recordings in this checkout")
+    loaded = 0
+    for path in paths:
+        data = json.loads(path.read_text())
+        if any(s["hyperparameters"].get("momentum", 0) is None for s in data["steps"]):
+            with pytest.raises(TrajectoryError, match=r"momentum must be a float .* got null"):
+                load(path)  # optax without momentum: the audit needs a number
+            continue
+        _same(load(path), _reference(data))
+        loaded += 1
+    assert loaded > len(paths) // 2
+
+
+def _case(variant: str = "nag", name: str = "special") -> dict[str, Any]:
+    return encode(next(c for c in cases(("rules",), ("float16",)) if (c.variant, c.name)
+                       == (variant, name)))  # fmt: skip
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "compact", "spaced"])
+def test_key_order_and_whitespace_do_not_matter(tmp_path: Path, order: str) -> None:
+    data = _case()
+    want = _reference(data)
+    if order == "sorted":
+        text = dumps(data)
+    elif order == "reversed":  # dtype and shape after the floats: read in float64, then checked
+        text = json.dumps(_reverse(data))
+    elif order == "compact":
+        text = json.dumps(data, separators=(",", ":"))
+    else:
+        text = json.dumps(data, indent="\t", separators=(" ,\r\n ", " :\n"))
+    path = tmp_path / "v.json"
+    path.write_text(text)
+    _same(load(path), want)
+
+
+def _reverse(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _reverse(value[k]) for k in sorted(value, reverse=True)}
+    if isinstance(value, list):
+        return [_reverse(v) for v in value]
+    return value
+
+
+def test_floats_read_before_the_dtype_are_still_checked_against_it(tmp_path: Path) -> None:
+    data = _reverse(_case())
+    data["initial"]["param"]["hex"][3] = "0x1.0000000001p+0"  # a float64, not a float16
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(TrajectoryError, match=r"initial.param: value 3 .*not a float16 value"):
+        load(path)
+
+
+def _refused(tmp_path: Path, data: Any, message: str) -> str:
+    path = tmp_path / "v.json"
+    path.write_text(data if isinstance(data, str) else dumps(data))
+    with pytest.raises(TrajectoryError, match=message) as info:
+        load(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: ")
+    assert "\n" not in text
+    return text
+
+
+def test_the_hyperparameters_are_read_strictly(tmp_path: Path) -> None:
+    data = _case("momentum", "basic")
+    h = data["steps"][2]["hyperparameters"]
+    h["momentum"] = {"hex": "0x1.0p+0", "decimal": "1"}
+    _refused(tmp_path, data, r"momentum must be in \[0, 1\), got 1.0 at step 3")
+    h["momentum"] = {"hex": "-0x1.0p-1", "decimal": "-0.5"}
+    _refused(tmp_path, data, r"momentum must be in \[0, 1\), got -0.5 at step 3")
+    h["momentum"] = None
+    _refused(tmp_path, data, 'step 3: momentum must be a float {"hex", ...}, got null')
+    h["momentum"] = {"hex": "0x1.0p-1", "decimal": "0.5", "exact": True}
+    _refused(tmp_path, data, "step 3: hyperparameter 'momentum': unknown key 'exact'")
+    h["momentum"] = {"hex": "0x1.0p-1"}
+    _refused(tmp_path, data, "step 3: hyperparameter 'momentum': missing key 'decimal'")
+    h["momentum"] = {"hex": "0x1.0p-1", "decimal": "0.5"}
+    h["lr"] = {"hex": "nan", "decimal": "nan"}
+    _refused(tmp_path, data, "lr must be finite and >= 0, got nan at step 3")
+    del h["lr"]
+    _refused(tmp_path, data, r"step 3 has no learning rate \(lr, learning_rate")
+    h["learning_rate"] = {"hex": "0x1.0p+9999", "decimal": "inf"}
+    _refused(tmp_path, data, "step 3: hyperparameter 'learning_rate'.hex: too large for float64")
+    h["learning_rate"] = {"hex": "0x1.0p-3", "decimal": "0.125"}
+    h["nesterov"] = True  # the other steps say false
+    _refused(tmp_path, data, "step 3: nesterov is true, unlike the step before")
+    h["nesterov"] = "yes"
+    _refused(tmp_path, data, 'step 3: nesterov must be true or false, got "yes"')
+    h["nesterov"] = False
+    (tmp_path / "v.json").write_text(dumps(data))
+    assert load(tmp_path / "v.json").lr[2] == 0.125
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["steps"][1]["grad"]["hex"].pop(), r"step 2: grad: 36 hex and 37 decimal"),
+        (lambda d: d["steps"][1]["grad"]["hex"].append("0x0.0p+0"), "more than 37 values"),
+        (lambda d: d["steps"][0]["expected"]["state"].append(None), r"2 states, expected 1"),
+        (lambda d: d["initial"].update(state=[]), r"initial.state: 0 states, expected 1"),
+        (lambda d: d["steps"][0].update(extra=1), "step 1: unknown key 'extra'"),
+        (lambda d: d["steps"][0].pop("grad"), "step 1: missing key 'grad'"),
+        (lambda d: d.update(steps=[]), "the trajectory has no steps"),
+        (lambda d: d.update(dtype="bfloat16"), "dtype must be one of .* got 'bfloat16'"),
+        (lambda d: d.update(convention="adam"), "convention: 'adam' is not one nagref knows"),
+        (lambda d: d.update(shape=[37, 0.5]), r"shape\[1\]: expected an integer .* got 0.5"),
+        (lambda d: d.update(shape=[10**9]), "more elements than the file holds"),
+        (lambda d: d.update(shape=[0, 10**17, 10**17]), "too large for an array"),
+        (lambda d: d.update(generator="x" * 5000), "generator: a string longer than the limit"),
+        (lambda d: d.update(recorded_by={"framework": "torch"}), "recorded_by and spec"),
+        (lambda d: d["steps"][0]["grad"]["decimal"].__setitem__(0, "1.5"), "a decimal string"),
+    ],
+)
+def test_structure_counts_and_types_are_checked(tmp_path: Path, change: Any, message: str) -> None:
+    data = _case("momentum", "basic")
+    change(data)
+    _refused(tmp_path, data, message)
+
+
+def test_nothing_may_follow_the_vector(tmp_path: Path) -> None:
+    _refused(tmp_path, dumps(_case()) + "\n{}", "expected nothing after the vector")
