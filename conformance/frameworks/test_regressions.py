@@ -20,13 +20,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from conformance import require
 from nagref.conventions import REGISTRY, pytorch
-from nagref.live import VARIANTS, Spec, Worker, check, worker_variant
+from nagref.live import VARIANTS, Spec, Worker, check, compare, run_nagref, worker_variant
 
 torch = require("torch")
 
@@ -134,5 +135,28 @@ def test_float16_hyperparameters_that_round_differently_through_float32(
             )
             result = check(worker, spec)
             assert result.bitwise, (nesterov, result.first)
+    finally:
+        worker.close()
+
+
+def test_tensorflow_v1_momentum_optimizer_rounds_its_hyperparameters_to_float32() -> None:
+    # tf.compat.v1.train.MomentumOptimizer makes lr and momentum float32
+    # tensors and casts them to float64 variables: the raw op's model (its
+    # hyperparameters rounded straight to float64) differs at every step
+    spec = replace(
+        _spec("tensorflow", "momentum_optimizer_v1", seed=11, steps=4, momentum=0.9),
+        shape=(37,),
+        lr=(0.1, 0.03, 0.1, 0.2),
+        special=0.0,
+    )
+    worker = Worker("tensorflow", worker_variant("tensorflow", "momentum_optimizer_v1"))
+    try:
+        for nesterov in (False, True):
+            case = replace(spec, nesterov=nesterov)
+            live = worker.run(case)
+            assert compare(case, live, run_nagref(case)).bitwise
+            as_raw_op = run_nagref(replace(case, variant="apply_momentum"))
+            # more elements than all the parameters of all the steps differ
+            assert compare(case, live, as_raw_op).mismatches > 37 * len(spec.lr)
     finally:
         worker.close()

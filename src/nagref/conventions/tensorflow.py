@@ -14,13 +14,22 @@ made as ``tf.constant(x, dtype)`` makes them (float16 through float32, so
 rounded twice).
 TensorFlow on CPU flushes float32 and float64 subnormals to zero. With
 ``use_nesterov`` the variable holds the look-ahead point (Bengio et al. 2012).
+
+``tf.compat.v1.train.MomentumOptimizer(learning_rate, momentum)`` runs the
+same kernel, but makes its Python-float ``learning_rate`` and ``momentum``
+float32 tensors and casts them to the variable's dtype
+(``tensorflow/python/training/momentum.py``, ``_prepare`` and
+``_apply_dense``): for float64 variables η and μ are float32 numbers, rounded
+once to float32 and then widened exactly (``v1_optimizer=True``; measured
+against TF 2.21: with η and μ rounded straight to float64, every float64
+step differs).
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
 
-from .._engine.ir import VIA_OPMATH, Hyper, Program, Rounding, instr
+from .._engine.ir import STORAGE, VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._typing import ArrayTree
 from ._common import donated, number, run
 from ._registry import Capabilities, Convention, Hypers, Variant
@@ -40,6 +49,7 @@ def apply_momentum(
     lr: float,
     momentum: float,
     use_nesterov: bool = False,
+    v1_optimizer: bool = False,
     out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T]:
     """One ``ApplyMomentum`` on CPU, without mutating its inputs.
@@ -49,6 +59,9 @@ def apply_momentum(
         accum: the accumulators a (zeros before the first step).
         grad: the gradients.
         lr, momentum, use_nesterov: the kernel's inputs and attribute.
+        v1_optimizer: model ``tf.compat.v1.train.MomentumOptimizer``, which
+            passes ``lr`` and ``momentum`` as float32 tensors cast to the
+            variable's dtype (``False``: ``tf.constant(x, dtype)``, the raw op).
         out: ``(var_out, accum_out)``: arrays to write the results into
             (they may be the inputs themselves, an in-place step; either may
             be None for a new array), or None for new arrays.
@@ -56,10 +69,14 @@ def apply_momentum(
     Returns:
         ``(var, accum)``.
     """
-    # as tf.constant(x, dtype) makes them: Eigen's half rounds through float
+    if not isinstance(v1_optimizer, bool):
+        raise TypeError(f"v1_optimizer must be a bool, got {v1_optimizer!r}")
+    # as tf.constant(x, dtype) makes them (Eigen's half rounds through float), or
+    # the v1 optimizer's float32 tensors, cast to the variable's dtype
+    via = ("float32", STORAGE) if v1_optimizer else VIA_OPMATH
     hypers = {
-        "lr": Hyper(number("lr", lr), VIA_OPMATH),
-        "mu": Hyper(number("momentum", momentum), VIA_OPMATH),
+        "lr": Hyper(number("lr", lr), via),
+        "mu": Hyper(number("momentum", momentum), via),
     }
     steps = [instr("a", "muladd", "a", "mu", "g", note="accum = accum * momentum + grad")]
     if use_nesterov:
@@ -97,7 +114,10 @@ CONVENTION = Convention(
     first_state="zeros",
     stores="b",
     keywords=_keywords,
-    variants=(Variant("apply_momentum"),),
+    variants=(
+        Variant("apply_momentum", {"v1_optimizer": False}),
+        Variant("momentum_optimizer_v1", {"v1_optimizer": True}),
+    ),
     capabilities=Capabilities(),
     requirement="tensorflow-cpu",
 )
