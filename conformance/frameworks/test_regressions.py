@@ -160,3 +160,27 @@ def test_tensorflow_v1_momentum_optimizer_rounds_its_hyperparameters_to_float32(
             assert compare(case, live, as_raw_op).mismatches > 37 * len(spec.lr)
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_hands_a_callable_learning_rate_to_float64_variables_unrounded(
+    backend: str,
+) -> None:
+    # a callable (or a LearningRateSchedule) returning a Python float: on the
+    # JAX (x64) and torch backends, float64 variables see the float64 value,
+    # where a float learning rate is a float32 variable
+    variant = f"{backend}-callable-lr"
+    spec = replace(
+        _spec("keras", variant, seed=5, steps=3, momentum=0.9),
+        shape=(37,),
+        lr=(0.9000000000000001,) * 3,
+        special=0.0,
+    )
+    worker = Worker("keras", worker_variant("keras", variant))
+    try:
+        live = worker.run(spec)
+        assert compare(spec, live, run_nagref(spec)).bitwise
+        as_float = run_nagref(replace(spec, variant=backend))  # η rounded to float32
+        assert compare(spec, live, as_float).mismatches > 37
+    finally:
+        worker.close()

@@ -38,3 +38,22 @@ def test_keras_velocity_starts_at_zero_so_the_first_step_is_plain_sgd() -> None:
         assert none is None
         assert new.tobytes() == plain.tobytes(), backend
         assert np.array_equal(velocity, -(g * lr32)) or backend == "torch"
+
+
+def test_a_float64_learning_rate_reaches_float64_variables_unrounded() -> None:
+    lr = 0.9000000000000001  # not a float32 number
+    var, grad = np.array([1.0, -2.0]), np.array([0.5, 0.25])
+    for backend in ("jax", "torch"):
+        wide, _ = keras.sgd(var, grad, None, learning_rate=lr, backend=backend,
+                            learning_rate_dtype="float64")  # fmt: skip
+        narrow, _ = keras.sgd(var, grad, None, learning_rate=lr, backend=backend)
+        assert wide.tobytes() == (var - grad * lr).tobytes()
+        assert narrow.tobytes() == (var - grad * float(np.float32(lr))).tobytes()
+    # float16 on JAX: the Python float rounded once, as jnp converts it on the host
+    half = np.array([1.0], np.float16)
+    twice_lr = 0.288696291246982  # rounds to float16 differently through float32
+    new, _ = keras.sgd(half, half, None, learning_rate=twice_lr, backend="jax",
+                       learning_rate_dtype="float64")  # fmt: skip
+    assert new[0] == half[0] - half[0] * np.float16(twice_lr)
+    with pytest.raises(ValueError, match="learning_rate_dtype must be one of float32, float64"):
+        keras.sgd(var, grad, None, learning_rate=lr, learning_rate_dtype="bfloat16")

@@ -1,9 +1,16 @@
-"""The live driver of Keras 3's ``keras.optimizers.SGD``, one backend per process."""
+"""The live driver of Keras 3's ``keras.optimizers.SGD``, one backend per process.
+
+The variant's ``backend`` option picks the backend; a variant whose
+``learning_rate_dtype`` is ``"float64"`` passes the learning rate as a
+callable that returns the Python float (the value reaches the update as
+float64 on the JAX and torch backends).
+"""
 
 from __future__ import annotations
 
 import os
 
+from ...conventions import lookup
 from ..cases import Spec, arrays
 from . import Run, Trajectory, per_step
 
@@ -11,8 +18,11 @@ from . import Run, Trajectory, per_step
 def start(variant: str | None) -> tuple[str, Run]:
     if variant is None:
         raise ValueError("the Keras driver needs the backend (the variant)")
-    os.environ["KERAS_BACKEND"] = variant
-    if variant == "jax":
+    options = lookup("keras").variant(variant).options
+    backend = str(options["backend"])
+    callable_lr = options.get("learning_rate_dtype") == "float64"
+    os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax":
         import jax
 
         jax.config.update("jax_enable_x64", True)
@@ -21,8 +31,9 @@ def start(variant: str | None) -> tuple[str, Run]:
     def run(spec: Spec) -> Trajectory:
         param, grads = arrays(spec)
         var = keras.Variable(param.copy(), dtype=spec.dtype)
+        lr = spec.lr[0]
         opt = keras.optimizers.SGD(
-            learning_rate=spec.lr[0],
+            learning_rate=(lambda: lr) if callable_lr else lr,
             momentum=spec.momentum or 0.0,
             nesterov=spec.nesterov,
             weight_decay=spec.weight_decay,
@@ -36,4 +47,4 @@ def start(variant: str | None) -> tuple[str, Run]:
             out.append((value, None if state is None else keras.ops.convert_to_numpy(state).copy()))
         return out
 
-    return f"keras {keras.__version__} ({variant})", run
+    return f"keras {keras.__version__} ({backend})", run
