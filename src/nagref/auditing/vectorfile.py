@@ -34,23 +34,33 @@ __all__ = ["KEYS", "LR_NAMES", "MU_NAMES", "REQUIRED", "MalformedError", "Vector
 #: The hyperparameters that name the learning rate and the momentum, the first found first.
 LR_NAMES = ("lr", "learning_rate", "alpha", "epsilon", "eta")
 MU_NAMES = ("momentum", "mu", "beta")
-#: The members the objects of a vector must hold (tests/auditing checks them against the schema).
+
+
+def _objects() -> dict[str, Any]:
+    """The schema of each object a vector holds, by the name the reader uses."""
+    vector = schema()
+    members = vector["properties"]
+    step = members["steps"]["items"]
+    return {
+        "vector": vector,
+        "initial": members["initial"],
+        "step": step,
+        "expected": step["properties"]["expected"],
+        "floats": vector["$defs"]["floats"],
+        "recorded_by": members["recorded_by"],
+        "spec": members["spec"],
+    }
+
+
+_OBJECTS = _objects()
+#: The members the objects of a vector must hold, as the schema requires them.
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "vector": (
-        "nagref_vectors", "generator", "convention", "variant", "dtype", "case", "function",
-        "shape", "state_names", "initial", "steps",
-    ),
-    "initial": ("param", "state"),
-    "step": ("hyperparameters", "grad", "expected"),
-    "expected": ("param", "state"),
-    "floats": ("hex", "decimal"),
-    "recorded_by": ("framework",),
-    "spec": ("convention", "variant", "dtype", "shape", "seed", "lr"),
-}  # fmt: skip
+    name: tuple(node["required"]) for name, node in _OBJECTS.items()
+}
 #: The members they may hold; ``spec`` and ``hyperparameters`` are open.
 KEYS: dict[str, frozenset[str]] = {
-    key: frozenset(members) for key, members in REQUIRED.items() if key != "spec"
-} | {"vector": frozenset((*REQUIRED["vector"], "recorded_by", "spec"))}
+    name: frozenset(node["properties"]) for name, node in _OBJECTS.items() if name != "spec"
+}
 _MIN_BYTES = 10  # the fewest bytes an element takes in a valid file: "nan", and "nan",
 
 
