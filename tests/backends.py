@@ -22,9 +22,21 @@ import pytest
 from array_api_compat import array_namespace, is_array_api_obj
 
 from nagref import _dtypes
+from nagref._compat import named_dtype
 from nagref._tree import flatten, unflatten
 
 ALL_DTYPES = _dtypes.NAMES  # every dtype of the dtype table
+#: the dtypes each backend cannot hold (array-api-strict: only the standard's;
+#: CuPy has no bfloat16)
+_LACKS = {
+    "array-api-strict": ("float16", "bfloat16"),
+    "cupy": ("bfloat16",),
+}
+
+
+def numpy_dtype(name: str | None) -> Any:
+    """NumPy's dtype of that name: its own, or ``ml_dtypes``' (bfloat16); None stays None."""
+    return None if name is None else np.dtype(named_dtype(np, name))
 
 
 class Backend(enum.Enum):
@@ -75,13 +87,12 @@ class XP:
         )
         #: XLA under jit may contract a multiply and an add into one FMA.
         self.contracts = backend is Backend.JAX_JIT
-        self.dtypes = tuple(
-            d for d in ALL_DTYPES if not (backend is Backend.ARRAY_API_STRICT and d == "float16")
-        )
+        self.dtypes = tuple(d for d in ALL_DTYPES if d not in _LACKS.get(backend.value, ()))
 
     def flushes_subnormals(self, dtype: str) -> bool:
         """XLA on CPU flushes subnormals to zero, except in float16, which it
-        computes in float32 (where float16's subnormals are normal numbers)."""
+        computes in float32 (where float16's subnormals are normal numbers);
+        bfloat16, computed in float32 too, shares float32's subnormals."""
         return self._xla and dtype != "float16"
 
     def __getattr__(self, name: str) -> Any:
@@ -94,7 +105,7 @@ class XP:
 
     def asarray(self, data: Any, dtype: str | None = None) -> Any:
         """A backend array holding ``data`` (NumPy data, or nested lists)."""
-        return self._from_numpy_raw(np.asarray(data, dtype=dtype))
+        return self._from_numpy_raw(np.asarray(data, dtype=numpy_dtype(dtype)))
 
     def _from_numpy_raw(self, a: np.ndarray) -> Any:
         b = self.backend
@@ -105,6 +116,8 @@ class XP:
             a.flags.writeable = False
             return a
         if b is Backend.TORCH:
+            if a.dtype.name == "bfloat16":  # torch reads ml_dtypes' bfloat16 by its bits
+                return self.module.from_numpy(a.view(np.int16).copy()).view(self.module.bfloat16)
             return self.module.asarray(a.copy())
         if b is Backend.DASK:
             chunks = max(1, a.size // 3) if a.ndim == 1 else "auto"
@@ -117,6 +130,9 @@ class XP:
         assert array_namespace(x) is self.ns, f"{type(x)} is not from {self.backend.value}"
         b = self.backend
         if b is Backend.TORCH:
+            if x.dtype == self.module.bfloat16:
+                bits = x.detach().cpu().view(self.module.int16).numpy().copy()
+                return bits.view(numpy_dtype("bfloat16"))
             return x.detach().cpu().numpy().copy()
         if b is Backend.DASK:
             return np.asarray(x.compute())

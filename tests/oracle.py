@@ -17,9 +17,11 @@ import math
 from fractions import Fraction
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from nagref import _dtypes
+from nagref._compat import named_dtype
 from nagref.report.published import Rounded, gradient_descent, ruder, ruder_lookahead
 
 #: the widest dtype of each kind, in which the oracle computes before rounding
@@ -31,9 +33,39 @@ _WIDE = {
 _REAL = {name: row.real for name, row in _dtypes.TABLE.items()}
 
 
+def numpy_dtype(name: str) -> Any:
+    """NumPy's dtype of that name, or ``ml_dtypes``' (bfloat16)."""
+    return np.dtype(named_dtype(np, name))
+
+
+def finfo(name: str) -> Any:
+    """``np.finfo`` of a dtype, ``ml_dtypes``' included."""
+    return ml_dtypes.finfo(numpy_dtype(name))
+
+
+def round_array(x: Any, dtype: str) -> Any:
+    """A float64 (or complex128) array rounded once to ``dtype`` (to nearest, ties to even).
+
+    NumPy rounds once to its own dtypes; ``ml_dtypes`` converts float64 to
+    bfloat16 through float32, rounding twice, so bfloat16 is reached here
+    through float32 rounded to odd (Boldo and Melquiond 2008), which leaves
+    the last rounding the only one.
+    """
+    x = np.asarray(x)
+    if _dtypes.TABLE[dtype].library is None:
+        return x.astype(dtype)
+    x = x.astype(np.float64)
+    nearest = x.astype(np.float32)
+    inexact = np.isfinite(x) & (nearest.astype(np.float64) != x)
+    even = (nearest.view(np.uint32) & 1) == 0
+    towards = np.where(nearest.astype(np.float64) > x, -np.inf, np.inf).astype(np.float32)
+    odd = np.where(inexact & even, np.nextafter(nearest, towards), nearest)
+    return odd.astype(numpy_dtype(dtype))
+
+
 def unit_roundoff(dtype: str) -> float:
     real = _REAL[dtype]
-    return float(np.finfo(real).eps) / 2
+    return float(finfo(real).eps) / 2
 
 
 def in_documented_order(
@@ -46,11 +78,11 @@ def in_documented_order(
     rounded to ``dtype``. η and β are rounded to ``dtype`` but never flushed.
     """
     wide = _WIDE[dtype]
-    tiny = np.finfo(_REAL[dtype]).tiny
+    tiny = finfo(_REAL[dtype]).tiny
 
     def rnd(x: Any) -> Any:
         with np.errstate(over="ignore", invalid="ignore"):
-            y = np.asarray(x).astype(dtype)
+            y = round_array(x, dtype)
         if flush:
             y = _flush(y, tiny)
         return y.astype(wide)
@@ -59,7 +91,7 @@ def in_documented_order(
         return Rounded(rnd(values[name]), rnd)
 
     def hyper(name: str) -> Rounded:
-        return Rounded(np.asarray(np.asarray(values[name], dtype=dtype), dtype=wide), rnd)
+        return Rounded(np.asarray(round_array(values[name], dtype), dtype=wide), rnd)
 
     out: tuple[Rounded, ...]
     with np.errstate(over="ignore", invalid="ignore"):
@@ -71,7 +103,7 @@ def in_documented_order(
             out = ruder(
                 array("w"), array("g"), array("v"), eta=hyper("lr"), gamma=hyper("momentum")
             )
-    return tuple(np.asarray(o.value).astype(dtype) for o in out)
+    return tuple(round_array(o.value, dtype) for o in out)
 
 
 def _flush(y: Any, tiny: float) -> Any:
@@ -94,13 +126,13 @@ def error_bound(rule: str, dtype: str, **v: Any) -> Any:
     else:
         scale = w + 4 * (np.abs(v["momentum"] * v["v"]) + np.abs(v["lr"] * v["g"]))
     real = _REAL[dtype]
-    return 2 * (2 * u * scale + 4 * float(np.finfo(real).tiny))
+    return 2 * (2 * u * scale + 4 * float(finfo(real).tiny))
 
 
 def special_values(dtype: str) -> tuple[Any, Any, Any]:
     """(w, g, v): every combination of ±0, subnormals, ±max, ±inf, NaN and ordinary values."""
     real = _REAL[dtype]
-    info = np.finfo(real)
+    info = finfo(real)
     values = [
         0.0,
         -0.0,
@@ -116,13 +148,13 @@ def special_values(dtype: str) -> tuple[Any, Any, Any]:
         7.5,
     ]
     w, g, v = (
-        np.asarray(column, dtype=real)
+        np.asarray(column, dtype=numpy_dtype(real))
         for column in zip(*itertools.product(values, repeat=3), strict=True)
     )
     if dtype.startswith("complex"):
         rng = np.random.default_rng(0)
         w, g, v = (a + 1j * rng.permutation(a) for a in (w, g, v))
-    return w.astype(dtype), g.astype(dtype), v.astype(dtype)
+    return w.astype(numpy_dtype(dtype)), g.astype(numpy_dtype(dtype)), v.astype(numpy_dtype(dtype))
 
 
 # -- an exact fused multiply-add, in rational arithmetic ----------------------

@@ -27,9 +27,9 @@ def test_conformance_prints_a_table_and_a_verdict_and_exits_0(
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["rule", "formula", "problem", "dtype"]
     rows = [line for line in out[2:] if line.strip() and not line.startswith("PASS")]
-    assert len(rows) == 55  # (3 real problems x 3 real dtypes + 1 complex x 2) x 5 formula rows
+    assert len(rows) == 70  # (3 real problems x 4 real dtypes + 1 complex x 2) x 5 formula rows
     assert all(line.split()[-1] in ("ok", "(±0)") for line in rows)
-    assert out[-1].startswith("PASS: all 55 checks")
+    assert out[-1].startswith("PASS: all 70 checks")
 
 
 def test_conformance_prints_the_theory_beside_the_measurements(

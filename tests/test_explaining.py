@@ -142,3 +142,23 @@ def test_the_readme_excerpt_is_what_the_command_prints() -> None:
     spec.loader.exec_module(listings)
     printed = listings.output(command).splitlines()
     assert shown[:-1] == printed[: len(shown) - 1]
+
+
+def test_bfloat16_flushes_in_float32_and_a_wide_trace_is_named() -> None:
+    keras = explain("keras.sgd", variant="jax", dtype="bfloat16").text()
+    assert (
+        "each result computed in float32, rounded to bfloat16; subnormal operands and "
+        "results flushed to signed zero in float32, before the rounding to bfloat16"
+    ) in keras
+    assert "mu   = 0.9: float64 -> float32 -> bfloat16 = 0.898438" in keras  # ml_dtypes
+    trace = explain("optax.sgd", variant="jit-float32-trace", dtype="bfloat16").text()
+    assert "rounded to float32, the outputs then to bfloat16 (t kept in float32)" in trace
+    assert "mu     = 0.9: float64 -> float32 = 0.9 (0x1.cccccc0000000p-1)" in trace
+    # every variant explains in every dtype it models
+    for convention in REGISTRY.values():
+        name = f"{convention.name}.{convention.function.__name__}"
+        for variant in convention.variants:
+            for dtype in variant.dtypes:
+                if variant.name == "fused" and dtype in ("float16", "bfloat16"):
+                    continue
+                assert explain(name, variant=variant.name, dtype=dtype).listings

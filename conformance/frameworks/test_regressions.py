@@ -26,7 +26,9 @@ import numpy as np
 import pytest
 
 from conformance import require
-from nagref.conventions import REGISTRY, pytorch
+from nagref._compat import named_dtype
+from nagref._dtypes import round_to
+from nagref.conventions import REGISTRY, pytorch, tensorflow
 from nagref.live import VARIANTS, Spec, Worker, check, compare, run_nagref, worker_variant
 
 torch = require("torch")
@@ -95,37 +97,50 @@ def test_torch_rounds_a_float16_alpha_through_float32(foreach: bool) -> None:
     assert param.numpy().tobytes() == ours.tobytes()
 
 
-# A learning rate and a momentum whose float16 value depends on whether the
+# A learning rate and a momentum whose 16-bit value depends on whether the
 # float64 is rounded once or through float32: torch, TensorFlow and XLA at run
-# time round twice, NumPy and XLA's constant folding once.
+# time round twice, NumPy and XLA's constant folding once (in float16; in
+# bfloat16 every framework here rounds twice, ml_dtypes on the host too).
 TWICE_LR, TWICE_MU = 0.288696291246982, 0.51879885
+# bfloat16 ties: each is a bfloat16 midpoint whose lower neighbour is even,
+# nudged up by 2**-30. Rounded once it goes up; through float32 it lands on
+# the midpoint first and then goes down to even.
+TWICE_LR16 = 0.125 * (1 + 2.0**-8) * (1 + 2.0**-30)
+TWICE_MU16 = 0.5 * (1 + 5 * 2.0**-8) * (1 + 2.0**-30)
+TWICE = {"float16": (TWICE_LR, TWICE_MU), "bfloat16": (TWICE_LR16, TWICE_MU16)}
 HALF_ROWS = [
-    (convention, variant)
+    (convention, variant, dtype)
     for convention, variants in VARIANTS.items()
     for variant, dtypes in variants.items()
-    if "float16" in dtypes
+    for dtype in TWICE
+    if dtype in dtypes
 ]
 
 
-@pytest.mark.parametrize(("convention", "variant"), HALF_ROWS)
-def test_float16_hyperparameters_that_round_differently_through_float32(
-    convention: str, variant: str
+@pytest.mark.parametrize("dtype", list(TWICE))
+def test_the_ties_round_differently_once_and_through_float32(dtype: str) -> None:
+    for x in TWICE[dtype]:
+        assert round_to(x, dtype) != round_to(round_to(x, "float32"), dtype)
+
+
+@pytest.mark.parametrize(("convention", "variant", "dtype"), HALF_ROWS)
+def test_16_bit_hyperparameters_that_round_differently_through_float32(
+    convention: str, variant: str, dtype: str
 ) -> None:
-    assert np.float16(np.float32(TWICE_LR)) != np.float16(TWICE_LR)
-    assert np.float16(np.float32(TWICE_MU)) != np.float16(TWICE_MU)
+    twice_lr, twice_mu = TWICE[dtype]
     changing = REGISTRY[convention].capabilities.changing_lr
-    lr = (TWICE_LR, 0.1) * 3 + (TWICE_LR,) if changing else (TWICE_LR,) * 7
+    lr = (twice_lr, 0.1) * 3 + (twice_lr,) if changing else (twice_lr,) * 7
     worker = Worker(convention, worker_variant(convention, variant))
     try:
         for nesterov in (False, True):
             spec = Spec(
                 convention=convention,
                 variant=variant,
-                dtype="float16",
+                dtype=dtype,
                 shape=(37,),
                 seed=5,
                 lr=lr,
-                momentum=TWICE_MU,
+                momentum=twice_mu,
                 nesterov=nesterov,
                 dampening=0.0,
                 weight_decay=None,
@@ -184,3 +199,65 @@ def test_keras_hands_a_callable_learning_rate_to_float64_variables_unrounded(
         assert compare(spec, live, as_float).mismatches > 37
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("mode", ["eager", "jit"])
+def test_optax_keeps_a_float32_trace_of_bfloat16_parameters(mode: str) -> None:
+    # accumulator_dtype=jnp.float32: the trace, and the update computed from
+    # it, stay float32; modelled as the plain bfloat16 update it differs
+    variant = f"{mode}-float32-trace"
+    spec = replace(
+        _spec("optax", variant, seed=7, steps=5, momentum=0.9),
+        dtype="bfloat16",
+        shape=(37,),
+        lr=(0.1, 0.03, 0.1, 0.2, 0.1),
+        special=0.0,
+    )
+    worker = Worker("optax", worker_variant("optax", variant))
+    try:
+        for nesterov in (False, True):
+            case = replace(spec, nesterov=nesterov)
+            live = worker.run(case)
+            trace = live[0][1]
+            assert trace is not None
+            assert trace.dtype == np.float32
+            assert compare(case, live, run_nagref(case)).bitwise
+            plain = run_nagref(replace(case, variant=mode))  # the trace in bfloat16
+            differing = sum(
+                int(np.count_nonzero(ours.astype(np.float64) != theirs.astype(np.float64)))
+                for (ours, _), (theirs, _) in zip(plain, live, strict=True)
+            )
+            assert differing > 0
+    finally:
+        worker.close()
+
+
+def test_tensorflow_flushes_bfloat16_in_float32_before_rounding() -> None:
+    # g·lr = 2**-126 - 2**-134 is a float32 subnormal, flushed to zero there;
+    # rounded to bfloat16 first it would be a tie that goes up to 2**-126, a
+    # normal number that survives the flush
+    probe = (
+        "import numpy as np, tensorflow as tf\n"
+        "var = tf.Variable(tf.zeros((1,), tf.bfloat16))\n"
+        "accum = tf.Variable(tf.zeros((1,), tf.bfloat16))\n"
+        "grad = tf.constant([1 - 2.0**-8], tf.bfloat16)\n"
+        "tf.raw_ops.ResourceApplyMomentum(var=var.handle, accum=accum.handle,"
+        " lr=tf.constant(2.0**-126, tf.bfloat16), grad=grad,"
+        " momentum=tf.constant(0.5, tf.bfloat16))\n"
+        "print(repr(float(tf.cast(var, tf.float64).numpy()[0])))"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    bf16 = named_dtype(np, "bfloat16")
+    var, accum = np.zeros(1, bf16), np.zeros(1, bf16)
+    grad = np.array([1 - 2.0**-8], bf16)
+    ours, _ = tensorflow.apply_momentum(var, accum, grad, lr=2.0**-126, momentum=0.5)
+    live = float(out.stdout.split()[-1])
+    assert live == 0.0
+    assert not np.signbit(live)
+    assert float(ours[0]) == live
+    assert not np.signbit(ours[0])
+    # flushing after the rounding to bfloat16 would keep -2**-126
+    assert round_to(-(1 - 2.0**-8) * 2.0**-126, "bfloat16") == -(2.0**-126)

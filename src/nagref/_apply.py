@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 from . import fastpaths  # noqa: F401  (registers nagref's kernels with the engine)
-from ._checks import check_leaves, describe
+from ._checks import NAMES_ACCEPTED, check_leaves, describe
 from ._engine.execute import run
 from ._engine.hypers import check_libraries
 from ._engine.ir import Program, per_dtype
@@ -61,6 +61,7 @@ def apply(
     out: Sequence[object] | None = None,
     n_outputs: int | None = None,
     dtypes: tuple[tuple[str, ...], str] | None = None,
+    fixed: Mapping[str, str] | None = None,
 ) -> tuple[Any, ...]:
     """Run ``program`` on every set of leaves, in one call of the engine.
 
@@ -76,6 +77,9 @@ def apply(
             when it is one program).
         dtypes: the storage dtypes accepted and who accepts them (see
             :func:`nagref._checks.check_leaves`); by default all of nagref's.
+        fixed: trees whose leaves have a dtype of their own, not the
+            parameters' (by tree name; an output by its position, ``"out[1]"``):
+            the program stores those outputs in that dtype (``Program.stored``).
 
     Returns:
         One pytree per output, with the first tree's structure, or None for
@@ -85,7 +89,7 @@ def apply(
         assert isinstance(program, Program), "n_outputs is needed with a program per dtype"
         n_outputs = len(program.outputs)
     program_for = per_dtype(program)
-    flat = _flat(trees, out, n_outputs, program_for, dtypes)
+    flat = _flat(trees, out, n_outputs, program_for, dtypes, fixed=fixed)
     xp = flat.xp
     captured = _CAPTURED.get()
     if captured is not None:
@@ -131,6 +135,8 @@ def _flat(
     n_outputs: int,
     program_for: Callable[[str], Program],
     dtypes: tuple[tuple[str, ...], str] | None,
+    *,
+    fixed: Mapping[str, str] | None = None,
 ) -> _Flat:
     """Flatten every tree against the first; check the leaves and the outputs."""
     names = list(trees)
@@ -149,7 +155,7 @@ def _flat(
         for k, name in zip(donated, out_names, strict=True)
     ]
     named = (names + out_names, columns + out_columns, paths)
-    xp = check_leaves(*named) if dtypes is None else check_leaves(*named, dtypes)
+    xp = check_leaves(*named, NAMES_ACCEPTED if dtypes is None else dtypes, fixed)
     if out_columns:
         check_outputs((donated, out_names, out_columns), (names, columns), paths, program_for)
     given: list[list[Any] | None] = [None] * n_outputs

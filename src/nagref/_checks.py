@@ -17,15 +17,23 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from ._compat import array_namespace, cpu_only, device, is_array_api_obj, is_dask_array
-from ._dtypes import NAMES
+from ._compat import (
+    array_namespace,
+    cpu_only,
+    device,
+    is_array_api_obj,
+    is_dask_array,
+    is_floating,
+)
+from ._dtypes import COMPLEX, NAMES
 from ._tree import Path, path_name
 from ._typing import Hyperparameter, Namespace
 
 __all__ = [
+    "NAMES_ACCEPTED",
     "check_leaves",
     "check_lr",
     "check_momentum",
@@ -109,7 +117,7 @@ def _check_hyper(name: str, value: object, wanted: str, ok: Any) -> Hyperparamet
     shape = tuple(array.shape)
     if shape != ():
         raise ValueError(f"{name} must be a 0-d array, got shape {shape}")
-    if not xp.isdtype(array.dtype, "real floating"):
+    if not is_floating(xp, array.dtype, dtype_name(array)) or dtype_name(array) in COMPLEX:
         raise TypeError(f"{name} must have a real floating dtype, got {describe(array)}")
     read = _read(name, array)
     if read is not None and not ok(read):
@@ -146,12 +154,16 @@ def _read(name: str, value: object) -> float | None:
 
 # -- arrays -------------------------------------------------------------------
 
+#: The storage dtypes nagref accepts by default, and who accepts them.
+NAMES_ACCEPTED: tuple[tuple[str, ...], str] = (NAMES, "nagref supports")
+
 
 def check_leaves(
     names: Sequence[str],
     leaves: Sequence[Sequence[object]],
     paths: Sequence[Path],
-    dtypes: tuple[tuple[str, ...], str] = (NAMES, "nagref supports"),
+    dtypes: tuple[tuple[str, ...], str] = NAMES_ACCEPTED,
+    fixed: Mapping[str, str] | None = None,
 ) -> Namespace | None:
     """Check that corresponding leaves are compatible arrays; return their namespace.
 
@@ -162,7 +174,9 @@ def check_leaves(
             ``['w'][0]``, only in an error message).
         dtypes: the storage dtypes accepted (by name; by default every row of
             nagref's dtype table, :mod:`nagref._dtypes`), and who accepts them,
-            for the message that refuses another (``longdouble``, ``bfloat16``).
+            for the message that refuses another (``longdouble``, ``float8``).
+        fixed: arguments whose leaves have a dtype of their own (by name), not
+            the parameters' (Optax's float32 trace of bfloat16 parameters).
 
     Returns:
         The array namespace shared by all leaves, or None when there are none.
@@ -190,9 +204,7 @@ def check_leaves(
         # by name first: a namespace need not know a foreign dtype (ml_dtypes'
         # bfloat16 in a NumPy array), and a known name must be what it says
         accepted, who = dtypes
-        if dtype_name(leaf) not in accepted or not xp.isdtype(
-            dtype, ("real floating", "complex floating")
-        ):
+        if dtype_name(leaf) not in accepted or not is_floating(xp, dtype, dtype_name(leaf)):
             raise TypeError(
                 f"{path_name(names[0], paths[index])} has dtype {dtype_name(leaf)}; "
                 f"{who} {', '.join(accepted)}"
@@ -201,11 +213,18 @@ def check_leaves(
     # one comparison per pair, inline (a model has hundreds of leaves);
     # _raise_mismatch names what differs. A NumPy array is always on the CPU.
     devices = not all(map(cpu_only, representatives))
+    own = fixed or {}
     for name, column in zip(names[1:], leaves[1:], strict=True):
+        if name in own:
+            _check_fixed(name, column, paths, own[name])
         for index, (ref, leaf) in enumerate(zip(reference, column, strict=True)):
             other: Any = leaf
             if (
-                (other.dtype is not ref.dtype and other.dtype != ref.dtype)
+                (
+                    name not in own
+                    and other.dtype is not ref.dtype
+                    and other.dtype != ref.dtype
+                )
                 or (other.shape != ref.shape and tuple(other.shape) != tuple(ref.shape))
                 or (devices and device(other) != device(ref))
             ):
@@ -213,6 +232,17 @@ def check_leaves(
                     path_name(names[0], paths[index]), ref, path_name(name, paths[index]), other
                 )
     return xp
+
+
+def _check_fixed(name: str, column: Sequence[Any], paths: Sequence[Path], dtype: str) -> None:
+    """Every leaf of argument ``name`` has dtype ``dtype`` (a dtype of its own)."""
+    for index, leaf in enumerate(column):
+        if dtype_name(leaf) != dtype:
+            raise TypeError(
+                f"{path_name(name, paths[index])} has dtype {dtype_name(leaf)} but must be "
+                f"{dtype} here; nagref never casts: convert explicitly (xp.astype) if that is "
+                "what you mean"
+            )
 
 
 def first_of_each_type(column: Sequence[Any], known: Iterable[type] = ()) -> list[tuple[int, Any]]:

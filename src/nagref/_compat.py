@@ -21,6 +21,8 @@ from array_api_compat import (
 )
 from array_api_compat import device as _device
 
+from ._dtypes import TABLE, numpy_dtype
+
 _NDARRAY = ("numpy", "ndarray")
 
 
@@ -38,6 +40,40 @@ def device(x: Any) -> Any:
     if cpu_only(type(x)):
         return "cpu"
     return _device(x)
+
+
+def named_dtype(xp: Any, name: str) -> Any:
+    """The dtype object of namespace ``xp`` named ``name``.
+
+    NumPy has no bfloat16: its arrays hold ``ml_dtypes.bfloat16`` (the
+    table's ``library``), which JAX uses too.
+    """
+    dtype = getattr(xp, name, None)
+    if dtype is not None:
+        return dtype
+    row = TABLE.get(name)
+    if row is not None and row.library is not None:
+        return numpy_dtype(name)
+    raise AttributeError(f"{getattr(xp, '__name__', xp)} has no dtype {name}")
+
+
+def is_floating(xp: Any, dtype: Any, name: str) -> bool:
+    """Whether ``dtype`` (named ``name``) is a real or complex floating dtype.
+
+    ``xp.isdtype`` answers for the dtypes a namespace knows; NumPy's refuses
+    a dtype another library registered (``ml_dtypes.bfloat16``, in NumPy and
+    Dask arrays), which is floating where it is the table's row of that name
+    from the library the table names.
+    """
+    row = TABLE.get(name)
+    if row is not None and row.library is not None:
+        scalar = getattr(dtype, "type", None)
+        if str(getattr(scalar, "__module__", "")).split(".")[0] == row.library:
+            return True
+    try:
+        return bool(xp.isdtype(dtype, ("real floating", "complex floating")))
+    except (TypeError, ValueError):
+        return False
 
 
 def ieee_arithmetic() -> contextlib.AbstractContextManager[object]:
@@ -163,8 +199,10 @@ __all__ = [
     "ieee_arithmetic",
     "is_array_api_obj",
     "is_dask_array",
+    "is_floating",
     "is_jax_array",
     "is_lazy_array",
+    "named_dtype",
     "to_device",
     "write_refusal",
 ]

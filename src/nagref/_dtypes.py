@@ -19,19 +19,29 @@ A row says:
   16-bit formats, the dtype itself otherwise. A Python float reaches a
   16-bit tensor through it, so it is rounded twice (c10's ``Half(double)``);
 * ``conventions``: whether the framework conventions model it;
-* ``buffer_format``: NumPy's ``dtype.char``; for a real dtype that is also
-  its PEP 3118 format character, which the C evaluator checks (a complex
+* ``host_via``: the dtype NumPy's converter (``ml_dtypes``, for the formats
+  NumPy lacks) rounds a Python float through on its way to this dtype, or
+  None where it converts directly: ``ml_dtypes`` 0.6 converts float64 to
+  bfloat16 through float32, rounding twice (JAX and the Keras backends
+  convert Python floats with it);
+* ``library``: the module that provides the dtype to NumPy where NumPy has
+  no such dtype of its own (``ml_dtypes``), or None;
+* ``buffer_format``: NumPy's ``dtype.char``; for a real dtype of NumPy's own
+  that is also its PEP 3118 format character, which the C evaluator checks
+  (NumPy exports no format for ``ml_dtypes``' bfloat16; a complex
   dtype's PEP 3118 format is ``Z`` and its real part's: ``Zf``, not ``F``);
-  ``c_type`` and ``cuda_type``: the C and CUDA types the compiled kernels
-  compute it in, or None where they do not.
+  ``c_type`` and ``cuda_type``: the C and CUDA types that hold it in the
+  compiled kernels, or None where none does (the NumPy kernel reads
+  bfloat16 as its bits, uint16, and computes it in float: see
+  :mod:`nagref.fastpaths.numpy`).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-import struct
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "COMPLEX",
@@ -42,6 +52,7 @@ __all__ = [
     "by_buffer_format",
     "largest",
     "lookup",
+    "numpy_dtype",
     "round_to",
     "smallest_normal",
 ]
@@ -61,6 +72,8 @@ class DType:
     real: str
     opmath: str
     conventions: bool
+    host_via: str | None
+    library: str | None
     buffer_format: str | None
     c_type: str | None
     cuda_type: str | None
@@ -71,17 +84,19 @@ TABLE: dict[str, DType] = {
     row.name: row
     for row in (
         # name, kind, precision, min/max exponent, real, opmath, conventions,
-        # buffer format, C type, CUDA type
+        # host_via, library, buffer format, C type, CUDA type
         DType("float16", "real floating", 11, -14, 16, "float16", "float32", True,
-              "e", "half", None),
+              None, None, "e", "half", None),
         DType("float32", "real floating", 24, -126, 128, "float32", "float32", True,
-              "f", "float", "float"),
+              None, None, "f", "float", "float"),
         DType("float64", "real floating", 53, -1022, 1024, "float64", "float64", True,
-              "d", "double", "double"),
+              None, None, "d", "double", "double"),
+        DType("bfloat16", "real floating", 8, -126, 128, "bfloat16", "float32", True,
+              "float32", "ml_dtypes", "E", None, None),
         DType("complex64", "complex floating", 24, -126, 128, "float32", "complex64", False,
-              "F", None, None),
+              None, None, "F", None, None),
         DType("complex128", "complex floating", 53, -1022, 1024, "float64", "complex128", False,
-              "D", None, None),
+              None, None, "D", None, None),
     )
 }  # fmt: skip
 
@@ -108,6 +123,15 @@ def by_buffer_format(char: str) -> DType | None:
     return _BY_FORMAT.get(char)
 
 
+def numpy_dtype(name: str) -> Any:
+    """NumPy's dtype ``name``: its own, or the one the row's ``library`` registers (bfloat16)."""
+    numpy = importlib.import_module("numpy")
+    library = lookup(name).library
+    if library is None:
+        return numpy.dtype(name)
+    return numpy.dtype(getattr(importlib.import_module(library), name))
+
+
 def smallest_normal(name: str) -> float:
     """The smallest positive normal number of ``name`` (of its real part)."""
     return 2.0 ** lookup(name).min_exponent
@@ -122,18 +146,23 @@ def largest(name: str) -> float:
 def round_to(value: float, name: str) -> float:
     """``value`` rounded to nearest (ties to even) in the dtype ``name`` (its real part).
 
-    ``struct`` packs a float as C converts it (float32) or as IEEE 754
-    rounds it (float16), once; a value that rounds beyond the largest finite
-    number becomes an infinity. A dtype not in the table (a non-native byte
-    order) is returned unrounded: the backend converts a Python float once.
+    Rounded once, exactly, from the table's precision and exponent range
+    (subnormals included): a value that rounds to 2**max_exponent or beyond
+    becomes an infinity. A dtype not in the table (a non-native byte order)
+    is returned unrounded: the backend converts a Python float once.
     """
     row = TABLE.get(name)
-    if row is None:
+    if row is None or value == 0.0 or not math.isfinite(value):
         return value
-    code = TABLE[row.real].buffer_format
-    assert code is not None
+    real = TABLE[row.real]
+    exponent = math.frexp(value)[1]  # |value| = m * 2**exponent, 1/2 <= m < 1
+    # the exponent of the last significand bit, subnormals sharing the smallest
+    quantum = max(exponent, real.min_exponent + 1) - real.precision
+    units = round(math.ldexp(value, -quantum))  # exact scaling; round() ties to even
     try:
-        rounded: float = struct.unpack(code, struct.pack(code, value))[0]
+        rounded = math.ldexp(float(units), quantum)
     except OverflowError:
         return math.copysign(math.inf, value)
-    return rounded
+    if math.frexp(rounded)[1] > real.max_exponent:
+        return math.copysign(math.inf, value)
+    return math.copysign(rounded, value)  # a zero keeps the sign of what it came from

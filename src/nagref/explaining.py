@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _dtypes, formulations, rules
 from ._apply import Captured, capture
+from ._compat import named_dtype
 from ._engine.hypers import chain, constants
 from ._engine.ir import Instr, Rounding
 from .conventions import REGISTRY, Convention, Hypers
@@ -172,7 +173,7 @@ def explain(
     else:
         raise ValueError(f"unknown name {name!r}; explain takes {', '.join(names())}")
     arguments = _keywords(function, hypers)
-    arrays = [np.ones(1, dtype) for _ in _positional(function)]
+    arrays = [np.ones(1, named_dtype(np, dtype)) for _ in _positional(function)]
     listing = _listing(function, arrays, arguments, dtype, "every step", state=None)
     qualname = f"{function.__module__}.{function.__name__}"
     return Explanation(short, qualname, dtype, arguments, (listing,))
@@ -185,8 +186,9 @@ def _explain_convention(
     if dtype not in variant.dtypes:
         raise ValueError(f"{name} ({variant.name}) models {', '.join(variant.dtypes)}, not {dtype}")
     arguments = convention.arguments(hypers, variant)
-    one = np.ones(1, dtype)
-    by_role = {"param": one, "grad": one, "state": one}
+    one = np.ones(1, named_dtype(np, dtype))
+    state_dtype = convention.state_dtype(variant.options, dtype)
+    by_role = {"param": one, "grad": one, "state": np.ones(1, named_dtype(np, state_dtype))}
 
     def call(state: Any) -> Callable[..., Any]:
         def run(*_: Any, **__: Any) -> Any:
@@ -248,27 +250,20 @@ def _render(captured: Captured, dtype: str, when: str, state: str | None) -> Lis
     split = program.split
     lanes = 0 if split is None else split.lanes.get(dtype, 0)
     recipes = [program.recipe] if split is None or not lanes else [program.recipe, split.tail]
+    stored = dict(program.stored)
     if split is None or not lanes:
-        segments = [_segment(program.recipe, program.rounding, dtype, "every element")]
-    else:
         segments = [
-            _segment(
-                program.recipe,
-                program.rounding,
-                dtype,
-                f"elements [0, n - n mod {lanes}) (the SIMD body, {lanes} lanes)",
-                lanes,
-            ),
-            _segment(
-                split.tail,
-                split.tail_rounding,
-                dtype,
-                f"the last n mod {lanes} elements (the scalar tail)",
-                lanes,
-            ),
+            _segment(program.recipe, program.rounding, dtype, "every element", stored=stored)
+        ]
+    else:
+        body, tail = _split_elements(lanes, split.grain, split.threads)
+        segments = [
+            _segment(program.recipe, program.rounding, dtype, body, stored=stored, lanes=lanes),
+            _segment(split.tail, split.tail_rounding, dtype, tail, stored=stored, lanes=lanes),
         ]
     read = {a for recipe in recipes for i in recipe for a in i.args}
-    values = constants(np, program.hypers, program.rounding, np.ones(1, dtype), "cpu")
+    leaf = np.ones(1, named_dtype(np, dtype))
+    values = constants(np, program.hypers, program.rounding, leaf, "cpu")
     listed = tuple(
         Constant(
             name,
@@ -281,6 +276,29 @@ def _render(captured: Captured, dtype: str, when: str, state: str | None) -> Lis
         if name in read
     )
     return Listing(when, inputs, outputs, listed, tuple(segments))
+
+
+def _split_elements(lanes: int, grain: int, threads: int) -> tuple[str, str]:
+    """Which elements the SIMD body and the scalar tail compute, in words.
+
+    On one thread, a leaf of n elements; on several (a split with a grain),
+    each chunk of m elements that the threads cut a larger leaf into
+    (:func:`nagref._engine.ir.chunks`).
+    """
+    if grain <= 0 or threads <= 1:
+        return (
+            f"elements [0, n - n mod {lanes}) (the SIMD body, {lanes} lanes)",
+            f"the last n mod {lanes} elements (the scalar tail)",
+        )
+    cut = (
+        f"{threads} threads cut a leaf of n > {grain} elements into "
+        f"c = min({threads}, ⌈n / {grain}⌉) chunks of m = ⌈n / c⌉ (the last shorter)"
+    )
+    return (
+        f"elements [0, m - m mod {lanes}) of each chunk of m elements "
+        f"(the SIMD body, {lanes} lanes; {cut})",
+        f"the last m mod {lanes} elements of each chunk (its scalar tail)",
+    )
 
 
 def _exact(x: Any) -> str:
@@ -297,16 +315,28 @@ def _chain(via: tuple[str, ...], rounding: Rounding, dtype: str) -> list[str]:
 
 
 def _segment(
-    recipe: Sequence[Instr], rounding: Rounding, dtype: str, elements: str, lanes: int = 0
+    recipe: Sequence[Instr],
+    rounding: Rounding,
+    dtype: str,
+    elements: str,
+    *,
+    stored: Mapping[str, str],
+    lanes: int = 0,
 ) -> Segment:
     compute = rounding.compute.get(dtype, dtype)
     result = rounding.result.get(dtype, dtype)
     where = f"computed in {compute}, " if compute != dtype else ""
     described = f"each result {where}rounded to {result}"
+    kept = [f"{register} kept in {d}" for register, d in stored.items() if d != dtype]
     if result != dtype:
-        described += f", the outputs then to {dtype}"
+        described += f", the outputs then to {dtype}" + (f" ({', '.join(kept)})" if kept else "")
+    elif kept:
+        described += f"; {', '.join(kept)}"
     if dtype in rounding.flush:
         described += "; subnormal operands and results flushed to signed zero"
+        if compute != dtype:
+            before = f", before the rounding to {result}" if result != compute else ""
+            described += f" in {compute}{before}"
     operations = tuple(
         Operation(i.out, i.op, i.args, _rounding(i.op, rounding.contract, compute), i.note)
         for i in recipe

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from backends import XP, Backend, load
+from backends import XP, Backend, load, numpy_dtype
 from hypothesis import given
 from hypothesis import strategies as st
-from oracle import exact_fma
+from oracle import exact_fma, finfo
 
 from nagref._engine.fma import fma
 
@@ -17,7 +17,7 @@ from nagref._engine.fma import fma
 #: which the error-free transformations need (docs/conventions.md): JAX on CPU
 #: flushes subnormals and jax.jit contracts a·b + c, so they are tested apart.
 IEEE = [Backend.NUMPY, Backend.ARRAY_API_STRICT, Backend.TORCH, Backend.DASK]
-DTYPES = ["float16", "float32", "float64"]
+DTYPES = ["float16", "float32", "float64", "bfloat16"]
 
 
 @pytest.fixture(params=IEEE, ids=[b.value for b in IEEE])
@@ -29,14 +29,14 @@ def _check(xp: XP, dtype: str, a: list[float], b: list[float], c: list[float]) -
     if dtype not in xp.dtypes:
         pytest.skip(f"{xp} has no {dtype}")
     with np.errstate(all="ignore"):
-        na, nb, nc = (np.asarray(v, dtype=np.float64).astype(dtype) for v in (a, b, c))
+        na, nb, nc = (np.asarray(v, dtype=np.float64).astype(numpy_dtype(dtype)) for v in (a, b, c))
         got = xp.to_numpy(fma(*(xp.asarray(v, dtype) for v in (na, nb, nc))))
     want = np.array(
         [
             exact_fma(float(x), float(y), float(z), dtype)
             for x, y, z in zip(na, nb, nc, strict=True)
         ],
-        dtype=dtype,
+        dtype=numpy_dtype(dtype),
     )
     bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[want.itemsize]
     same = (got.view(bits) == want.view(bits)) | (np.isnan(got) & np.isnan(want))
@@ -45,7 +45,7 @@ def _check(xp: XP, dtype: str, a: list[float], b: list[float], c: list[float]) -
 
 
 def _edge_values(dtype: str) -> list[float]:
-    info = np.finfo(dtype)
+    info = finfo(dtype)
     tiny, sub, big = float(info.smallest_normal), float(info.smallest_subnormal), float(info.max)
     one_ulp = float(info.eps)
     return [
@@ -80,9 +80,11 @@ def test_every_combination_of_edge_values(ieee: XP, dtype: str) -> None:
 
 def _floats(dtype: str) -> st.SearchStrategy[float]:
     """Any value of ``dtype``, drawn as a bit pattern (all exponents equally likely)."""
-    width = np.dtype(dtype).itemsize * 8
+    width = numpy_dtype(dtype).itemsize * 8
     bits = {16: np.uint16, 32: np.uint32, 64: np.uint64}[width]
-    return st.integers(0, 2**width - 1).map(lambda k: float(np.asarray(k, dtype=bits).view(dtype)))
+    return st.integers(0, 2**width - 1).map(
+        lambda k: float(np.asarray(k, dtype=bits).view(numpy_dtype(dtype)))
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -94,7 +96,7 @@ def test_random_and_cancelling_operands(ieee: XP, dtype: str, data: st.DataObjec
     # half of the addends nearly cancel the product: the hard cases
     noise = data.draw(st.lists(st.integers(-3, 3), min_size=n, max_size=n))
     with np.errstate(all="ignore"):
-        product = (np.asarray(a, dtype) * np.asarray(b, dtype)).astype(dtype)
+        product = np.asarray(a, numpy_dtype(dtype)) * np.asarray(b, numpy_dtype(dtype))
         near = [
             float(np.nextafter(-p, np.inf * k)) if k else float(-p)
             for p, k in zip(product, noise, strict=True)
@@ -106,17 +108,24 @@ def test_random_and_cancelling_operands(ieee: XP, dtype: str, data: st.DataObjec
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tiny_products_and_ties(ieee: XP, dtype: str) -> None:
-    info = np.finfo(dtype)
+    info = finfo(dtype)
     rng = np.random.default_rng(0)
     n = 2000
     low = info.minexp - info.nmant
     with np.errstate(all="ignore"):
         a = np.ldexp(rng.random(n) + 0.5, rng.integers(low, info.minexp // 2, n))
         b = np.ldexp(rng.random(n) + 0.5, rng.integers(-30, 10, n)) * rng.choice([-1, 1], n)
-        a, b = a.astype(dtype), b.astype(dtype)
-        c = -(a.astype(np.float64) * b).astype(dtype)
-        c = np.where(rng.random(n) < 0.5, np.nextafter(c, rng.choice([-np.inf, np.inf], n)), c)
-    _check(ieee, dtype, a.tolist(), b.tolist(), c.astype(dtype).tolist())
+        a, b = a.astype(numpy_dtype(dtype)), b.astype(numpy_dtype(dtype))
+        c = -(a.astype(np.float64) * b.astype(np.float64)).astype(numpy_dtype(dtype))
+        away = np.nextafter(c, rng.choice([-np.inf, np.inf], n).astype(c.dtype))
+        c = np.where(rng.random(n) < 0.5, away, c)
+    _check(
+        ieee,
+        dtype,
+        a.astype(np.float64).tolist(),
+        b.astype(np.float64).tolist(),
+        c.astype(np.float64).tolist(),
+    )
 
 
 def test_jax_eager_is_exact_away_from_subnormals() -> None:

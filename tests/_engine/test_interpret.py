@@ -29,6 +29,8 @@ def _run(
     outputs: tuple[str, ...],
     *,
     lanes: int = 0,
+    grain: int = 0,
+    threads: int = 1,
     constant_dtype: str | None = None,
 ) -> list[np.ndarray]:
     """One leaf through run_leaf on ``xp`` (called as ``xp.call`` calls), as NumPy arrays.
@@ -49,7 +51,14 @@ def _run(
 
     def leaf(*arrays: Any) -> tuple[Any, ...]:
         batch = Batch(
-            tuple(made), lanes, names, [[a] for a in arrays], outputs, [None] * len(outputs)
+            tuple(made),
+            lanes,
+            names,
+            [[a] for a in arrays],
+            outputs,
+            [None] * len(outputs),
+            grain=grain,
+            threads=threads,
         )
         return run_leaf(xp.ns, batch, 0)
 
@@ -191,6 +200,62 @@ def test_split_evaluates_the_tail_recipe_on_the_last_n_mod_lanes_elements(
     flat = x.ravel()
     factor = np.where(np.arange(flat.size) >= flat.size - tail, 3, 2).astype(np.float32)
     assert _bits(got) == _bits((flat * factor).reshape(shape))
+
+
+def _chunk_tails(size: int, lanes: int, grain: int, threads: int) -> np.ndarray:
+    """Element by element: in the last (chunk size mod lanes) of its chunk? The chunks are
+    OpenMP's in at::parallel_for: min(threads, ceil(size / grain)) of ceil(size / that)."""
+    tails = np.zeros(size, bool)
+    team = 1 if size <= grain or threads == 1 else min(threads, -(-size // grain))
+    chunk = -(-size // team) if size else 0
+    for tid in range(team):
+        begin, end = tid * chunk, min(size, (tid + 1) * chunk)
+        for i in range(begin, end):
+            tails[i] = i >= end - (end - begin) % lanes
+    return tails
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("shape", [(37,), (41,), (5, 9), (64,), (3,), (0,)])
+def test_each_chunk_has_its_own_body_and_tail(xp: XP, shape: tuple[int, ...], threads: int) -> None:
+    """A split with grain 8 and 4 lanes: the tail recipe runs on each chunk's last elements."""
+    x = np.arange(1, 1 + int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    body = ((instr("r", "mul", "x", "k"),), Rounding(False), {"k": 2.0})
+    tail = ((instr("r", "mul", "x", "k"),), Rounding(False), {"k": 3.0})
+    (got,) = _run(xp, [body, tail], {"x": x}, ("r",), lanes=4, grain=8, threads=threads)
+    assert got.shape == shape
+    factor = np.where(_chunk_tails(x.size, 4, 8, threads), 3, 2).astype(np.float32)
+    assert _bits(got) == _bits((x.ravel() * factor).reshape(shape))
+
+
+def test_chunks_change_which_float16_elements_get_the_tails_rounding(xp: XP) -> None:
+    """The issue's tensor: n = 65537, p = 0x30c6, g = 0x3e83, p + fl16(fl32(-0.1))·g.
+
+    The body fuses in float32 (one rounding, then float16); the tail rounds the
+    product to float16 first. torch 2.13 gives 0xa2f4 and 0xa2f0 (measured).
+    """
+    _need(xp, "float16")
+    if xp.contracts:
+        pytest.skip("jax.jit: XLA contracts the tail's a·b + c (docs/rules.md)")
+    n = 65537
+    p = np.full(n, 0x30C6, np.uint16).view(np.float16)
+    g = np.full(n, 0x3E83, np.uint16).view(np.float16)
+    k = np.float16(np.float32(-0.1))
+    rounding = {"float16": "float32"}
+    recipe = (instr("r", "muladd", "g", "k", "p"),)
+    body = (recipe, Rounding(True, rounding), {"k": float(k)})
+    tail = (recipe, Rounding(False, rounding), {"k": float(k)})
+    fused = np.float16(exact_fma(float(g[0]), float(k), float(p[0]), "float32"))
+    product = np.float16(np.float32(g[0]) * np.float32(k))
+    separate = np.float16(np.float32(product) + np.float32(p[0]))
+    assert (int(fused.view(np.uint16)), int(separate.view(np.uint16))) == (0xA2F4, 0xA2F0)
+    for threads, tails in ((1, [65536]), (2, [32768]), (3, list(range(21824, 21846)))):
+        (got,) = _run(
+            xp, [body, tail], {"g": g, "p": p}, ("r",), lanes=32, grain=32768, threads=threads
+        )
+        expected = np.where(_chunk_tails(n, 32, 32768, threads), separate, fused)
+        assert _bits(got) == _bits(expected)
+        assert np.flatnonzero(got.view(np.uint16) == 0xA2F0)[: len(tails)].tolist() == tails
 
 
 def test_split_tail_with_a_constant_output_and_other_roundings(xp: XP) -> None:

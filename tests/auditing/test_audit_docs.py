@@ -34,7 +34,8 @@ def test_the_reports_on_the_page_are_what_the_audit_prints(
     for npz, shown in OUTPUTS:
         codes.append(main(["audit", npz]))
         assert capsys.readouterr().out == shown
-    assert codes == [1, 1, 0]
+    # fixed.npz is bit for bit torch's scalar kernels (ATEN_CPU_CAPABILITY=default)
+    assert codes == [1, 0, 0]
 
 
 def test_the_limits_on_the_page_are_the_loaders() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from nagref import formulations, rules
 from nagref._compare import bitwise_equal
+from nagref._dtypes import numpy_dtype
 from nagref.auditing.candidates import Candidate, candidates
 from nagref.auditing.trajectory import Trajectory, load
 from nagref.conventions import REGISTRY, keras, optax, pytorch, tensorflow
@@ -88,7 +89,9 @@ def test_dampening_leaves_the_conventions_that_can_express_it() -> None:
     assert names == _expected("float32", (False, True), allowed, plain=False)
     assert not any(n.startswith(("nagref.", "formulations.")) for n in names)
     both = _names(_trajectory(nesterov=False, dampening=0.5, weight_decay=0.01))
-    assert both == ["pytorch single-tensor", "pytorch foreach", "pytorch fused"]
+    torch_variants = [v.name for v in REGISTRY["pytorch"].variants]
+    assert both == [f"pytorch {name}" for name in torch_variants]
+    assert {"single-tensor", "foreach", "fused", "fused-default"} <= set(torch_variants)
 
 
 def test_weight_decay_leaves_pytorch_and_keras() -> None:
@@ -166,8 +169,9 @@ def test_each_convention_candidate_replays_its_conventions_call(
                 s0 = cand.initial_state(p)
                 if convention.first_state == "none":
                     assert s0 is None
-                else:
-                    assert _same(s0, np.zeros_like(p))
+                else:  # zeros of the state's dtype (Optax's float32 trace)
+                    state_dtype = convention.state_dtype(variant.options, tr.dtype)
+                    assert _same(s0, np.zeros(p.shape, numpy_dtype(state_dtype)))
                 x, s = p, s0
                 for t in range(tr.steps):  # each step's own learning rate and momentum
                     with np.errstate(all="ignore"):

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nagref import rules
 from nagref.auditing import NPZ_KEYS, Trajectory, TrajectoryError, load, trajectory
 from nagref.cli import main
 
@@ -180,6 +185,7 @@ def test_damaged_archives_never_crash_the_loader(
         "dampening": np.float64(value),
         "weight_decay": np.float64(value),
         "nesterov": np.zeros(shape, bool),
+        "dtype": np.array("float32"),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -289,3 +295,169 @@ def test_a_hand_built_trajectory_names_the_wrong_field(
     }
     with pytest.raises(error, match=f"^Trajectory: {message}"):
         Trajectory(**(good | fields))
+
+
+# -- bfloat16 in an .npz: bit patterns, with the dtype named -------------------------------
+
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
+
+
+def _bf16(steps: int = 3, n: int = 5, nan: bool = True) -> dict[str, Any]:
+    """A bfloat16 trajectory of rules.momentum, with a NaN that has a payload and a sign."""
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal(n).astype(np.float32).astype(BFLOAT16)  # bfloat16s: exact
+    v = np.zeros_like(w)
+    initial, grads, params = w.copy(), [], []
+    for t in range(steps):
+        g = rng.standard_normal(n).astype(np.float32).astype(BFLOAT16)
+        if nan and t == steps - 1:
+            g.view(np.uint16)[0] = 0xFFC1  # -NaN, payload 0x41
+        w, v = rules.momentum(w, g, v, lr=0.1, momentum=0.9)
+        grads.append(g)
+        params.append(w)
+    return {
+        "initial": initial,
+        "grads": np.stack(grads),
+        "params": np.stack(params),
+        "lr": np.float64(0.1),
+        "momentum": np.float64(0.9),
+        "nesterov": np.bool_(False),
+    }
+
+
+@pytest.mark.parametrize("stored", ["|V2", "uint16"])
+def test_a_declared_bfloat16_archive_loads_bit_for_bit(tmp_path: Path, stored: str) -> None:
+    arrays = _bf16()
+    saved = dict(arrays)
+    if stored == "uint16":
+        saved |= {k: arrays[k].view(np.uint16) for k in ("initial", "grads", "params")}
+    path = _save(tmp_path, saved | {"dtype": "bfloat16"})
+    with zipfile.ZipFile(path) as archive, archive.open("grads.npy") as member:
+        version = np.lib.format.read_magic(member)
+        assert version == (1, 0)
+        assert np.lib.format.read_array_header_1_0(member)[2].str == ("|V2" if stored == "|V2"
+                                                                      else "<u2")  # fmt: skip
+    tr = load(path)
+    assert tr.dtype == "bfloat16"
+    for key in ("initial", "grads", "params"):
+        got = getattr(tr, key)
+        assert got.dtype == BFLOAT16
+        assert got.tobytes() == arrays[key].tobytes()  # NaN payloads and signs kept
+    assert tr.grads.view(np.uint16)[-1, 0] == 0xFFC1
+
+
+def test_a_declared_dtype_of_numpys_own_must_be_the_arrays(tmp_path: Path) -> None:
+    assert load(_save(tmp_path, _arrays() | {"dtype": "float32"})).dtype == "float32"
+    with pytest.raises(TrajectoryError, match=r"dtype says float64, but initial has dtype <f4"):
+        load(_save(tmp_path, _arrays() | {"dtype": "float64"}))
+
+
+def _bits(arrays: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    return arrays | {k: arrays[k].view(np.uint16).astype(dtype) for k in ("initial", "grads",
+                                                                          "params")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (  # what np.savez writes for ml_dtypes arrays, without the declaration
+            lambda a: a,
+            r"initial holds raw 2-byte values \(\|V2, what np.save writes for an ml_dtypes "
+            r"array\), whose dtype the file does not say; if they are bfloat16, declare it: "
+            r"np.savez\(\.\.\., dtype='bfloat16'\)",
+        ),
+        (
+            lambda a: _bits(a, np.uint16),
+            r"initial has dtype uint16; expected one of .* \(if it holds bfloat16 bit patterns, "
+            r"declare it: np.savez\(\.\.\., dtype='bfloat16'\)\)",
+        ),
+        (
+            lambda a: a | {"params": a["params"].view(np.uint16)} | {"dtype": "float16"},
+            r"dtype says float16, but initial has dtype \|V2",
+        ),
+        (
+            lambda a: _bits(a, np.uint32) | {"dtype": "bfloat16"},
+            r"dtype says bfloat16, stored as its 2-byte bit patterns \(uint16, or the \|V2 "
+            r"np.save writes for ml_dtypes.bfloat16\), but initial holds 4-byte values "
+            r"\(<u4, uint32\)",
+        ),
+        (
+            lambda a: a | {"grads": np.zeros((3, 5), "V4"), "dtype": "bfloat16"},
+            r"but grads holds 4-byte values \(\|V4",
+        ),
+        (
+            lambda a: _bits(a, np.int16) | {"dtype": "bfloat16"},
+            r"dtype says bfloat16, .* but initial holds <i2 \(int16\)",
+        ),
+        (
+            lambda a: _bits(a, ">u2") | {"dtype": "bfloat16"},
+            r"but initial holds >u2",
+        ),
+        (
+            lambda a: (
+                a
+                | {k: a[k].astype(np.float32) for k in ("initial", "grads", "params")}
+                | {"dtype": "bfloat16"}
+            ),
+            r"dtype says bfloat16, stored as its 2-byte bit patterns .* but initial holds 4-byte "
+            r"values \(<f4, float32\)",
+        ),
+        (lambda a: a | {"dtype": "bf16"}, r"dtype must name one of float16, .* got 'bf16'"),
+        (lambda a: a | {"dtype": np.array(["bfloat16"])}, "dtype must be a string naming"),
+        (lambda a: a | {"dtype": np.int64(2)}, "dtype must be a string naming"),
+    ],
+)
+def test_bfloat16_bits_are_never_guessed_at(tmp_path: Path, change: Any, message: str) -> None:
+    with pytest.raises(TrajectoryError, match=message) as info:
+        load(_save(tmp_path, change(_bf16())))
+    assert "\n" not in str(info.value)
+
+
+def test_the_audit_command_identifies_a_bfloat16_trajectory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _save(tmp_path, _bf16(nan=False) | {"dtype": "bfloat16"})
+    main(["audit", str(path)])
+    out = capsys.readouterr().out
+    assert "3 steps, bfloat16, shape (5,)" in out
+    verdict = out.strip().splitlines()[-1]
+    assert verdict.startswith("VERDICT: bitwise: nagref.momentum (lecture form)")
+
+
+def test_a_bfloat16_vector_is_a_json_trajectory(tmp_path: Path) -> None:
+    main(["vectors", "--out", str(tmp_path), "--convention", "rules", "--dtype", "bfloat16"])
+    tr = load(tmp_path / "rules-nag-bfloat16-special.json")
+    assert tr.dtype == "bfloat16"
+    assert tr.nesterov is True
+    assert np.isnan(tr.grads.astype(np.float32)).any()
+
+
+SNIPPETS = re.findall(r"<!-- bfloat16: (\S+) -->\n```python\n(.*?)```", DOC, re.S)
+
+
+def test_the_bfloat16_snippets_on_the_page_write_files_that_audit_as_they_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert [name for name, _ in SNIPPETS] == ["torch_bf16.py", "jax_bf16.py"]
+    for name, code in SNIPPETS:
+        (tmp_path / name).write_text(code, encoding="utf-8")
+        subprocess.run([sys.executable, name], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    expected = [
+        ("torch-bf16.npz", "<u2", ["pytorch single-tensor", "pytorch single-tensor-avx2"]),
+        ("jax-bf16.npz", "|V2", ["optax eager", "optax jit"]),
+    ]
+    for npz, stored, bitwise in expected:
+        with zipfile.ZipFile(npz) as archive, archive.open("params.npy") as member:
+            np.lib.format.read_magic(member)
+            assert np.lib.format.read_array_header_1_0(member)[2].str == stored
+        tr = load(npz)
+        shape = (40,) if npz.startswith("torch") else (8,)
+        assert (tr.dtype, tr.steps, tr.initial.shape) == ("bfloat16", 3, shape)
+        assert main(["audit", npz]) == 0
+        verdict = capsys.readouterr().out.strip().splitlines()[-1]
+        matches = verdict.removeprefix("VERDICT: bitwise: ").split("; ")
+        assert set(bitwise) <= set(matches), verdict
+        if npz.startswith("torch"):
+            assert matches == bitwise

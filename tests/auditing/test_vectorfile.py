@@ -12,6 +12,7 @@ import pytest
 from nagref._compare import bitwise_equal
 from nagref.auditing import Trajectory, TrajectoryError, load
 from nagref.auditing.vectorfile import KEYS, REQUIRED
+from nagref.conventions import REGISTRY
 from nagref.vectors import schema
 from nagref.vectors.catalogue import cases
 from nagref.vectors.encode import decode_floats, dumps, encode, write
@@ -31,8 +32,10 @@ def test_the_keys_are_the_schemas() -> None:
     assert KEYS["step"] == set(step["properties"])
     assert REQUIRED["step"] == tuple(step["required"])
     assert KEYS["expected"] == set(step["properties"]["expected"]["properties"])
-    assert KEYS["floats"] == set(defs["floats"]["properties"]) == set(defs["float"]["properties"])
+    assert KEYS["floats"] == set(defs["floats"]["properties"]) == {"hex", "decimal", "bits"}
     assert REQUIRED["floats"] == tuple(defs["floats"]["required"])
+    assert KEYS["float"] == set(defs["float"]["properties"]) == {"hex", "decimal"}
+    assert REQUIRED["float"] == tuple(defs["float"]["required"])
     assert KEYS["recorded_by"] == set(properties["recorded_by"]["properties"])
     assert REQUIRED["spec"] == tuple(properties["spec"]["required"])
     assert s["dependentRequired"] == {"recorded_by": ["spec"], "spec": ["recorded_by"]}
@@ -188,7 +191,7 @@ def test_the_hyperparameters_are_read_strictly(tmp_path: Path) -> None:
         (lambda d: d["steps"][0].update(extra=1), "step 1: unknown key 'extra'"),
         (lambda d: d["steps"][0].pop("grad"), "step 1: missing key 'grad'"),
         (lambda d: d.update(steps=[]), "the trajectory has no steps"),
-        (lambda d: d.update(dtype="bfloat16"), "dtype must be one of .* got 'bfloat16'"),
+        (lambda d: d.update(dtype="bfloat8"), "dtype must be one of .* got 'bfloat8'"),
         (lambda d: d.update(convention="adam"), "convention: 'adam' is not one nagref knows"),
         (lambda d: d.update(shape=[37, 0.5]), r"shape\[1\]: expected an integer .* got 0.5"),
         (lambda d: d.update(shape=[10**9]), "more elements than the file holds"),
@@ -206,3 +209,151 @@ def test_structure_counts_and_types_are_checked(tmp_path: Path, change: Any, mes
 
 def test_nothing_may_follow_the_vector(tmp_path: Path) -> None:
     _refused(tmp_path, dumps(_case()) + "\n{}", "expected nothing after the vector")
+
+
+# -- bfloat16: the arrays come from the bits, each checked against its hex float ----------
+
+
+def _bf16(variant: str = "momentum", name: str = "special") -> dict[str, Any]:
+    return encode(next(c for c in cases(("rules",), ("bfloat16",)) if (c.variant, c.name)
+                       == (variant, name)))  # fmt: skip
+
+
+def _exactly(tr: Trajectory, want: dict[str, Any]) -> None:
+    _same(tr, want)
+    for key in ("initial", "grads", "params"):  # the very bits, NaN payloads and signs too
+        assert getattr(tr, key).tobytes() == want[key].tobytes(), key
+
+
+def test_every_bfloat16_vector_reads_back_from_its_bits(tmp_path: Path) -> None:
+    paths = write(tmp_path, ("rules", "formulations"), ("bfloat16",))
+    assert len(paths) == 4 * 9
+    for path in paths:
+        tr = load(path)
+        assert tr.dtype == "bfloat16"
+        _exactly(tr, _reference(json.loads(path.read_text())))
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "compact"])
+def test_a_bfloat16_vector_reads_in_any_key_order(tmp_path: Path, order: str) -> None:
+    data = _bf16()
+    # a NaN with a payload and a sign, which only the bits hold
+    data["steps"][0]["grad"]["bits"][3] = "0xffc1"
+    data["steps"][0]["grad"]["hex"][3] = "nan"
+    data["steps"][0]["grad"]["decimal"][3] = "nan"
+    want = _reference(data)
+    assert want["grads"][0].view(np.uint16)[3] == 0xFFC1
+    if order == "sorted":
+        text = dumps(data)
+    elif order == "reversed":  # the dtype after the floats, and the bits after the hex floats
+        text = json.dumps(_reverse(data))
+    else:
+        text = json.dumps(data, separators=(",", ":"))
+    path = tmp_path / "v.json"
+    path.write_text(text)
+    _exactly(load(path), want)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["steps"][2]["grad"]["bits"].__setitem__(5, "0x3f80"),
+            r"step 3: grad.bits\[5\]: 0x3f80 is 0x1.0000000000000p\+0, but hex\[5\] is ",
+        ),
+        (
+            lambda d: d["initial"]["param"]["bits"].__setitem__(0, "0x7fc0"),
+            r"initial.param.bits\[0\]: 0x7fc0 is nan, but hex\[0\] is ",
+        ),
+        (
+            lambda d: d["steps"][0]["expected"]["state"][0]["bits"].__setitem__(36, "0x8000"),
+            r"step 1: expected.state\[0\].bits\[36\]: 0x8000 is -0x0.0p\+0, but hex\[36\] is ",
+        ),
+        (
+            lambda d: d["steps"][1]["expected"]["param"].pop("bits"),
+            r"step 2: expected.param: missing key 'bits' \(every bfloat16 array of a vector",
+        ),
+        (lambda d: d["steps"][1]["grad"]["bits"].pop(), "step 2: grad: 36 bits and 37 hex"),
+        (lambda d: d["steps"][1]["grad"]["bits"].append("0x0000"), "more than 37 values"),
+        (
+            lambda d: d["initial"]["param"]["bits"].__setitem__(2, "0x3F80"),
+            r"initial.param.bits: expected a bit pattern string \(like 0x3fc0\)",
+        ),
+        (
+            lambda d: d["initial"]["param"]["hex"].__setitem__(2, "0x1.0000000000001p+0"),
+            r"initial.param.hex\[2\]: '0x1.0000000000001p\+0' is not a bfloat16 value|"
+            r"initial.param: value 2 is not a bfloat16 value",
+        ),
+    ],
+)
+def test_a_bfloat16_vector_whose_bits_disagree_is_refused(
+    tmp_path: Path, change: Any, message: str, reverse: bool
+) -> None:
+    data = _bf16()
+    change(data)
+    _refused(tmp_path, _reverse(data) if reverse else data, message)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_bits_in_another_dtype_are_refused(tmp_path: Path, reverse: bool) -> None:
+    data = _case("momentum", "basic")  # float16
+    data["steps"][1]["grad"]["bits"] = ["0x0000"] * 37
+    message = (
+        r"step 2: grad: unknown key 'bits' \(only a bfloat16 array holds bit patterns, "
+        "not a float16 one"
+    )
+    _refused(tmp_path, _reverse(data) if reverse else data, message)
+    plain = _bf16("momentum", "basic")
+    for entry in (plain["initial"]["param"], plain["steps"][0]["grad"]):
+        del entry["bits"]
+    plain["dtype"] = "float32"  # a bfloat16 vector without bits: its values are float32's too
+    (tmp_path / "plain.json").write_text(dumps(plain))
+    with pytest.raises(TrajectoryError, match=r"(param|state\[0\]): unknown key 'bits'"):
+        load(tmp_path / "plain.json")
+    plain["dtype"] = "bfloat16"  # and calling itself bfloat16, some arrays lack them
+    message = "initial.param: missing key 'bits'" if not reverse else "missing key 'bits'"
+    _refused(tmp_path, _reverse(plain) if reverse else plain, message)
+
+
+def _trace32() -> dict[str, Any]:
+    variant = "eager-float32-trace"
+    if variant not in {v.name for v in REGISTRY["optax"].variants}:
+        pytest.skip("no optax variant keeps a float32 trace")
+    (case,) = [c for c in cases(("optax",), ("bfloat16",)) if (c.variant, c.name)
+               == (variant, "special")]  # fmt: skip
+    data = encode(case)
+    assert data["state_dtype"] == "float32"
+    return data
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_float32_state_of_bfloat16_parameters_reads_in_any_order(
+    tmp_path: Path, reverse: bool
+) -> None:
+    data = _trace32()
+    assert "bits" not in data["steps"][0]["expected"]["state"][0]
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(_reverse(data)) if reverse else dumps(data))
+    _exactly(load(path), _reference(data))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_state_must_be_of_its_dtype(tmp_path: Path, reverse: bool) -> None:
+    data = _trace32()
+    del data["state_dtype"]  # a float32 trace, in a file that says bfloat16 for all
+    _refused(
+        tmp_path,
+        _reverse(data) if reverse else data,
+        r"step \d: expected.state\[0\].hex\[\d+\]: \S+ is not a bfloat16 value",
+    )
+    data = _trace32() | {"state_dtype": "float16"}
+    _refused(tmp_path, _reverse(data) if reverse else data, r"is not a float16 value")
+    data = _trace32() | {"state_dtype": "bfloat16"}
+    _refused(
+        tmp_path,
+        _reverse(data) if reverse else data,
+        r"initial.state\[0\]: missing key 'bits' \(every bfloat16 array of a vector",
+    )
+    data = _trace32() | {"state_dtype": "float8"}
+    _refused(tmp_path, data, "state_dtype must be one of .* got 'float8'")

@@ -9,17 +9,18 @@ last n mod lanes elements, are exercised) and a 3×13 matrix.
 
 Limits of JAX on CPU decide what is compared there:
 
-* XLA flushes float32 and float64 subnormal inputs and results to zero
-  (``xp.flushes_subnormals``, docs/rules.md), eager or jitted: where it
-  does, the data has no subnormals (elsewhere it has some);
+* XLA flushes float32, float64 and bfloat16 subnormal inputs and results
+  to zero (``xp.flushes_subnormals``, docs/rules.md), eager or jitted: where
+  it does, the data has no subnormals (elsewhere it has some);
 * under ``jax.jit`` XLA contracts a multiply and an add into one fused
   multiply-add (``xp.contracts``, docs/rules.md). A convention whose recipe
   rounds a product and then adds it, with no flush between (every
-  convention in float16; Keras' NumPy backend in every dtype; Keras' torch
-  backend's weight decay without nesterov), cannot be bit for bit there
-  and is skipped with that reason. The others are compared: their
-  multiply-adds are single roundings already, or a flush stands between
-  the multiply and the add;
+  convention in float16; Keras' NumPy backend in every dtype but bfloat16;
+  Keras' torch backend's weight decay without nesterov), cannot be bit for bit there
+  and is skipped with that reason. bfloat16 is compared: XLA computes it
+  in float32 and keeps every rounding to bfloat16. The others are compared:
+  their multiply-adds are single roundings already, or a flush stands
+  between the multiply and the add;
 * under ``jax.jit`` XLA also simplifies x + (+0) to x, which is wrong for
   x = -0. Where a convention's first step adds to the +0 its state starts
   at (a constant under jit: Optax, Keras' torch backend), zeros may come
@@ -36,13 +37,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from backends import XP, Backend, load
+from backends import XP, Backend, load, numpy_dtype
+from oracle import finfo
 
 from nagref._compare import bitwise_equal
 from nagref._engine.kernels import disabled
 from nagref.conventions import keras, optax, pytorch, tensorflow
 
-DTYPES = ("float16", "float32", "float64")
+DTYPES = ("float16", "float32", "float64", "bfloat16")
 SHAPES = {"vector": (37,), "matrix": (3, 13)}
 STEPS = 3
 #: rounds differently to float16 directly (0.2888) and through float32 (0.2886)
@@ -131,13 +133,13 @@ _TAIL = "its SIMD tail (the last n mod 32 elements) rounds d·(-lr) before addin
 CASES: dict[str, Case] = {
     "pytorch": Case(_pytorch(foreach=False), product=_TAIL),
     "pytorch-foreach": Case(_pytorch(foreach=True), product=_TAIL),
-    # torch's fused CPU kernel refuses float16 (test_fused_refuses_float16)
+    # torch's fused CPU kernel refuses 16-bit formats (test_fused_refuses_the_16_bit_formats)
     "pytorch-fused": Case(_pytorch(fused=True), dtypes=("float32", "float64"), separate=()),
     "keras-tensorflow": Case(_keras("tensorflow")),
     "keras-jax": Case(_keras("jax")),
     "keras-numpy": Case(
         _keras("numpy"),
-        separate=DTYPES,
+        separate=("float16", "float32", "float64"),
         product="each operation rounds separately, and nothing is flushed",
     ),
     "keras-torch": Case(
@@ -171,9 +173,9 @@ def _data(dtype: str, seed: int, subnormals: bool) -> Tree:
         flat[[0, 5, 33]] = 0.0
         flat[[1, 6, 34]] = -0.0
         if subnormals:
-            tiny = float(np.finfo(dtype).smallest_normal)
+            tiny = float(finfo(dtype).smallest_normal)
             flat[[2, 7, 35]] = tiny * np.array([0.5, -0.25, 0.75])
-        tree[name] = x.astype(dtype)
+        tree[name] = x.astype(numpy_dtype(dtype))
     return tree
 
 
@@ -262,12 +264,13 @@ def test_bit_for_bit_against_numpy(xp: XP, name: str, dtype: str, nesterov: bool
                 )
 
 
-def test_fused_refuses_float16(xp: XP) -> None:
-    if "float16" not in xp.dtypes:
-        pytest.skip(f"{xp.backend.value} has no float16")
-    p = xp.tree_asarray(_data("float16", 0, True))
-    g = xp.tree_asarray(_data("float16", 1, True))
-    with pytest.raises(NotImplementedError, match=r"fused=True with float16 is not modelled"):
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_fused_refuses_the_16_bit_formats(xp: XP, dtype: str) -> None:
+    if dtype not in xp.dtypes:
+        pytest.skip(f"{xp.backend.value} has no {dtype}")
+    p = xp.tree_asarray(_data(dtype, 0, True))
+    g = xp.tree_asarray(_data(dtype, 1, True))
+    with pytest.raises(NotImplementedError, match=rf"fused=True with {dtype} is not modelled"):
         xp.call(pytorch.sgd, p, g, None, lr=LR, momentum=MOMENTUM, fused=True)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from backends import numpy_dtype
 
 from nagref.conventions import optax
 
@@ -28,3 +30,79 @@ def test_optax_jit_contracts_where_eager_rounds_twice() -> None:
     jitted, _ = optax.sgd(p, g, None, learning_rate=0.1, jit=True)
     assert eager.tobytes() == (p + np.float32(-0.1) * g).tobytes()
     assert eager.tobytes() != jitted.tobytes()
+
+
+def _bfloat16(x: np.ndarray) -> np.ndarray:
+    return x.astype(numpy_dtype("bfloat16"))
+
+
+def test_a_float32_trace_of_bfloat16_parameters_is_float32_arithmetic() -> None:
+    p32, g32 = _arrays()
+    p, g = _bfloat16(p32), _bfloat16(g32)
+    # the oracle: optax's promotion, written out in NumPy float32
+    t = np.zeros(20, np.float32)
+    mu, lr = np.float32(0.9), np.float32(-0.1)
+    for jit in (False, True):
+        new_p, new_t = optax.sgd(
+            p, g, t, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32", jit=jit
+        )
+        assert new_p.dtype == p.dtype
+        assert new_t.dtype == np.float32
+        want_t = g.astype(np.float32) + mu * t  # exact: t is zero
+        assert new_t.tobytes() == want_t.tobytes()
+        if not jit:
+            want_p = _bfloat16(p.astype(np.float32) + lr * want_t)
+            assert new_p.tobytes() == want_p.tobytes()
+    # the same step with a bfloat16 trace rounds differently somewhere
+    p2, t2 = optax.sgd(p, g, t, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32")
+    for _ in range(3):
+        p2, t2 = optax.sgd(p2, g, t2, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32")
+    p3, t3 = optax.sgd(p, g, None, learning_rate=0.1, momentum=0.9)
+    for _ in range(3):
+        p3, t3 = optax.sgd(p3, g, t3, learning_rate=0.1, momentum=0.9)
+    assert t3 is not None
+    assert t3.dtype == p.dtype
+    assert p2.tobytes() != p3.tobytes()
+
+
+def test_accumulator_dtype_is_checked_before_anything_runs() -> None:
+    p32, g32 = _arrays()
+    p, g = _bfloat16(p32), _bfloat16(g32)
+    with pytest.raises(ValueError, match=r"accumulator_dtype must be None or one of .*'int8'"):
+        optax.sgd(p, g, None, learning_rate=0.1, momentum=0.9, accumulator_dtype="int8")
+    with pytest.raises(TypeError, match=r"trace has dtype bfloat16 but must be float32"):
+        optax.sgd(p, g, g, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32")
+    out_p, out_t = np.empty_like(p), np.empty(20, p.dtype)
+    with pytest.raises(TypeError, match=r"out\[1\] has dtype bfloat16 but must be float32"):
+        optax.sgd(
+            p, g, None, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32",
+            out=(out_p, out_t),
+        )
+    with pytest.raises(NotImplementedError, match=r"accumulator_dtype='float32' with float64"):
+        optax.sgd(
+            p32.astype(np.float64), g32.astype(np.float64), None, learning_rate=0.1,
+            momentum=0.9, accumulator_dtype="float32",
+        )
+    with pytest.raises(NotImplementedError, match=r"accumulator_dtype='bfloat16' with float16"):
+        optax.sgd(
+            p32.astype(np.float16), g32.astype(np.float16), None, learning_rate=0.1,
+            momentum=0.9, accumulator_dtype="bfloat16",
+        )
+    # without momentum there is no trace, and the accumulator changes nothing
+    plain, none = optax.sgd(p, g, None, learning_rate=0.1, accumulator_dtype="float32")
+    assert none is None
+    assert plain.tobytes() == optax.sgd(p, g, None, learning_rate=0.1)[0].tobytes()
+
+
+def test_a_float32_trace_is_written_into_out() -> None:
+    p32, g32 = _arrays()
+    p, g = _bfloat16(p32), _bfloat16(g32)
+    t = np.zeros(20, np.float32)
+    want = optax.sgd(p, g, t, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32")
+    got = optax.sgd(
+        p, g, t, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32", out=(p, t)
+    )
+    assert got[0] is p
+    assert got[1] is t
+    assert p.tobytes() == want[0].tobytes()
+    assert t.tobytes() == want[1].tobytes()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from oracle import exact_fma
+from oracle import numpy_dtype as oracle_dtype
 
-from nagref.conventions import pytorch
+from nagref import explaining
+from nagref._engine import execute, kernels
+from nagref.conventions import _aten, pytorch
 
 
 def _arrays(dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +116,268 @@ def test_foreach_rounds_the_momentum_to_the_dtype_in_float16_only(dtype: str) ->
     assert single.tobytes() == buffer(float(np.float32(0.9))).tobytes()  # mul_: float32
     assert foreach.tobytes() == buffer(float(np.float16(np.float32(0.9)))).tobytes()
     assert single.tobytes() != foreach.tobytes()
+
+
+# -- threads and CPU capability (issue 14) ------------------------------------------
+
+
+def _issue_tensor(n: int = 65537) -> tuple[np.ndarray, np.ndarray]:
+    """The issue's float16 tensor: every p = 0x30c6, every g = 0x3e83."""
+    return (
+        np.full(n, 0x30C6, np.uint16).view(np.float16),
+        np.full(n, 0x3E83, np.uint16).view(np.float16),
+    )
+
+
+def _bits16(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x).view(np.uint16)
+
+
+@pytest.mark.parametrize(
+    ("threads", "tails"),
+    [(1, [65536]), (2, [32768]), (3, list(range(21824, 21846)) + list(range(43670, 43692)))],
+)
+def test_the_issues_float16_tensor_depends_on_the_threads(threads: int, tails: list[int]) -> None:
+    """torch 2.13.0 (measured): 0xa2f4 in each chunk's SIMD body, 0xa2f0 in its scalar tail.
+
+    The chunks: min(threads, ceil(65537 / 32768)) of ceil(65537 / that) elements;
+    with 3 threads, 21846, 21846 and 21845 (tails of 22, 22 and 21 elements).
+    """
+    p, g = _issue_tensor()
+    new, _ = pytorch.sgd(p, g, None, lr=0.1, threads=threads, cpu_capability="avx512")
+    bits = _bits16(new)
+    if threads == 3:
+        tails = tails + list(range(65516, 65537))
+    assert np.flatnonzero(bits == 0xA2F0).tolist() == tails
+    assert set(np.unique(bits).tolist()) == {0xA2F0, 0xA2F4}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("foreach", [False, True])
+def test_each_chunk_computes_as_a_tensor_of_its_own(dtype: str, foreach: bool) -> None:
+    """With threads, the update of each chunk is the one-thread update of that chunk alone."""
+    rng = np.random.default_rng(4)
+    n = 100_001  # 3 threads: chunks of 33334, 33334 and 33333 elements
+    p, g, b = (rng.standard_normal(n).astype(oracle_dtype(dtype)) for _ in range(3))
+    keywords = {"lr": 0.0123457, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}
+    new_p, new_b = pytorch.sgd(
+        p, g, b, **keywords, foreach=foreach, threads=3, cpu_capability="avx512"
+    )
+    assert new_b is not None
+    whole_p, _ = pytorch.sgd(p, g, b, **keywords, foreach=foreach, threads=1, cpu_capability="avx2")
+    assert new_p.tobytes() != whole_p.tobytes()  # the tails moved
+    for start, stop in [(0, 33334), (33334, 66668), (66668, n)]:
+        part_p, part_b = pytorch.sgd(
+            p[start:stop], g[start:stop], b[start:stop], **keywords, foreach=foreach, threads=1
+        )
+        assert part_b is not None
+        assert new_p[start:stop].tobytes() == part_p.tobytes()
+        assert new_b[start:stop].tobytes() == part_b.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_threads_change_nothing_in_float32_and_float64(dtype: str, fused: bool) -> None:
+    rng = np.random.default_rng(5)
+    p, g, b = (rng.standard_normal(65543).astype(dtype) for _ in range(3))
+    runs = {
+        threads: pytorch.sgd(p, g, b, lr=0.1, momentum=0.9, fused=fused, threads=threads)[0]
+        for threads in (1, 2, 3)
+    }
+    assert runs[1].tobytes() == runs[2].tobytes() == runs[3].tobytes()
+
+
+def test_a_chunked_tensor_runs_on_the_interpreter_with_the_same_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kernel computes one body and one tail per leaf: the executor does not give it
+    a batch whose leaves are cut into chunks (the C kernel would need a chunk loop)."""
+    p, g = _issue_tensor()
+    small = (p[:100], g[:100])
+    real = kernels.kernel_for(np)
+    seen: list[int] = []
+
+    def spy(batch: Any) -> Any:
+        seen.append(len(batch.columns[0]))
+        return real(batch) if real is not None else [None] * len(batch.columns[0])
+
+    monkeypatch.setattr(execute, "kernel_for", lambda xp: spy)
+    chunked, _ = pytorch.sgd(p, g, None, lr=0.1, threads=2, cpu_capability="avx512")
+    assert seen == []
+    one_chunk, _ = pytorch.sgd(p, g, None, lr=0.1, threads=1, cpu_capability="avx512")
+    pytorch.sgd(*small, None, lr=0.1, threads=2, cpu_capability="avx512")  # under the grain
+    assert seen == [1, 1]
+    with kernels.disabled():
+        assert pytorch.sgd(p, g, None, lr=0.1, threads=2)[0].tobytes() == chunked.tobytes()
+        assert pytorch.sgd(p, g, None, lr=0.1, threads=1)[0].tobytes() == one_chunk.tobytes()
+    assert chunked.tobytes() != one_chunk.tobytes()
+
+
+def test_threads_default_to_torchs(monkeypatch: pytest.MonkeyPatch) -> None:
+    p, g = _issue_tensor()
+    monkeypatch.setattr(_aten, "default_threads", lambda: 2)
+    new, _ = pytorch.sgd(p, g, None, lr=0.1, cpu_capability="avx512")
+    assert np.flatnonzero(_bits16(new) == 0xA2F0).tolist() == [32768]
+
+
+@pytest.mark.parametrize(
+    ("threads", "error", "message"),
+    [
+        (True, TypeError, "threads must be a whole number, got bool True"),
+        ("2", TypeError, "threads must be a whole number, got str '2'"),
+        (0, ValueError, "threads must be a whole number >= 1, got 0"),
+        (1.5, ValueError, r"threads must be a whole number >= 1, got 1\.5"),
+        (float("inf"), ValueError, "threads must be a whole number >= 1, got inf"),
+        (float("nan"), ValueError, "threads must be a whole number >= 1, got nan"),
+    ],
+)
+def test_threads_are_validated(threads: object, error: type[Exception], message: str) -> None:
+    p, g = _arrays()
+    with pytest.raises(error, match=f"^{message}$"):
+        pytorch.sgd(p, g, None, lr=0.1, threads=threads)  # type: ignore[arg-type]
+
+
+def test_a_whole_float_is_a_thread_count_as_a_vector_carries_it() -> None:
+    p, g = _issue_tensor()
+    two = pytorch.sgd(p, g, None, lr=0.1, threads=2.0, cpu_capability="avx512")[0]  # type: ignore[arg-type]
+    assert (
+        two.tobytes()
+        == pytorch.sgd(p, g, None, lr=0.1, threads=2, cpu_capability="avx512")[0].tobytes()
+    )
+
+
+@pytest.mark.parametrize("capability", ["AVX2", "avx", "sve256", 2])
+def test_the_cpu_capability_is_one_of_atens_names(capability: object) -> None:
+    p, g = _arrays()
+    with pytest.raises(ValueError, match=r"^cpu_capability must be one of avx512, avx2, default "):
+        pytorch.sgd(p, g, None, lr=0.1, cpu_capability=capability)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "path"),
+    [
+        (dtype, path)
+        for dtype in ("float16", "float32", "float64", "bfloat16")
+        for path in ({"foreach": False}, {"foreach": True}, {"fused": True})
+        if not (path.get("fused") and dtype in ("float16", "bfloat16"))  # refused
+    ],
+)
+def test_avx2_gives_avx512s_bits(dtype: str, path: dict[str, bool]) -> None:
+    rng = np.random.default_rng(6)
+    p, g, b = (rng.standard_normal(101).astype(oracle_dtype(dtype)) for _ in range(3))
+    keywords = {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01, **path}
+    avx512 = pytorch.sgd(p, g, b, **keywords, cpu_capability="avx512")
+    avx2 = pytorch.sgd(p, g, b, **keywords, cpu_capability="avx2")
+    assert avx512[0].tobytes() == avx2[0].tobytes()
+    assert avx512[1] is not None
+    assert avx2[1] is not None
+    assert avx512[1].tobytes() == avx2[1].tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_default_capability_rounds_product_and_sum_separately(dtype: str, fused: bool) -> None:
+    """ATen's scalar kernels: p + fl(g·(−lr)), two roundings, in every element."""
+    rng = np.random.default_rng(7)
+    p, g = (rng.standard_normal(64).astype(dtype) for _ in range(2))
+    neg_lr = np.asarray(-0.1, dtype)
+    scalar, _ = pytorch.sgd(p, g, None, lr=0.1, fused=fused, cpu_capability="default")
+    assert scalar.tobytes() == (p + g * neg_lr).tobytes()  # NumPy rounds each operation
+    simd, _ = pytorch.sgd(p, g, None, lr=0.1, fused=fused, cpu_capability="avx512")
+    fused_values = [
+        exact_fma(float(x), float(neg_lr), float(y), dtype) for x, y in zip(g, p, strict=True)
+    ]
+    assert simd.tobytes() == np.array(fused_values, dtype).tobytes()
+    assert simd.tobytes() != scalar.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_default_capability_fused_is_the_unfused_update(dtype: str) -> None:
+    """Nothing fuses in the scalar kernels, so the fused kernel's two recipes coincide."""
+    rng = np.random.default_rng(8)
+    p, g, b = (rng.standard_normal(77).astype(dtype) for _ in range(3))
+    for keywords in ({"nesterov": True, "weight_decay": 0.3}, {"dampening": 0.37}):
+        args = {"lr": 0.0123457, "momentum": 0.987654, **keywords}
+        fused = pytorch.sgd(p, g, b, **args, fused=True, cpu_capability="default")
+        single = pytorch.sgd(p, g, b, **args, cpu_capability="default")
+        assert fused[0].tobytes() == single[0].tobytes()
+        assert fused[1] is not None
+        assert single[1] is not None
+        assert fused[1].tobytes() == single[1].tobytes()
+
+
+def test_default_capability_rounds_float16_products_in_every_element() -> None:
+    """No SIMD body: every element rounds as the scalar tail does, chunks or not."""
+    p, g = _issue_tensor()
+    for threads in (1, 2):
+        new, _ = pytorch.sgd(p, g, None, lr=0.1, threads=threads, cpu_capability="default")
+        assert set(_bits16(new).tolist()) == {0xA2F0}
+
+
+def test_fused_16_bit_stays_refused_under_every_capability() -> None:
+    p, g = _arrays("float16")
+    for capability in pytorch.CPU_CAPABILITIES:
+        with pytest.raises(NotImplementedError, match=r"pytorch/pytorch#191763"):
+            pytorch.sgd(p, g, None, lr=0.1, fused=True, cpu_capability=capability)
+
+
+def test_off_x86_the_capability_is_avx512s_and_no_variant_runs_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_aten, "_x86_64", lambda: False)
+    assert pytorch.default_cpu_capability() == "avx512"
+    assert not any(v.live("float32") for v in pytorch.CONVENTION.variants)
+
+
+def test_every_variant_pins_one_thread_and_a_capability() -> None:
+    variants = {v.name: v for v in pytorch.CONVENTION.variants}
+    assert list(variants) == [
+        f"{path}{suffix}"
+        for suffix in ("", "-avx2", "-default")
+        for path in ("single-tensor", "foreach", "fused")
+    ]
+    for name, variant in variants.items():
+        capability = name.rpartition("-")[2] if name.endswith(("avx2", "default")) else "avx512"
+        assert variant.options["threads"] == 1
+        assert variant.options["cpu_capability"] == capability
+        assert variant.options["fused"] == name.startswith("fused")
+        assert variant.options["foreach"] == name.startswith("foreach")
+        fused_dtypes = ("float32", "float64")
+        assert (variant.dtypes == fused_dtypes) == name.startswith("fused")
+    # one worker: its driver hands a case of other kernels to a helper of its own
+    assert not pytorch.CONVENTION.process_per_variant
+
+
+@pytest.mark.parametrize(
+    ("flags", "live"),
+    [
+        ({"avx512vl", "avx512bw", "avx512dq", "avx2", "fma"}, {"avx512", "avx2", "default"}),
+        ({"avx2", "fma"}, {"avx2", "default"}),
+        (set(), {"default"}),
+    ],
+)
+def test_a_variant_runs_live_where_the_cpu_runs_its_kernels(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], live: set[str]
+) -> None:
+    monkeypatch.setattr(_aten, "_x86_64", lambda: True)
+    monkeypatch.setattr(_aten, "cpu_flags", lambda: frozenset(flags))
+    running = {
+        str(v.options["cpu_capability"]) for v in pytorch.CONVENTION.variants if v.live("float16")
+    }
+    assert running == live
+
+
+def test_explain_lists_the_default_capability_as_one_segment_and_chunks_in_words() -> None:
+    text = explaining.explain("pytorch.sgd", dtype="float16", variant="foreach-default").text()
+    assert "every element" in text
+    assert "scalar tail" not in text
+    one = np.ones(1, np.float16)
+
+    def two_threads(*_: object, **__: object) -> object:
+        return pytorch.sgd(one, one, None, lr=0.1, threads=2, cpu_capability="avx512")
+
+    listing = explaining._listing(two_threads, [], {}, "float16", "every step", state=None)
+    body, tail = (segment.elements for segment in listing.segments)
+    assert body.startswith("elements [0, m - m mod 32) of each chunk of m elements")
+    assert "2 threads cut a leaf of n > 32768 elements into c = min(2, ⌈n / 32768⌉)" in body
+    assert tail == "the last m mod 32 elements of each chunk (its scalar tail)"

@@ -88,8 +88,8 @@ def test_dtypes_outside_the_table_are_refused_naming_the_leaf() -> None:
     ml_dtypes = pytest.importorskip("ml_dtypes")
     cases = {
         "float128": np.ones(2, np.longdouble),
-        "bfloat16": np.ones(2, ml_dtypes.bfloat16),
         "float8_e4m3fn": np.ones(2, ml_dtypes.float8_e4m3fn),
+        "float8_e5m2": np.ones(2, ml_dtypes.float8_e5m2),
     }
     for name, leaf in cases.items():
         if str(leaf.dtype) != name:  # longdouble is float64 on some platforms
@@ -100,10 +100,15 @@ def test_dtypes_outside_the_table_are_refused_naming_the_leaf() -> None:
         with pytest.raises(TypeError, match=rf"^param has dtype {name}; nagref supports "):
             nagref.init_velocity(leaf)
     torch = pytest.importorskip("torch")
-    half = torch.ones(2, dtype=torch.bfloat16)
-    pattern = rf"^param has dtype bfloat16; nagref supports {_supported()}$"
+    eighth = torch.ones(2, dtype=torch.float8_e4m3fn)
+    pattern = rf"^param has dtype float8_e4m3fn; nagref supports {_supported()}$"
     with pytest.raises(TypeError, match=pattern):
-        nagref.nag(half, half, half, lr=0.1, momentum=0.5)
+        nagref.nag(eighth, eighth, eighth, lr=0.1, momentum=0.5)
+    # bfloat16 is a row of the table: NumPy's (ml_dtypes) and torch's are accepted
+    tree = {"a": _w(), "b": np.ones(2, ml_dtypes.bfloat16)}
+    assert nagref.sgd(tree, tree, lr=0.5)["b"].dtype == ml_dtypes.bfloat16
+    half = torch.ones(2, dtype=torch.bfloat16)
+    assert nagref.nag(half, half, half, lr=0.1, momentum=0.5)[0].dtype == torch.bfloat16
 
 
 def test_the_other_byte_order_is_the_same_dtype() -> None:

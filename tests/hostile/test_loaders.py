@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -24,15 +25,23 @@ from nagref.auditing import Trajectory, TrajectoryError, load, trajectory
 from nagref.cli import main
 from nagref.vectors.catalogue import cases
 from nagref.vectors.encode import _decimal, dumps, encode
-from nagref.vectors.hexfloat import to_hex
+from nagref.vectors.hexfloat import array_to_bits, narrow, to_hex
 
 MB = 1 << 20
 BASE = dumps(encode(next(c for c in cases(("rules",), ("float32",)) if c.variant == "nag")))
+BASE16 = dumps(encode(next(c for c in cases(("rules",), ("bfloat16",)) if c.variant == "nag")))
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def _variant(old: str, new: str, text: str = BASE) -> str:
     assert old in text
     return text.replace(old, new, 1)
+
+
+def _without_bits(text: str) -> str:
+    data = json.loads(text)
+    del data["initial"]["param"]["bits"]
+    return dumps(data)
 
 
 SPEC = '"recorded_by": {"framework": "x"}, "spec": {"convention": 1, "variant": 1, "dtype": 1, '
@@ -90,6 +99,28 @@ HOSTILE = {  # name: (file contents, what the one line says)
     "a list where a string goes": (
         '{"nagref_vectors":1,"case":[' + "{}," * 1000 + "{}]}",
         "case: expected a string at byte 27",
+    ),
+    "bits in a float32 vector": (
+        _variant('"decimal": [', '"bits": ["0x0000"], "decimal": ['),
+        r"initial.param: unknown key 'bits' \(only a bfloat16 array holds bit patterns",
+    ),
+    "a bfloat16 vector without bits": (
+        _without_bits(BASE16),
+        r"initial.param: missing key 'bits' \(every bfloat16 array of a vector holds",
+    ),
+    "bits 0xZZZZ": (
+        _variant('"bits": ["', '"bits": ["0xZZZZ", "', BASE16),
+        r"initial.param.bits: expected a bit pattern string \(like 0x3fc0\)",
+    ),
+    "bits 0x1234567": (
+        _variant('"bits": ["', '"bits": ["0x1234567", "', BASE16),
+        r"initial.param.bits: expected a bit pattern string",
+    ),
+    "bits that are not the hex floats": (
+        _variant('"bits": ["0x', '"bits": ["0x7fc0", "0x', BASE16)
+        .replace('"decimal": ["', '"decimal": ["1e+00", "', 1)
+        .replace('"hex": ["', '"hex": ["0x1.0p+0", "', 1),
+        r"initial.param.bits\[0\]: 0x7fc0 is nan, but hex\[0\] is 0x1.0000000000000p\+0",
     ),
 }
 
@@ -229,13 +260,15 @@ def test_a_hostile_50_mb_vector_is_refused_in_constant_memory(tmp_path: Path) ->
 
 def _write_vector(path: Path, dtype: str, n: int, steps: int) -> None:
     """A legitimate vector of ``steps`` steps of ``n`` values, written piece by piece."""
-    pool = np.random.default_rng(0).standard_normal(997).astype(dtype)
+    pool = narrow(np.random.default_rng(0).standard_normal(997), dtype)
     hexes, decimals = [f'"{to_hex(v)}"' for v in pool], [f'"{_decimal(v)}"' for v in pool]
+    bits = [f'"{b}"' for b in array_to_bits(pool)] if dtype == "bfloat16" else []
 
     def floats() -> str:
         reps, rest = divmod(n, len(pool))
-        lists = [", ".join(p * reps + p[:rest]) for p in (hexes, decimals)]
-        return f'{{"hex": [{lists[0]}], "decimal": [{lists[1]}]}}'
+        lists = [", ".join(p * reps + p[:rest]) for p in (hexes, decimals, bits)]
+        more = f', "bits": [{lists[2]}]' if bits else ""
+        return f'{{"hex": [{lists[0]}], "decimal": [{lists[1]}]{more}}}'
 
     entry = floats()
     lr = '{"hex": "0x1.999999999999ap-4", "decimal": "0.1"}'
@@ -262,6 +295,28 @@ def test_a_legitimate_vector_costs_its_arrays_and_a_few_mb(tmp_path: Path) -> No
 
 
 @needs_proc
+def test_a_legitimate_bfloat16_vector_costs_its_arrays_and_a_few_mb(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    _write_vector(path, "bfloat16", 125_000, 4)
+    assert path.stat().st_size > 40 * MB
+    peak, data = _peak(path, tmp_path)
+    assert data == 9 * 125_000 * 2
+    assert peak < data + 8 * MB  # a few MB, as for float16: the bits, one array's hex, runs
+
+
+@needs_proc
+def test_a_legitimate_bfloat16_npz_costs_its_arrays_once(tmp_path: Path) -> None:
+    path = tmp_path / "big.npz"
+    grads = narrow(np.random.default_rng(0).standard_normal((16, 600_000)), "bfloat16")
+    np.savez(path, initial=grads[0], grads=grads, params=grads, lr=0.1, momentum=0.9,
+             dtype="bfloat16")  # fmt: skip
+    del grads
+    peak, data = _peak(path, tmp_path)
+    assert data == 33 * 600_000 * 2
+    assert peak < 1.3 * data  # viewed as bfloat16, never copied
+
+
+@needs_proc
 def test_a_legitimate_npz_costs_its_arrays_once(tmp_path: Path) -> None:
     path = tmp_path / "big.npz"
     grads = np.random.default_rng(0).standard_normal((16, 600_000)).astype(np.float32)
@@ -282,13 +337,14 @@ JSON_VALUES = st.recursive(
     max_leaves=8,
 )
 NASTY = [bytes([c]) for c in b'[{}",:-\xff\n'] + [b"1e999", b"true", b"null", b"\\u0000",
-         b"0x1p99999", b"9" * 5000, b'"nagref_vectors": 1,', b" " * 100, b"[" * 500]  # fmt: skip
+         b"0x1p99999", b"9" * 5000, b'"nagref_vectors": 1,', b" " * 100, b"[" * 500,
+         b'"0x7fc0"', b'"bits": [],', b'"0xffff", ', b'"dtype": "bfloat16", ']  # fmt: skip
 
 
 @st.composite
-def _mutated_vector(draw: st.DrawFn) -> bytes:
+def _mutated_vector(draw: st.DrawFn, base: str = BASE) -> bytes:
     if draw(st.booleans()):  # a structural change to the parsed vector
-        data = copy.deepcopy(json.loads(BASE))
+        data = copy.deepcopy(json.loads(base))
         node: Any = data
         for _ in range(draw(st.integers(0, 5))):
             keys = list(node) if isinstance(node, dict) else list(range(len(node)))
@@ -302,7 +358,7 @@ def _mutated_vector(draw: st.DrawFn) -> bytes:
         action = draw(st.sampled_from(["replace", "delete", "add"]))
         if action == "add" or not keys:
             if isinstance(node, dict):
-                node[draw(st.sampled_from([*keys, "x", "hex", "lr"]))] = draw(JSON_VALUES)
+                node[draw(st.sampled_from([*keys, "x", "hex", "bits", "lr"]))] = draw(JSON_VALUES)
             else:
                 node.append(draw(JSON_VALUES))
         elif action == "delete":
@@ -310,7 +366,7 @@ def _mutated_vector(draw: st.DrawFn) -> bytes:
         else:
             node[draw(st.sampled_from(keys))] = draw(JSON_VALUES)
         return json.dumps(data).encode()
-    text = BASE.encode()
+    text = base.encode()
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(text)))
         kind = draw(st.sampled_from(["flip", "cut", "delete", "insert", "copy"]))
@@ -351,6 +407,15 @@ def test_mutated_vectors_load_or_give_one_line(tmp_path: Path, data: bytes) -> N
     _load_or_explain(path)
 
 
+@settings(max_examples=100)
+@given(data=_mutated_vector(BASE16))
+def test_mutated_bfloat16_vectors_load_or_give_one_line(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "fuzz.json"
+    path.write_bytes(data)
+    tr = _load_or_explain(path)
+    assert tr is None or tr.dtype == "bfloat16"
+
+
 def _npz(arrays: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -376,6 +441,12 @@ ARRAYS = st.sampled_from(
         np.int64(-1),
         np.bool_(True),
         np.zeros((0, 3), np.float32),
+        np.zeros((2, 3), BFLOAT16),  # |V2 in the file
+        np.zeros(3, BFLOAT16),
+        np.zeros((2, 3), np.uint16),
+        np.zeros((2, 3), "V4"),
+        np.array("bfloat16"),
+        np.array("float32"),
     ]
 )
 

@@ -12,19 +12,20 @@ from nagref.report import format_table, run, verdict
 
 def test_every_check_passes_and_ruder_is_exact() -> None:
     rows = run(steps=30)
-    assert len(rows) == 55
+    assert len(rows) == 70
     assert all(row.passed for row in rows)
     assert all(row.bitwise == row.elements for row in rows if row.formula in ("GD", "Ruder 2016"))
     assert {row.dtype for row in rows} == {
         "float16",
         "float32",
         "float64",
+        "bfloat16",
         "complex64",
         "complex128",
     }
-    assert verdict(rows).startswith("PASS: all 55 checks")
+    assert verdict(rows).startswith("PASS: all 70 checks")
     table = format_table(rows).splitlines()
-    assert len(table) == 57
+    assert len(table) == 72
     assert set(table[1]) == {"-", " "}
 
 

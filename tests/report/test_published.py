@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from oracle import round_rational
 
 from nagref.report.published import (
     Arithmetic,
@@ -39,7 +41,8 @@ def test_flush_to_zero_keeps_the_sign() -> None:
 
 def test_unknown_dtype() -> None:
     with pytest.raises(
-        ValueError, match=r"dtype must be one of \['float16', 'float32', 'float64'\], got 'int8'"
+        ValueError,
+        match=r"dtype must be one of \['bfloat16', 'float16', 'float32', 'float64'\], got 'int8'",
     ):
         Arithmetic("int8")
 
@@ -75,3 +78,19 @@ def test_exact_cancellation_gives_opposite_zeros() -> None:
     assert v_ruder == 0.0
     assert math.copysign(1.0, v_ruder) == 1.0
     assert math.copysign(1.0, -v_sutskever) == -1.0
+
+
+def test_bfloat16_is_rounded_once_against_exact_rationals() -> None:
+    """The report's own bfloat16 rounding, independent of nagref's, against fractions."""
+    ar = Arithmetic("bfloat16")
+    rng = np.random.default_rng(3)
+    for _ in range(4000):
+        base = float(np.float32(rng.standard_normal() * 2.0 ** rng.integers(-140, 127)))
+        # around a tie of the 16 dropped bits: at it, and 2**-40 either side
+        bits = int(np.array(base, dtype=np.float32).view(np.uint32)) & 0xFFFF0000 | 0x8000
+        tie = float(np.array(bits, dtype=np.uint32).view(np.float32))
+        for x in (base, tie, tie * (1 + 2.0**-40), tie * (1 - 2.0**-40)):
+            want = round_rational(Fraction(x), "bfloat16") if x else x
+            assert ar.round(x) == want, x
+    assert ar.round(3.4e38) == math.inf  # beyond bfloat16's largest + half a unit
+    assert ar.tiny == 2.0**-126

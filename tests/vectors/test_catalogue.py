@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import zlib
 from collections.abc import Callable
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 
+from nagref import _dtypes
 from nagref._compare import bitwise_equal
 from nagref.conventions import REGISTRY, Hypers
-from nagref.vectors.catalogue import CONVENTIONS, DTYPES, Case, cases
+from nagref.vectors.catalogue import CONVENTIONS, DTYPES, SIZE, Case, cases
 
 STEPS = {"basic": 6, "lr-change": 6, "special": 4, "first-step": 1}
 RULES = ["sgd", "momentum", "nag"]
@@ -132,12 +135,19 @@ def _replay(case: Case, call: Callable[..., tuple[Any, Any]]) -> None:
         ("tensorflow", "apply_momentum", "float64", "lr-change-nesterov"),
         ("formulations", "bengio", "float32", "basic"),
         ("rules", "sgd", "float16", "special"),
+        ("rules", "nag", "bfloat16", "special"),
+        ("formulations", "nesterov_1983", "bfloat16", "lr-change"),
+        ("pytorch", "single-tensor", "bfloat16", "special-nesterov"),
+        ("tensorflow", "momentum_optimizer_v1", "bfloat16", "basic"),
     ],
 )
 def test_calling_the_named_function_with_the_hypers_replays_the_case(
     convention: str, variant: str, dtype: str, name: str
 ) -> None:
-    (case,) = [c for c in cases((convention,), (dtype,)) if (c.variant, c.name) == (variant, name)]
+    found = [c for c in cases((convention,), (dtype,)) if (c.variant, c.name) == (variant, name)]
+    if not found and dtype not in REGISTRY[convention].variant(variant).dtypes:
+        pytest.skip(f"{convention} {variant} does not model {dtype}")
+    (case,) = found
     function = _function(case.function)
     if convention == "tensorflow":  # its own order: var, accum, grad
         _replay(case, lambda p, g, s, h: function(p, s, g, **h))
@@ -146,3 +156,30 @@ def test_calling_the_named_function_with_the_hypers_replays_the_case(
         _replay(case, lambda p, g, s, h: (function(p, g, **h), None))
     else:
         _replay(case, lambda p, g, s, h: function(p, g, s, **h))
+
+
+def test_bfloat16_cases_are_made_wherever_the_function_models_bfloat16() -> None:
+    made = {(c.convention, c.variant) for c in cases(dtypes=("bfloat16",))}
+    assert {("rules", r) for r in RULES} <= made
+    assert {("formulations", f) for f in FORMULATIONS} <= made
+    for name, convention in REGISTRY.items():
+        for variant in convention.variants:
+            assert ((name, variant.name) in made) == ("bfloat16" in variant.dtypes)
+
+
+def test_bfloat16_inputs_are_rounded_once_and_the_specials_are_bfloat16s() -> None:
+    bfloat16 = np.dtype(ml_dtypes.bfloat16)
+    for case in cases(("rules",), ("bfloat16",)):
+        key = f"rules/{case.variant}/bfloat16/{case.name}"
+        draws = np.random.default_rng(zlib.crc32(key.encode())).standard_normal(SIZE)
+        once = [_dtypes.round_to(v, "bfloat16") for v in draws.tolist()]
+        assert case.initial_param.dtype == bfloat16
+        assert case.initial_param.astype(np.float64).tolist() == once
+        assert all(g.dtype == p.dtype == bfloat16 for g, p in zip(case.grads, case.params,
+                                                                 strict=True))  # fmt: skip
+        if case.name == "special":
+            grads = np.stack(case.grads).astype(np.float64)
+            assert (grads == 2.0**-133).any()
+            assert (grads == -(2.0**-133)).any()
+            assert np.isnan(grads).any()
+            assert (np.signbit(grads) & (grads == 0)).any()

@@ -6,11 +6,15 @@ groups the leaves by dtype and device into :class:`~.ir.Batch` es, casts
 each group's constants once (:mod:`.hypers`), and hands each batch to the
 kernel registered for the namespace (:mod:`.kernels`, the one seam for fast
 paths). What a kernel declines runs on the generic interpreter
-(:mod:`.interpret`), which defines the result.
+(:mod:`.interpret`), which defines the result. A kernel computes one body
+and one tail per leaf: a batch whose split cuts some leaf into chunks with
+tails of their own (:func:`~.ir.chunked`: PyTorch's threads on a large
+tensor) runs on the interpreter, whole.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +23,7 @@ from .._compat import cpu_only, device, ieee_arithmetic
 from .._typing import Namespace
 from .hypers import constants
 from .interpret import run_leaf
-from .ir import Batch, Hyper, Program, Recipe, Rounding, Segment
+from .ir import Batch, Hyper, Program, Recipe, Rounding, Segment, chunked
 from .kernels import kernel_for
 
 __all__ = ["run"]
@@ -74,7 +78,11 @@ def _compute(
     results: list[list[Any] | None] = [None] * n_outputs
     kernel = kernel_for(xp)
     for indices, (batch, produced) in prepared:
-        done = kernel(batch) if kernel is not None else [None] * len(batch.columns[0])
+        # outputs of a dtype of their own: the interpreter stores them (no kernel
+        # does); chunks with tails of their own: it alone computes them
+        declined: list[tuple[Any, ...] | None] = [None] * len(batch.columns[0])
+        interpreted = bool(batch.stored) or _chunked(batch)
+        done = declined if kernel is None or interpreted else kernel(batch)
         for k, (index, leaf) in enumerate(zip(indices, done, strict=True)):
             outputs = run_leaf(xp, batch, k) if leaf is None else leaf
             for j, result in zip(produced, outputs, strict=True):
@@ -83,6 +91,14 @@ def _compute(
                     column = results[j] = [None] * size
                 column[index] = result
     return results
+
+
+def _chunked(batch: Batch) -> bool:
+    """Whether the batch's split cuts some leaf into chunks with tails of their own."""
+    if not batch.lanes or batch.threads <= 1 or batch.grain <= 0:
+        return False
+    sizes = {math.prod(int(e) for e in leaf.shape) for leaf in batch.columns[0]}
+    return any(chunked(batch.lanes, n, batch.grain, batch.threads) for n in sizes)
 
 
 def _groups(leaves: Sequence[Any]) -> list[tuple[Any, Sequence[int]]]:
@@ -127,12 +143,25 @@ def _batch(
     segments = [segment(program.recipe, program.rounding, program.hypers)]
     split = program.split
     lanes = 0 if split is None else split.lanes.get(storage, 0)
+    grain, threads = 0, 1
     if split is not None and lanes:
         segments.append(segment(split.tail, split.tail_rounding, program.hypers))
+        grain, threads = split.grain, split.threads
     produced = [j for j, name in enumerate(program.outputs) if name is not None]
     outputs = tuple(name for name in program.outputs if name is not None)
     given = [out[j] for j in produced]
     if not isinstance(indices, range):
         columns = [[column[i] for i in indices] for column in columns]
         given = [None if column is None else [column[i] for i in indices] for column in given]
-    return Batch(tuple(segments), lanes, program.inputs, columns, outputs, given), produced
+    batch = Batch(
+        tuple(segments),
+        lanes,
+        program.inputs,
+        columns,
+        outputs,
+        given,
+        program.stored,
+        grain,
+        threads,
+    )
+    return batch, produced

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._checks import describe, dtype_name
-from .._compat import array_namespace, device, to_device
+from .._compat import array_namespace, device, named_dtype, to_device
 from .._dtypes import TABLE, round_to
 from .._typing import Namespace
 from .fma import _round_to_odd_float32
-from .ir import COMPUTE, OPMATH, STORAGE, Hyper, Rounding
+from .ir import COMPUTE, HOST, OPMATH, STORAGE, Hyper, Rounding
 
 __all__ = ["chain", "check_libraries", "constants", "resolve"]
 
@@ -58,6 +58,7 @@ def chain(via: tuple[str, ...], rounding: Rounding, storage: str) -> list[str]:
         STORAGE: storage,
         COMPUTE: rounding.compute.get(storage, storage),
         OPMATH: storage if row is None else row.opmath,
+        HOST: storage if row is None or row.host_via is None else row.host_via,
     }
     return [named.get(d, d) for d in via]
 
@@ -70,7 +71,7 @@ def resolve(xp: Namespace, name: str, first: Any) -> Any:
     """
     if dtype_name(first) == name:
         return first.dtype
-    return getattr(xp, name)
+    return named_dtype(xp, name)
 
 
 def _cast(xp: Namespace, hyper: Hyper, via: list[str], first: Any, where: Any) -> Any:

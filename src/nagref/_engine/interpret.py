@@ -4,6 +4,9 @@ This path defines the result: every kernel must give its bits. It runs on
 any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict),
 rounding each operation as the segment's :class:`~.ir.Rounding` says, with
 the fused multiply-add built exactly from array operations (:mod:`.fma`).
+A batch with a tail runs each segment on its pieces of the flattened leaf
+(:func:`~.ir.pieces`: one body and tail, or, where a split cuts the leaf
+into chunks, a body and a tail per chunk) and joins the results in order.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._checks import dtype_name
+from .._dtypes import smallest_normal
 from .._typing import Namespace
 from .fma import fma
 from .hypers import resolve
-from .ir import Batch, Op, Segment, bounds
+from .ir import Batch, Op, Segment, pieces
 
 __all__ = ["run_leaf"]
 
@@ -28,8 +32,13 @@ def run_leaf(xp: Namespace, batch: Batch, index: int) -> tuple[Any, ...]:
     }
     first = batch.columns[0][index]
     size = math.prod(int(extent) for extent in first.shape)
-    ranges = bounds(batch.lanes, size)
-    results = _evaluate(xp, batch.segments[: len(ranges)], ranges, registers, batch.outputs)
+    parts = pieces(batch.lanes, size, batch.grain, batch.threads)
+    # each output in the storage dtype, or one of its own (rounded once, from the result)
+    dtypes = [
+        resolve(xp, batch.stored[name], first) if name in batch.stored else first.dtype
+        for name in batch.outputs
+    ]
+    results = _evaluate(xp, batch.segments, parts, registers, batch.outputs, dtypes=dtypes)
     targets = [None if column is None else column[index] for column in batch.out]
     for target, result in zip(targets, results, strict=True):
         if target is not None:
@@ -40,38 +49,45 @@ def run_leaf(xp: Namespace, batch: Batch, index: int) -> tuple[Any, ...]:
 def _evaluate(
     xp: Namespace,
     segments: Sequence[Segment],
-    ranges: Sequence[tuple[int, int]],
+    parts: Sequence[tuple[int, int, int]],
     registers: Mapping[str, Any],
     outputs: Sequence[str],
+    *,
+    dtypes: Sequence[Any],
 ) -> tuple[Any, ...]:
-    """The outputs of ``segments`` over ``ranges`` of the registers, as new arrays."""
+    """The outputs of each piece ``(segment, start, stop)`` of the flattened registers,
+    joined in order, as new arrays of ``dtypes``."""
     first = next(iter(registers.values()))
     shape = tuple(first.shape)
-    if len(segments) == 1:
-        values = _run_segment(xp, segments[0], registers)
-        return tuple(_storage(xp, values[name], first) for name in outputs)
+    if len(parts) == 1:  # one segment for the whole leaf
+        values = _run_segment(xp, segments[parts[0][0]], registers)
+        return tuple(
+            _shaped(xp, _astype(xp, values[name], dtype), shape)
+            for name, dtype in zip(outputs, dtypes, strict=True)
+        )
     flat = {name: xp.reshape(x, (-1,)) for name, x in registers.items()}
-    parts = [
-        _run_segment(xp, segment, {k: v[start:stop] for k, v in flat.items()})
-        for segment, (start, stop) in zip(segments, ranges, strict=True)
+    results = [
+        _run_segment(xp, segments[k], {name: v[start:stop] for name, v in flat.items()})
+        for k, start, stop in parts
     ]
     joined = (
         xp.concat(
             [
-                xp.broadcast_to(part[name], (stop - start,))
-                for part, (start, stop) in zip(parts, ranges, strict=True)
+                xp.broadcast_to(values[name], (stop - start,))
+                for values, (_, start, stop) in zip(results, parts, strict=True)
             ]
         )
         for name in outputs
     )
-    return tuple(xp.reshape(_astype(xp, x, first.dtype), shape) for x in joined)
+    return tuple(
+        xp.reshape(_astype(xp, x, dtype), shape) for x, dtype in zip(joined, dtypes, strict=True)
+    )
 
 
-def _storage(xp: Namespace, x: Any, first: Any) -> Any:
-    """An output in the storage dtype and the leaf's shape (a constant broadcast)."""
-    x = _astype(xp, x, first.dtype)
-    if tuple(x.shape) != tuple(first.shape):
-        x = xp.asarray(xp.broadcast_to(x, tuple(first.shape)), copy=True)
+def _shaped(xp: Namespace, x: Any, shape: tuple[int, ...]) -> Any:
+    """An output in the leaf's shape (a constant broadcast to a new array)."""
+    if tuple(x.shape) != shape:
+        x = xp.asarray(xp.broadcast_to(x, shape), copy=True)
     return x
 
 
@@ -85,7 +101,10 @@ def _run_segment(xp: Namespace, segment: Segment, registers: Mapping[str, Any]) 
     values: dict[str, Any] = {**registers, **segment.constants}
 
     def rounded(x: Any) -> Any:
-        return flush(_astype(xp, x, result))
+        # flushed in the compute dtype, before the rounding to the result's:
+        # a float32 result below 2**-126 is zero even where bfloat16 would
+        # round it up to its smallest normal number (the CPU's FTZ)
+        return _astype(xp, flush(x), result)
 
     for s in segment.recipe:
         args = [flush(_astype(xp, values[a], compute)) for a in s.args]
@@ -122,7 +141,7 @@ def _flusher(xp: Namespace, active: bool) -> Callable[[Any], Any]:
         return lambda x: x
 
     def flush(x: Any) -> Any:
-        tiny = xp.finfo(x.dtype).smallest_normal
+        tiny = smallest_normal(dtype_name(x))
         return xp.where(xp.abs(x) < tiny, xp.copysign(xp.zeros_like(x), x), x)
 
     return flush

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import formulations, rules
+from .._dtypes import numpy_dtype
 from ..conventions import REGISTRY, Convention, Variant
 from ..conventions import Hypers as StepHypers
 from .trajectory import Trajectory
@@ -71,11 +72,19 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
             can = convention.capabilities
             if (tr.dampening and not can.dampening) or (tr.weight_decay and not can.weight_decay):
                 continue
-            initial = _none if convention.first_state == "none" else _ZEROS
             for variant in convention.variants:
                 if tr.dtype in variant.dtypes:
                     step = _convention(h, convention, variant, nesterov)
+                    state_dtype = convention.state_dtype(variant.options, tr.dtype)
+                    initial = _initial(convention, state_dtype)
                     yield Candidate(f"{convention.name} {variant.name}{tag}", step, initial)
+
+
+def _initial(convention: Convention, state_dtype: str) -> Callable[[Array], Any]:
+    """The state before the first step: None (PyTorch) or zeros of the state's dtype."""
+    if convention.first_state == "none":
+        return _none
+    return lambda p: np.zeros(p.shape, numpy_dtype(state_dtype))
 
 
 def _none(p: Array) -> None:

@@ -2,7 +2,7 @@
 
 The pieces :mod:`.vectorfile` walks a test vector with: the caller says what
 it expects next (an object and the keys it may hold, an array, a string, an
-integer, a list of hex floats), and the reader checks exactly that. Nothing
+integer, a list of hex floats or of bit patterns), and the reader checks exactly that. Nothing
 is decoded that was not asked for; no string outside a float list may be
 longer than :data:`MAX_STRING` bytes, no number longer than 64 characters, no
 object hold more than :data:`MAX_MEMBERS` members, and :meth:`Tokens.skip`
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._compare import bitwise_equal
+from ..vectors.hexfloat import misfit, numpy_dtype
 
 __all__ = [
     "MAX_DEPTH",
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_VALUES",
     "MalformedError",
     "Tokens",
+    "parse_bits",
     "parse_hex",
 ]
 
@@ -65,8 +66,10 @@ _OPEN = {ord("{"): b"}", ord("["): b"]"}
 # one string, then more after commas: schema.json's hex and decimal patterns
 _HEX = rb'"(?:-?0x[01]\.[0-9a-f]{1,13}p[+-][0-9]{1,4}|nan|inf|-inf)"'
 _DECIMAL = rb'"(?:-?[0-9](?:\.[0-9]+)?e[+-][0-9]+|nan|inf|-inf)"'
+_BITS = rb'"0x[0-9a-f]{4}"'  # schema.json's bits pattern
 _SEPARATOR = rb"[ \t\n\r]*,[ \t\n\r]*"
 _HEX_RUN = re.compile(_HEX + rb"(?:" + _SEPARATOR + _HEX + rb")*" + _POSSESSIVE)
+_BITS_RUN = re.compile(_BITS + rb"(?:" + _SEPARATOR + _BITS + rb")*" + _POSSESSIVE)
 _DECIMAL_RUN = re.compile(_DECIMAL + rb"(?:" + _SEPARATOR + _DECIMAL + rb")*" + _POSSESSIVE)
 _NIBBLE = np.zeros(256, np.int64)  # a hex digit's value; anything else (the 'p') 0
 _NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16)
@@ -269,19 +272,25 @@ class Tokens:
                 return
         raise MalformedError(f"{where}: more than {MAX_VALUES} values")
 
-    def hex_floats(self, where: str, dtype: str) -> Iterator[npt.NDArray[Any]]:
+    def hex_floats(self, where: str, dtype: str | np.dtype[Any]) -> Iterator[npt.NDArray[Any]]:
         """A list of hex float strings, a run at a time: each value exactly one of ``dtype``'s."""
         done = 0
+        kind = numpy_dtype(dtype)
         for run in self._runs(where, _HEX_RUN, "a hex float string (like 0x1.8p-1, nan, inf)"):
             try:
                 values = parse_hex(run)
-                _check_exact(values, dtype)
+                _check_exact(values, kind)
             except _InexactError as error:
                 word = _word(run, error.index)
                 where = f"{where}[{done + error.index}]"
                 raise MalformedError(f"{where}: {word!r} is {error.reason}") from None
             done += values.size
-            yield values.astype(dtype, copy=False)
+            yield values.astype(kind, copy=False)
+
+    def bit_patterns(self, where: str) -> Iterator[npt.NDArray[np.uint16]]:
+        """A list of 16-bit patterns (``"0x3fc0"``), a run at a time, as uint16 words."""
+        for run in self._runs(where, _BITS_RUN, "a bit pattern string (like 0x3fc0)"):
+            yield parse_bits(run)
 
     def decimals(self, where: str) -> int:
         """How many decimal strings a list holds, each checked against schema.json's pattern."""
@@ -356,12 +365,19 @@ def parse_hex(run: bytes) -> npt.NDArray[np.float64]:
     return out
 
 
-def _check_exact(values: npt.NDArray[np.float64], dtype: str) -> None:
-    if dtype != "float64":
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            same = bitwise_equal(values.astype(dtype).astype(np.float64), values)
-        if not same.all():
-            raise _InexactError(int(np.argmin(same)), f"not a {dtype} value")
+def parse_bits(run: bytes) -> npt.NDArray[np.uint16]:
+    """The words of a run of bit pattern strings (as ``_BITS_RUN`` matches it)."""
+    u = np.frombuffer(run, np.uint8)
+    first = np.flatnonzero(u == ord('"'))[0::2] + 3  # the first digit, after '"0x'
+    word = np.zeros(first.size, np.int64)
+    for j in range(4):
+        word = (word << 4) | _NIBBLE[u[first + j]]
+    return word.astype(np.uint16)
+
+
+def _check_exact(values: npt.NDArray[np.float64], dtype: np.dtype[Any]) -> None:
+    if (i := misfit(values, dtype)) is not None:
+        raise _InexactError(i, f"not a {dtype.name} value")
 
 
 def _word(run: bytes, i: int) -> str:

@@ -7,6 +7,11 @@ by the same rules. They never unpickle (``allow_pickle=False``), refuse a file
 or an array over :data:`MAX_BYTES` before reading it, and hold no more than
 the arrays themselves: an ``.npz`` member is read into its own array once,
 and a JSON vector is streamed (:mod:`.vectorfile`), never parsed whole.
+
+``.npy`` has no bfloat16: an ``.npz`` says ``dtype="bfloat16"`` and holds
+the arrays' 16-bit patterns, as ``uint16`` or as the ``|V2`` that ``np.save``
+writes for ``ml_dtypes.bfloat16``; they are viewed, not copied. Raw ``|V2``
+without that ``dtype`` is refused, never guessed at.
 """
 
 from __future__ import annotations
@@ -25,14 +30,17 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _dtypes
+from ..vectors.hexfloat import BITS_DTYPES, numpy_dtype
 from . import vectorfile
 
 __all__ = ["MAX_BYTES", "NPZ_KEYS", "RULES", "Trajectory", "TrajectoryError", "check", "load"]
 
 #: The largest file, and the largest total of uncompressed arrays, accepted.
 MAX_BYTES = 1 << 30
-#: The arrays an ``.npz`` trajectory may hold; the first five are required.
-NPZ_KEYS = ("initial", "grads", "params", "lr", "momentum", "nesterov", "dampening", "weight_decay")
+#: The arrays an ``.npz`` trajectory may hold; the first five are required. ``dtype``
+#: names the arrays' dtype: required where it is not theirs (bfloat16, as bits).
+NPZ_KEYS = ("initial", "grads", "params", "lr", "momentum", "nesterov", "dampening",
+            "weight_decay", "dtype")  # fmt: skip
 #: What each hyperparameter must be, for both loaders and a hand-built Trajectory.
 RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "lr": (lambda x: 0.0 <= x < math.inf, "finite and >= 0"),
@@ -41,6 +49,7 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "weight_decay": (lambda x: 0.0 <= x < math.inf, ">= 0"),
 }
 _DTYPES = _dtypes.REAL
+_ARRAYS = ("initial", "grads", "params")
 _NESTEROV_VARIANTS = ("nag", "sutskever_nag", "bengio", "dozat", "nesterov_1983")
 
 
@@ -262,6 +271,9 @@ def _members(file: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
 def _check(file: Path, a: dict[str, npt.NDArray[Any]]) -> Trajectory:
     """The trajectory in an archive's arrays, which it keeps (no copies)."""
     where = str(file)
+    declared = _declared(where, a.get("dtype"))
+    for key in _ARRAYS:
+        a[key] = _as_declared(where, key, a[key], declared)
     steps = _check_arrays(where, a["initial"], a["grads"], a["params"])
     lr = _per_step(where, "lr", a["lr"], steps)
     momentum = _per_step(where, "momentum", a["momentum"], steps)
@@ -284,6 +296,55 @@ def _check(file: Path, a: dict[str, npt.NDArray[Any]]) -> Trajectory:
         weight_decay,
         where,
     )
+
+
+def _declared(where: str, value: npt.NDArray[Any] | None) -> str | None:
+    """The dtype the ``dtype`` member names, or None without one."""
+    if value is None:
+        return None
+    if value.shape != () or value.dtype.kind != "U":
+        raise TrajectoryError(f"{where}: dtype must be a string naming a dtype, got {_show(value)}")
+    if (name := str(value[()])) not in _DTYPES:
+        raise TrajectoryError(
+            f"{where}: dtype must name one of {', '.join(_DTYPES)}, got {name[:40]!r}"
+        )
+    return name
+
+
+def _as_declared(
+    where: str, key: str, value: npt.NDArray[Any], declared: str | None
+) -> npt.NDArray[Any]:
+    """The array ``key`` as its declared dtype: bit patterns viewed (not copied) as it."""
+    stored = value.dtype
+    raw = stored.kind == "V" and stored.fields is None and stored.subdtype is None
+    if declared is None:
+        if raw:
+            raise TrajectoryError(
+                f"{where}: {key} holds raw {stored.itemsize}-byte values ({stored.str}, what "
+                "np.save writes for an ml_dtypes array), whose dtype the file does not say; "
+                "if they are bfloat16, declare it: np.savez(..., dtype='bfloat16')"
+            )
+        if stored == np.dtype(np.uint16):
+            raise TrajectoryError(
+                f"{where}: {key} has dtype {stored}; expected one of {', '.join(_DTYPES)} (if it "
+                "holds bfloat16 bit patterns, declare it: np.savez(..., dtype='bfloat16'))"
+            )
+        return value
+    kind = numpy_dtype(declared)
+    if declared not in BITS_DTYPES and stored != kind:  # a dtype .npy has: the arrays are of it
+        raise TrajectoryError(f"{where}: dtype says {declared}, but {key} has dtype {stored.str}")
+    if declared not in BITS_DTYPES:
+        return value
+    if stored != np.dtype(np.uint16) and not (raw and stored.itemsize == kind.itemsize):
+        got = f"{stored.str} ({stored})"
+        if stored.itemsize != kind.itemsize:
+            got = f"{stored.itemsize}-byte values ({stored.str}, {stored})"
+        raise TrajectoryError(
+            f"{where}: dtype says {declared}, stored as its {kind.itemsize}-byte bit patterns "
+            f"(uint16, or the |V{kind.itemsize} np.save writes for ml_dtypes.{declared}), "
+            f"but {key} holds {got}"
+        )
+    return value.view(kind)
 
 
 def _per_step(where: str, key: str, value: npt.NDArray[Any], steps: int) -> tuple[float, ...]:

@@ -9,6 +9,9 @@ hyperparameter a ``{"hex", "decimal"}`` float, a boolean, a string or null.
 Each list of hex floats goes, a run at a time, straight into one growing
 array of the case's dtype, every value checked to be exactly one of that
 dtype's; the decimal lists are checked lexically and counted, never built.
+A bfloat16 array's ``bits`` go into 16-bit words, which become the array
+once each is checked to be its hex float's value. The states are checked
+(against every dtype, as ``state_dtype`` may come last), not kept.
 So the peak memory is the arrays themselves and a few MB, whatever the file.
 """
 
@@ -25,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _dtypes
-from ..vectors import schema
-from ..vectors.hexfloat import from_hex
+from ..vectors import hexfloat, schema
+from ..vectors.encode import members
 from .jsontokens import MAX_MEMBERS, MalformedError, Tokens
 
 __all__ = ["KEYS", "LR_NAMES", "MU_NAMES", "REQUIRED", "MalformedError", "Vector", "read"]
@@ -36,32 +39,12 @@ LR_NAMES = ("lr", "learning_rate", "alpha", "epsilon", "eta")
 MU_NAMES = ("momentum", "mu", "beta")
 
 
-def _objects() -> dict[str, Any]:
-    """The schema of each object a vector holds, by the name the reader uses."""
-    vector = schema()
-    members = vector["properties"]
-    step = members["steps"]["items"]
-    return {
-        "vector": vector,
-        "initial": members["initial"],
-        "step": step,
-        "expected": step["properties"]["expected"],
-        "floats": vector["$defs"]["floats"],
-        "recorded_by": members["recorded_by"],
-        "spec": members["spec"],
-    }
-
-
-_OBJECTS = _objects()
-#: The members the objects of a vector must hold, as the schema requires them.
-REQUIRED: dict[str, tuple[str, ...]] = {
-    name: tuple(node["required"]) for name, node in _OBJECTS.items()
-}
-#: The members they may hold; ``spec`` and ``hyperparameters`` are open.
-KEYS: dict[str, frozenset[str]] = {
-    name: frozenset(node["properties"]) for name, node in _OBJECTS.items() if name != "spec"
-}
+#: The members the objects of a vector must hold, and may hold (``spec`` and
+#: ``hyperparameters`` are open), as the schema says: :func:`..vectors.encode.members`.
+REQUIRED, KEYS = members()
 _MIN_BYTES = 10  # the fewest bytes an element takes in a valid file: "nan", and "nan",
+assert len(hexfloat.BITS_DTYPES) == 1  # bits read before the dtype are taken to be its
+_BITS_KIND = hexfloat.numpy_dtype(hexfloat.BITS_DTYPES[0])
 
 
 @dataclass(frozen=True)
@@ -99,7 +82,7 @@ def _conventions() -> frozenset[str]:
 class _Sink:
     """A flat array that grows in place: the allocator moves its pages, it does not copy them."""
 
-    def __init__(self, dtype: str) -> None:
+    def __init__(self, dtype: str | np.dtype[Any]) -> None:
         self.array: npt.NDArray[Any] = np.empty(0, dtype)
         self.count = 0
 
@@ -125,10 +108,18 @@ class _Walk:
     def __init__(self, tokens: Tokens, nbytes: int) -> None:
         self.t, self.nbytes = tokens, nbytes
         self.dtype: str | None = None
+        self.kind: np.dtype[Any] | None = None  # the dtype's NumPy dtype
+        self.state_kind: np.dtype[Any] | None = None  # state_dtype's, where the file has one
+        # a state value that is not of each dtype, the first one's place and why
+        self.misfit: dict[str, str] = {}
         self.shape: tuple[int, ...] | None = None
         self.states: int | None = None
         self.pending: list[tuple[str, int, str]] = []  # (where, count, of what) to check later
-        self.sinks = {role: _Sink("float64") for role in ("initial", "grads", "params")}
+        roles = ("initial", "grads", "params", "state")  # "state": one entry at a time
+        self.sinks = {role: _Sink("float64") for role in roles}
+        self.bits = {role: _Sink(np.dtype(np.uint16)) for role in roles}
+        # the first parameter (state) array with bits, and without: checked against the dtype
+        self.first: dict[tuple[str, bool], str] = {}
         self.variant = ""
         self.steps = 0
         self.lr: tuple[list[str], list[float]] = ([], [])  # names (constants) and values
@@ -153,11 +144,17 @@ class _Walk:
         if ("spec" in seen) != ("recorded_by" in seen):
             raise MalformedError("a recording holds both recorded_by and spec, a vector neither")
         assert self.dtype is not None
+        assert self.kind is not None
         assert self.shape is not None
         for where, count, what in self.pending:
             self.check(where, count, what)
         if self.steps == 0:
             raise MalformedError("steps: the trajectory has no steps")
+        state = self.state_kind or self.kind
+        if state.name in self.misfit:
+            raise MalformedError(self.misfit[state.name])
+        for (category, bits), where in self.first.items():
+            self.bits_allowed(where, bits, self.kind if category == "param" else state)
         return Vector(
             self.dtype,
             self.shape,
@@ -184,11 +181,19 @@ class _Walk:
         elif key == "convention":
             if (name := t.string(key)) not in _conventions():
                 raise MalformedError(f"convention: {name!r} is not one nagref knows")
-        elif key == "dtype":
+        elif key in ("dtype", "state_dtype"):  # the parameters', and the state's if not theirs
             if (dtype := t.string(key)) not in _dtypes.REAL:
-                wanted = ", ".join(_dtypes.REAL)
-                raise MalformedError(f"dtype must be one of {wanted}, got {dtype!r}")
-            self.dtype = dtype
+                raise MalformedError(
+                    f"{key} must be one of {', '.join(_dtypes.REAL)}, got {dtype!r}"
+                )
+            kind, category = hexfloat.numpy_dtype(dtype), "param" if key == "dtype" else "state"
+            if key == "dtype":
+                self.dtype, self.kind = dtype, kind
+            else:
+                self.state_kind = kind
+            for (where_category, bits), where in self.first.items():
+                if where_category == category:
+                    self.bits_allowed(where, bits, kind)
         elif key == "shape":
             self.shape = tuple(t.integer(f"shape[{i - 1}]") for i in t.items(key, 32))
             if math.prod(self.shape) * _MIN_BYTES > self.nbytes:
@@ -230,7 +235,8 @@ class _Walk:
             if step == 1 and self.shape is not None:  # room for the steps the rest can hold
                 estimate = 2 + (self.nbytes - self.t.pos) * 21 // 20 // max(self.t.pos - start, 1)
                 for role in ("grads", "params"):
-                    self.sinks[role].reserve(estimate * math.prod(self.shape))
+                    sink = self.bits[role] if self.kind == _BITS_KIND else self.sinks[role]
+                    sink.reserve(estimate * math.prod(self.shape))
 
     def param_or_state(self, where: str, key: str, role: str) -> None:
         if key == "param":
@@ -246,34 +252,71 @@ class _Walk:
         self.check(f"{where}.state", n, "states")
 
     def floats(self, where: str, role: str | None) -> None:
-        """A ``{"hex": [...], "decimal": [...]}`` entry; its values go to the sink ``role``."""
+        """A ``{"hex", "decimal"[, "bits"]}`` entry, into the sink ``role`` (a state's: scratch)."""
+        role = role or "state"
+        values, bits = self.sinks[role], self.bits[role]
+        if role == "state":
+            values.count = bits.count = 0
+        start, first = values.count, bits.count
         counts = {}
         for key in self.t.members(where, KEYS["floats"], REQUIRED["floats"]):
             if key == "hex":
                 counts[key] = self.hex(f"{where}.hex", role)
+            elif key == "bits":
+                counts[key] = 0
+                for words in self.t.bit_patterns(f"{where}.bits"):
+                    counts[key] = self.extend(f"{where}.bits", role, bits, words, counts[key])
             else:
                 counts[key] = self.t.decimals(f"{where}.decimal")
         if counts["hex"] != counts["decimal"]:
             raise MalformedError(
                 f"{where}: {counts['hex']} hex and {counts['decimal']} decimal values"
             )
+        has_bits = "bits" in counts
+        category = "state" if role == "state" else "param"
+        self.first.setdefault((category, has_bits), where)
+        kind = self.kind if category == "param" else self.state_kind
+        if kind is not None:  # a state's dtype is the parameters' only if no state_dtype follows
+            self.bits_allowed(where, has_bits, kind)
+        if has_bits:
+            if counts["bits"] != counts["hex"]:
+                n, m = counts["bits"], counts["hex"]
+                raise MalformedError(f"{where}: {n} bits and {m} hex values")
+            words, hexes = bits.array[first : bits.count], values.array[start : values.count]
+            if (problem := hexfloat.disagreement(words, hexes, _BITS_KIND)) is not None:
+                raise MalformedError(f"{where}.{problem}")
+            values.count = start  # the bits hold the values: the hex floats were a check
         self.check(where, counts["hex"], "values")
 
-    def hex(self, where: str, role: str | None) -> int:
-        sink = None if role is None else self.sinks[role]
-        if sink is not None and sink.count == 0 and self.dtype is not None:
-            sink.array = np.empty(sink.array.size, self.dtype)
-            if role == "initial" and self.shape is not None:
-                sink.reserve(math.prod(self.shape))
-        limit = math.inf if self.shape is None else math.prod(self.shape)
+    @staticmethod
+    def bits_allowed(where: str, has_bits: bool, kind: np.dtype[Any]) -> None:
+        """Bits in every bfloat16 array of a vector, and in no other."""
+        if (problem := hexfloat.bits_rule(has_bits, kind.name)) is not None:
+            raise MalformedError(f"{where}: {problem}")
+
+    def hex(self, where: str, role: str) -> int:
+        """Hex floats into the sink ``role``; a state's checked against every dtype."""
+        sink, kind = self.sinks[role], None if role == "state" else self.kind
+        if sink.count == 0 and kind is not None:
+            sink.array = np.empty(sink.array.size, kind)
         n = 0
-        for values in self.t.hex_floats(where, self.dtype or "float64"):
-            n += values.size
-            if n > limit:
-                raise MalformedError(f"{where}: more than {limit} values for the shape")
-            if sink is not None:
-                sink.extend(values)
+        for values in self.t.hex_floats(where, kind or np.dtype(np.float64)):
+            for name in _dtypes.REAL if role == "state" else ():
+                if name not in self.misfit and (i := hexfloat.misfit(values, name)) is not None:
+                    value = hexfloat.to_hex(float(values[i]))
+                    self.misfit[name] = f"{where}[{n + i}]: {value} is not a {name} value"
+            n = self.extend(where, role, sink, values, n)
         return n
+
+    def extend(self, where: str, role: str, sink: _Sink, values: npt.NDArray[Any], n: int) -> int:
+        """``n`` values of a list read, and ``values`` more: into ``sink``, within the shape."""
+        limit = math.inf if self.shape is None else math.prod(self.shape)
+        if n + values.size > limit:
+            raise MalformedError(f"{where}: more than {limit} values for the shape")
+        if role == "initial" and n == 0 and sink.count == 0 and self.shape is not None:
+            sink.reserve(math.prod(self.shape))
+        sink.extend(values)
+        return n + values.size
 
     def check(self, where: str, count: int, what: str) -> None:
         """``count`` values (or states) must match the shape (or the state names)."""
@@ -324,26 +367,26 @@ class _Walk:
 
     def scalar(self, where: str) -> float:
         value = 0.0
-        for key in self.t.members(where, KEYS["floats"], REQUIRED["floats"]):
+        for key in self.t.members(where, KEYS["float"], REQUIRED["float"]):
             text = self.t.string(f"{where}.{key}", 64 if key == "hex" else 4096)
             if key == "hex":
                 try:
-                    value = from_hex(text)
+                    value = hexfloat.from_hex(text)
                 except ValueError as error:
                     raise MalformedError(f"{where}.hex: {error}") from None
         return value
 
     def array(self, role: str, where: str) -> npt.NDArray[Any]:
         """The sink ``role``'s values in the case's dtype (checked, if read before the dtype)."""
+        assert self.kind is not None
+        if (
+            self.kind.name in hexfloat.BITS_DTYPES
+        ):  # every array had bits (checked): they are the values
+            return self.bits[role].take().view(self.kind)
         values = self.sinks[role].take()
-        assert self.dtype is not None
-        if values.dtype != self.dtype:  # the floats came before the dtype in the file
-            with np.errstate(over="ignore", under="ignore"):
-                narrow = values.astype(self.dtype)
-            same = np.isnan(values) | (narrow.astype(np.float64) == values)
-            same &= np.signbit(narrow) == np.signbit(values)
-            if not same.all():
-                i = int(np.argmin(same))
+        if values.dtype != self.kind:  # the floats came before the dtype in the file
+            if (i := hexfloat.misfit(values, self.kind)) is not None:
                 raise MalformedError(f"{where}: value {i} is not a {self.dtype} value")
-            values = narrow
+            with np.errstate(over="ignore", under="ignore"):
+                values = values.astype(self.kind)
         return values

@@ -8,11 +8,13 @@ from typing import Any
 
 from .._apply import apply
 from .._checks import describe, dtype_name
-from .._dtypes import round_to
+from .._dtypes import TABLE, round_to
 from .._engine.ir import Hyper, Instr, Program, instr, per_dtype
 from ._registry import REAL_FLOATS
 
 __all__ = [
+    "FLUSHED",
+    "IN_OPMATH",
     "REAL_FLOATS",
     "ZERO",
     "donated",
@@ -22,6 +24,23 @@ __all__ = [
     "number",
     "run",
 ]
+
+
+#: A rounding model's ``compute`` map for kernels that compute each dtype in
+#: its ``opmath`` (the dtype table's): float16 and bfloat16 in float32.
+IN_OPMATH: dict[str, str] = {
+    name: TABLE[name].opmath for name in REAL_FLOATS if TABLE[name].opmath != name
+}
+
+#: The storage dtypes whose subnormals a CPU running with FTZ/DAZ flushes (XLA
+#: and TensorFlow on x86): those whose subnormals are subnormal in the dtype
+#: they are computed in: float32, float64, and bfloat16 (float32's exponent
+#: range), but not float16, whose subnormals are normal float32 numbers.
+FLUSHED: frozenset[str] = frozenset(
+    name
+    for name in REAL_FLOATS
+    if TABLE[name].min_exponent == TABLE[TABLE[name].opmath].min_exponent
+)
 
 
 def number(name: str, value: object) -> float:
@@ -35,6 +54,7 @@ def run(
     trees: Mapping[str, object],
     program: Program | Callable[[str], Program],
     out: Sequence[object | None] | None = None,
+    fixed: Mapping[str, str] | None = None,
 ) -> tuple[Any, ...]:
     """Validate the trees (as the core rules do) and run the convention's program.
 
@@ -42,10 +62,11 @@ def run(
     program for a storage dtype (by name); that is asked once per dtype in
     the trees, after every leaf's dtype is checked to be one the conventions
     model (a leaf of another is named by its pytree path), and before
-    anything is computed.
+    anything is computed. ``fixed``: trees (and outputs, ``"out[1]"``) of a
+    dtype of their own (see :func:`nagref._apply.apply`).
     """
     dtypes = (REAL_FLOATS, "the framework conventions support")
-    return apply(per_dtype(program), trees, out=out, n_outputs=2, dtypes=dtypes)
+    return apply(per_dtype(program), trees, out=out, n_outputs=2, dtypes=dtypes, fixed=fixed)
 
 
 #: A state that starts at zero (the frameworks' zeros initializer), as a

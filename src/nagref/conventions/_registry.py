@@ -23,7 +23,15 @@ from typing import Any, Literal
 
 from .. import _dtypes
 
-__all__ = ["REAL_FLOATS", "Capabilities", "Convention", "Hypers", "Variant", "always"]
+__all__ = [
+    "REAL_FLOATS",
+    "Capabilities",
+    "Convention",
+    "Hypers",
+    "Variant",
+    "always",
+    "same_dtype",
+]
 
 #: The dtypes a convention accepts by default: the frameworks' real floating types on CPU.
 REAL_FLOATS: tuple[str, ...] = tuple(d.name for d in _dtypes.TABLE.values() if d.conventions)
@@ -32,6 +40,11 @@ REAL_FLOATS: tuple[str, ...] = tuple(d.name for d in _dtypes.TABLE.values() if d
 def always(dtype: str) -> bool:
     """A variant that the live framework runs on every machine, in every dtype."""
     return True
+
+
+def same_dtype(options: Mapping[str, object], dtype: str) -> str:
+    """A state kept in the parameters' dtype, whatever the variant."""
+    return dtype
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,9 @@ class Convention:
         requirement: what ``pip install`` needs to run the live framework.
         process_per_variant: the live framework needs a process per variant
             (Keras picks its backend at import).
+        state_dtype: the dtype of the state, given a variant's options and
+            the parameters' dtype (Optax's ``accumulator_dtype``); by default
+            the parameters'.
     """
 
     name: str
@@ -111,6 +127,7 @@ class Convention:
     capabilities: Capabilities
     requirement: str
     process_per_variant: bool = False
+    state_dtype: Callable[[Mapping[str, object], str], str] = same_dtype
 
     @property
     def driver(self) -> str:

@@ -16,22 +16,31 @@ Per backend, as measured against Keras 3.15.1:
 * ``"tensorflow"``, ``"jax"``, ``"numpy"``: each operation rounds
   separately. The learning rate is a float32 variable, cast to the
   variable's dtype. TensorFlow also passes momentum and weight decay through
-  float32; JAX and NumPy cast them directly. TensorFlow and JAX on CPU flush
-  float32 and float64 subnormals to zero. The NumPy backend follows JAX's
-  32-bit type promotion, so a float64 variable is updated in float32
-  arithmetic (each operand rounded to float32) and stored back.
+  float32; JAX and NumPy convert them on the host, directly (bfloat16:
+  ``ml_dtypes`` converts through float32). TensorFlow and JAX on CPU flush
+  float32, float64 and bfloat16 subnormals to zero; bfloat16 is computed in
+  float32 and flushed there, before its rounding to bfloat16. The NumPy
+  backend follows JAX's 32-bit type promotion, so a float64 variable is
+  updated in float32 arithmetic (each operand rounded to float32) and stored
+  back; its bfloat16 arithmetic (``ml_dtypes``) rounds each operation.
 * ``"torch"``: its own foreach code: v = fma(g, −η, fl(v·μ)); Nesterov
   θ = fma(v, μ, fma(g, −η, θ)); weight decay θ·fl32(1 − fl32(λ·η)).
-  float16 rounds as :mod:`nagref.conventions.pytorch` describes, with
-  ``_foreach_mul_``'s scalar rounded to float16.
+  float16 and bfloat16 round as :mod:`nagref.conventions.pytorch` describes,
+  with ``_foreach_mul_``'s scalar rounded to the 16-bit format, except the
+  weight decay factor, a float32 tensor, which stays float32. The same
+  ``_foreach_`` kernels, so the same ``threads`` (chunks of a tensor over
+  32,768 elements, each with its own scalar tail) and ``cpu_capability``
+  (``"default"``: nothing fuses), measured against Keras 3.15.1 on torch
+  2.13.0 with ``ATEN_CPU_CAPABILITY`` set.
 
 The learning rate: a float becomes a float32 variable, so η is a float32
 number whatever the variables' dtype. A callable or a
 ``LearningRateSchedule`` that returns a Python float hands that float to the
 update instead; on the JAX backend (with ``jax_enable_x64``) and on the torch
 backend it arrives as a float64 and is cast to the variables' dtype (JAX
-converts the Python float on the host, rounding once; torch's ``alpha``
-reaches float16 through float32), so float64 variables see η unrounded
+converts the Python float on the host, rounding once, or for bfloat16 twice
+as ``ml_dtypes`` does; torch's ``alpha`` reaches the 16-bit formats through
+float32), so float64 variables see η unrounded
 (``learning_rate_dtype="float64"``; measured against Keras 3.15.1: with η
 rounded to float32, about 160 of 240 float64 elements differ after 3 steps).
 On the TensorFlow and NumPy backends such a value becomes float32 as a float
@@ -42,12 +51,13 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._engine.ir import VIA_OPMATH, Hyper, Program, Rounding, Split, instr
+from .._engine.ir import VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._typing import ArrayTree
-from ._common import ZERO, donated, float32, from_zero, number, run
+from ._aten import check_capability, check_threads, runs_here
+from ._common import FLUSHED, IN_OPMATH, ZERO, donated, float32, from_zero, number, run
 from ._recipes import velocity_lr_inside
 from ._registry import Capabilities, Convention, Hypers, Variant
-from .pytorch import HALF_LANES, HALF_TAIL
+from .pytorch import elementwise
 
 __all__ = ["BACKENDS", "CONVENTION", "LEARNING_RATE_DTYPES", "sgd"]
 
@@ -58,14 +68,13 @@ BACKENDS = ("tensorflow", "jax", "numpy", "torch")
 #: The dtypes a learning rate reaches the update in (see ``sgd``).
 LEARNING_RATE_DTYPES = ("float32", "float64")
 
-_FLUSH = frozenset({"float32", "float64"})
 _ROUNDING = {
-    "tensorflow": Rounding(contract=False, flush=_FLUSH),
-    "jax": Rounding(contract=False, flush=_FLUSH),
+    "tensorflow": Rounding(contract=False, compute=IN_OPMATH, flush=FLUSHED),
+    "jax": Rounding(contract=False, compute=IN_OPMATH, flush=FLUSHED),
     "numpy": Rounding(
         contract=False, compute={"float64": "float32"}, result={"float64": "float32"}
     ),
-    "torch": Rounding(contract=True, compute={"float16": "float32"}),
+    "torch": Rounding(contract=True, compute=IN_OPMATH),  # see elementwise
 }
 
 
@@ -80,6 +89,8 @@ def sgd(
     weight_decay: float | None = None,
     backend: str = "tensorflow",
     learning_rate_dtype: str = "float32",
+    threads: int | None = None,
+    cpu_capability: str | None = None,
     out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
     """One ``SGD.apply`` of Keras 3 on ``backend``, without mutating its inputs.
@@ -95,6 +106,9 @@ def sgd(
             update: ``"float32"`` for a float (Keras's float32 variable);
             ``"float64"`` for a callable or schedule returning a Python float
             on the ``"jax"`` (x64) or ``"torch"`` backend.
+        threads, cpu_capability: the torch backend's intra-op threads and
+            CPU kernels, as :func:`nagref.conventions.pytorch.sgd` takes
+            them (None: torch's here). Other backends take None only.
         out: ``(variable_out, momentum_var_out)``: arrays to write the results into
             (they may be the inputs themselves, an in-place step; either may
             be None for a new array), or None for new arrays.
@@ -118,21 +132,28 @@ def sgd(
             f"learning_rate_dtype must be one of {', '.join(LEARNING_RATE_DTYPES)}, "
             f"got {learning_rate_dtype!r}"
         )
+    torch = backend == "torch"
+    if not torch and (threads is not None or cpu_capability is not None):
+        raise ValueError(
+            f"threads and cpu_capability are the torch backend's; backend={backend!r} "
+            "takes None for both"
+        )
     lr = float(learning_rate)
     wide = learning_rate_dtype == "float64"
     wd = None if weight_decay is None else number("weight_decay", weight_decay)
-    torch = backend == "torch"
     recipe = (
         _torch_recipe(momentum, nesterov, wd)
         if torch
         else velocity_lr_inside(momentum, nesterov, wd)
     )
     through32 = ("float32", "storage")
-    direct = through32 if backend == "tensorflow" else ("storage",)
+    # TensorFlow casts a Python float through float32; JAX and NumPy convert
+    # it on the host (once, except bfloat16: ml_dtypes goes through float32)
+    direct = through32 if backend == "tensorflow" else VIA_HOST
     hypers = {
         # a float32 variable cast to the dtype, or (JAX) the Python float
-        # itself, which jnp converts on the host, rounding once
-        "lr": Hyper(lr, ("storage",) if wide else through32),
+        # itself, which jnp converts on the host
+        "lr": Hyper(lr, VIA_HOST if wide else through32),
         "neg_lr": Hyper(-lr if wide else -float32(lr), VIA_OPMATH),  # alpha=-lr
         "mu": Hyper(momentum, VIA_OPMATH if torch else direct),
         "wd": Hyper(0.0 if wd is None else wd, direct),
@@ -153,8 +174,11 @@ def sgd(
         recipe = (*from_zero("v"), *recipe)
         hypers["zero"] = ZERO
     outputs = ("p", "v" if momentum != 0 else None)
-    split = Split(recipe, HALF_TAIL, HALF_LANES) if torch else None
-    program = Program(recipe, _ROUNDING[backend], inputs, outputs, hypers, split)
+    rounding, split = _ROUNDING[backend], None
+    if torch:
+        capability = check_capability(cpu_capability)
+        rounding, split = elementwise(recipe, capability, check_threads(threads))
+    program = Program(recipe, rounding, inputs, outputs, hypers, split)
     new_variable, new_velocity = run(trees, program, donated(out, "momentum_var", momentum != 0))
     return new_variable, new_velocity
 
@@ -206,6 +230,11 @@ def _keywords(h: Hypers) -> dict[str, object]:
     return keywords
 
 
+#: The torch backend's variants pin one thread and the CPU capability (see
+#: :mod:`nagref.conventions.pytorch`), so that a vector does not depend on the
+#: machine; the live driver sets them before Keras imports torch.
+_TORCH: dict[str, object] = {"backend": "torch", "threads": 1, "cpu_capability": "avx512"}
+
 CONVENTION = Convention(
     name="keras",
     function=sgd,
@@ -215,11 +244,18 @@ CONVENTION = Convention(
     stores="v",
     keywords=_keywords,
     variants=(
-        *(Variant(backend, {"backend": backend}) for backend in BACKENDS),
+        *(Variant(backend, {"backend": backend}) for backend in BACKENDS if backend != "torch"),
+        Variant("torch", _TORCH, live=runs_here("avx512")),
         # a callable learning rate: a float64 value on these two backends
-        *(
-            Variant(f"{name}-callable-lr", {"backend": name, "learning_rate_dtype": "float64"})
-            for name in ("jax", "torch")
+        Variant("jax-callable-lr", {"backend": "jax", "learning_rate_dtype": "float64"}),
+        Variant(
+            "torch-callable-lr",
+            {**_TORCH, "learning_rate_dtype": "float64"},
+            live=runs_here("avx512"),
+        ),
+        # torch's scalar kernels (ATEN_CPU_CAPABILITY=default): nothing fuses
+        Variant(
+            "torch-default", {**_TORCH, "cpu_capability": "default"}, live=runs_here("default")
         ),
     ),
     capabilities=Capabilities(weight_decay=True, changing_lr=False),

@@ -15,27 +15,64 @@ Rounding, as measured against torch 2.13.0 (CPU wheel, AVX-512):
 * ``add_(x, alpha=a)`` is one fused multiply-add, with ``a`` rounded to the
   tensor's dtype first; ``mul_(s)`` rounds once. The single-tensor and
   foreach paths are identical in float32 and float64.
-* float16 computes each operation in float32 and rounds the result to
-  float16. The vectorised body of ``add_`` fuses; its scalar tail (the last
-  n mod 32 elements) rounds the product and the sum separately. A Python
-  scalar becomes Half through float, so ``alpha`` is rounded twice
-  (fl16(fl32(a))). ``mul_`` keeps its scalar in float32, while
-  ``_foreach_mul_`` (the foreach path) rounds it to float16 first.
+* float16 and bfloat16 (the reduced formats) compute each operation in
+  float32 and round the result to the storage dtype. The vectorised body of
+  ``add_`` fuses (one float32 FMA, then the rounding to the 16-bit format);
+  its scalar tail (the last n mod 32 elements) rounds the product and the
+  sum separately. A Python scalar becomes Half or BFloat16 through float, so
+  ``alpha`` is rounded twice (fl16(fl32(a))). ``mul_`` keeps its scalar in
+  float32, while ``_foreach_mul_`` (the foreach path) rounds it to the
+  16-bit format first. bfloat16 was measured to follow float16's rules in
+  every one of these points (0 differing elements of 559,164, single-tensor
+  and foreach, with and without momentum, first and later steps).
 * ``fused=True`` (``_fused_sgd_``): the buffer is fl(b·μ) + (1−τ)·g fused in
   the SIMD body, but μ·b + fl((1−τ)·g) fused in the compiler's scalar
   epilogue, which covers the last n mod 8 (float32) or n mod 4 (float64)
-  elements of each tensor. float16 is refused: torch 2.13's fused CPU
-  kernel does not write float16 parameters in its vector loop
-  (pytorch/pytorch#191763).
+  elements of each tensor. float16 and bfloat16 are refused: torch 2.13's
+  fused CPU kernel does not write 16-bit parameters in its vector loop
+  (pytorch/pytorch#191763; under ``ATEN_CPU_CAPABILITY=default`` too:
+  1,584 of 1,674 float16 parameters were left unchanged).
+
+Threads (``threads``), measured against torch 2.13.0 with 1 to 4 threads
+(``torch.set_num_threads``; OpenMP runs 3 and 4 on a 2-core machine too):
+``add_`` and ``_foreach_add_`` run ``at::parallel_for`` with a grain of
+32,768 elements (:data:`GRAIN`). A tensor of n > 32,768 elements is cut into
+c = min(threads, ⌈n / 32768⌉) chunks of ⌈n / c⌉ elements (the last shorter),
+and each chunk has its own SIMD body and scalar tail of (chunk size) mod 32
+elements (:func:`nagref._engine.ir.chunks`). So in float16 and bfloat16 the
+bits depend on the thread count: n = 65537, every p = 0x30c6 and g = 0x3e83
+(float16), ``SGD([p], lr=0.1)``: one thread gives 0xa2f4 at element 32768
+and 0xa2f0 at 65536, two threads the reverse. The chunk model matched 352
+of 352 cases (n from 33 to 200,003, 1 to 4 threads, ``add_``,
+``_foreach_add_`` and both SGD paths) under each CPU capability. float32
+and float64 are unaffected (their scalar tail fuses as the body does, and
+``mul_`` rounds once everywhere), and so is ``fused=True``: its
+``parallel_for`` cuts whole 64-byte units, multiples of its lanes, so only a
+tensor's last n mod 8 (or 4) elements are its tail (0 differing of 11.9
+million elements with 2 threads, n up to 100,003).
+
+CPU capability (``cpu_capability``; ``ATEN_CPU_CAPABILITY``, the kernels
+ATen dispatches to), measured against torch 2.13.0 on an AVX-512 machine,
+setting the variable: ``"avx2"`` computes every one of the points above as
+``"avx512"`` does (the 16-bit ``add_`` tail is n mod 32 there too, not
+n mod 16). ``"default"`` (ATen's scalar kernels, what x86 CPUs without AVX2
+and FMA run) fuses nothing: float32 and float64 ``add_`` round the product
+and the sum separately (3,757 of 30,000 float32 elements differ from the
+fused result), float16 and bfloat16 round as the scalar tail does on every
+element, and ``fused=True`` rounds twice in its body and epilogue alike;
+``mul_``, ``_foreach_mul_`` and the scalars' conversions are unchanged. Each
+model gave 0 differing elements of 66,000 per dtype, operation and
+capability (n = 100 and 120, 300 draws each), and of 29,448 per dtype for
+``fused=True`` (3 steps of 24 configurations).
 
 What torch refuses, nagref refuses: ``add_``'s ``alpha`` (−lr, the weight
 decay, 1 − dampening, and the momentum of Nesterov's ``grad.add(buf,
 alpha=momentum)``) is converted to the tensor's dtype by
 ``c10::checked_convert``, which raises ("value cannot be converted to type
 c10::Half without overflow") for a finite value beyond the dtype's largest
-number: an lr above 65504 with float16 parameters, above 3.4e38 with
-float32. ``mul_``'s scalar and the fused kernel are not checked: there
-torch computes inf, and so does nagref.
+number: an lr above 65504 with float16 parameters, above 3.39e38 with
+bfloat16, above 3.4e38 with float32. ``mul_``'s scalar and the fused kernel
+are not checked: there torch computes inf, and so does nagref.
 """
 
 from __future__ import annotations
@@ -46,19 +83,44 @@ from typing import Any, TypeVar
 from .._dtypes import largest
 from .._engine.ir import VIA_OPMATH, Hyper, Program, Recipe, Rounding, Split, instr
 from .._typing import ArrayTree
-from ._common import donated, number, run
+from ._aten import (
+    CPU_CAPABILITIES,
+    GRAIN,
+    check_capability,
+    check_threads,
+    cpu_capability_here,
+    default_cpu_capability,
+    default_threads,
+    runs_here,
+)
+from ._common import IN_OPMATH, REAL_FLOATS, donated, number, run
 from ._registry import Capabilities, Convention, Hypers, Variant
 
-__all__ = ["CONVENTION", "HALF_LANES", "HALF_TAIL", "sgd"]
+__all__ = [
+    "CONVENTION",
+    "CPU_CAPABILITIES",
+    "GRAIN",
+    "REDUCED_LANES",
+    "REDUCED_TAIL",
+    "cpu_capability_here",
+    "default_cpu_capability",
+    "default_threads",
+    "elementwise",
+    "runs_here",
+    "sgd",
+]
 
 T = TypeVar("T", bound=ArrayTree)
 
-_EACH = Rounding(contract=True, compute={"float16": "float32"})
-#: float16 ``add_``: the scalar tail (c10::Half arithmetic) rounds product and
-#: sum separately, after the SIMD body's multiples of 32 elements (AVX-512).
-HALF_TAIL = Rounding(contract=False, compute={"float16": "float32"})
-HALF_LANES = {"float16": 32}
+_EACH = Rounding(contract=True, compute=IN_OPMATH)
+#: float16 and bfloat16 ``add_``: the scalar tail (c10::Half and
+#: c10::BFloat16 arithmetic) rounds product and sum separately, after the
+#: SIMD body's multiples of 32 elements (AVX-512 and AVX2).
+REDUCED_TAIL = Rounding(contract=False, compute=IN_OPMATH)
+REDUCED_LANES = dict.fromkeys(IN_OPMATH, 32)
 _FUSED_LANES = {"float32": 8, "float64": 4}
+#: ``ATEN_CPU_CAPABILITY=default``: no operation fuses, in any dtype.
+_SEPARATE = Rounding(contract=False, compute=IN_OPMATH)
 
 
 def sgd(
@@ -74,6 +136,8 @@ def sgd(
     maximize: bool = False,
     foreach: bool | None = None,
     fused: bool = False,
+    threads: int | None = None,
+    cpu_capability: str | None = None,
     out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
     """One step of ``torch.optim.SGD`` (CPU), without mutating its inputs.
@@ -86,8 +150,17 @@ def sgd(
             ``torch.optim.SGD``, validated with its messages.
         foreach: model the foreach path (``True``) or the single-tensor
             one (``False``, or ``None``: torch's default on CPU). They differ
-            in float16 only.
+            in float16 and bfloat16 only.
         fused: model the fused kernel (``fused=True``).
+        threads: torch's intra-op threads (``torch.get_num_threads()``), a
+            whole number >= 1; they cut a float16 or bfloat16 tensor of more
+            than :data:`GRAIN` elements into chunks, each with its own scalar
+            tail (see the module's docstring). None: torch's default here,
+            :func:`default_threads` (nagref imports nothing of torch's).
+        cpu_capability: the kernels torch runs, as ``ATEN_CPU_CAPABILITY``
+            names them: ``"avx512"``, ``"avx2"`` (the same bits) or
+            ``"default"`` (no SIMD: nothing fuses). None: what torch picks
+            here, :func:`default_cpu_capability`.
         out: ``(param_out, momentum_buffer_out)``: arrays to write the results into
             (they may be the inputs themselves, an in-place step; either may
             be None for a new array), or None for new arrays.
@@ -107,6 +180,8 @@ def sgd(
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     if fused and foreach:
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    n_threads = check_threads(threads)
+    capability = check_capability(cpu_capability)
 
     first = momentum_buffer is None
     recipe = _recipe(momentum, weight_decay, nesterov, maximize, first)
@@ -130,20 +205,36 @@ def sgd(
     def program(dtype: str) -> Program:
         if not fused:
             _check_alphas(recipe, hypers, dtype, given)
-            split = Split(recipe, HALF_TAIL, HALF_LANES)
-        elif dtype == "float16":
+            rounding, split = elementwise(recipe, capability, n_threads)
+            return Program(recipe, rounding, inputs, outputs, hypers, split)
+        if dtype in IN_OPMATH:
             raise NotImplementedError(
-                "fused=True with float16 is not modelled: torch 2.13's fused CPU "
-                "kernel skips float16 parameter updates in its vector loop "
+                f"fused=True with {dtype} is not modelled: torch 2.13's fused CPU "
+                f"kernel skips {dtype} parameter updates in its vector loop "
                 "(pytorch/pytorch#191763)"
             )
-        else:
-            tail = _recipe(momentum, weight_decay, nesterov, maximize, first, scalar_tail=True)
-            split = Split(tail, _EACH, _FUSED_LANES)
-        return Program(recipe, _EACH, inputs, outputs, hypers, split)
+        if capability == "default":  # body and epilogue round twice alike
+            return Program(recipe, _SEPARATE, inputs, outputs, hypers)
+        # whole 64-byte units per thread: the tail is the tensor's, whatever the threads
+        tail = _recipe(momentum, weight_decay, nesterov, maximize, first, scalar_tail=True)
+        return Program(recipe, _EACH, inputs, outputs, hypers, Split(tail, _EACH, _FUSED_LANES))
 
     new_param, new_buffer = run(trees, program, donated(out, "momentum_buffer", momentum != 0))
     return new_param, new_buffer
+
+
+def elementwise(recipe: Recipe, capability: str, threads: int) -> tuple[Rounding, Split | None]:
+    """The rounding and split of ``recipe`` run as torch's elementwise CPU ops.
+
+    ``add_``, ``mul_`` and their ``_foreach_`` forms (``TensorIterator``
+    kernels) under ``capability``, on ``threads`` threads: one fused
+    multiply-add in the SIMD body, with float16 and bfloat16's scalar tail
+    per chunk (see the module's docstring); nothing fused and no split with
+    ``"default"``.
+    """
+    if capability == "default":
+        return _SEPARATE, None
+    return _EACH, Split(recipe, REDUCED_TAIL, REDUCED_LANES, GRAIN, threads)
 
 
 #: The registers that reach torch as ``add_``'s alpha, and the argument each comes from.
@@ -222,6 +313,19 @@ def _keywords(h: Hypers) -> dict[str, object]:
     return keywords
 
 
+_PATHS: dict[str, dict[str, object]] = {
+    "single-tensor": {"foreach": False, "fused": False},
+    "foreach": {"foreach": True, "fused": False},
+    "fused": {"foreach": False, "fused": True},
+}
+
+#: The variants pin ``threads`` and ``cpu_capability``, so that a vector does
+#: not depend on the machine that wrote it: one thread, and each code path
+#: under each capability (``single-tensor`` is AVX-512's, ``single-tensor-avx2``
+#: and ``single-tensor-default`` the others'). The live suite runs each
+#: capability where this CPU can: the driver hands a case of other kernels
+#: than its own torch's to a helper worker started with ``ATEN_CPU_CAPABILITY``
+#: set (see :mod:`nagref.live.drivers.pytorch`).
 CONVENTION = Convention(
     name="pytorch",
     function=sgd,
@@ -230,10 +334,15 @@ CONVENTION = Convention(
     first_state="none",
     stores="b",
     keywords=_keywords,
-    variants=(
-        Variant("single-tensor", {"foreach": False, "fused": False}),
-        Variant("foreach", {"foreach": True, "fused": False}),
-        Variant("fused", {"foreach": False, "fused": True}, dtypes=("float32", "float64")),
+    variants=tuple(
+        Variant(
+            path if capability == "avx512" else f"{path}-{capability}",
+            {**options, "threads": 1, "cpu_capability": capability},
+            ("float32", "float64") if options["fused"] else REAL_FLOATS,
+            runs_here(capability),
+        )
+        for capability in CPU_CAPABILITIES
+        for path, options in _PATHS.items()
     ),
     capabilities=Capabilities(dampening=True, weight_decay=True, maximize=True),
     requirement="torch==2.13.0",

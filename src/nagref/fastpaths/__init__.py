@@ -8,7 +8,8 @@ namespace and a loader), and the dispatcher and :func:`available` read that
 one list. :func:`disabled` runs the generic path only.
 
 * ``numpy``: :mod:`nagref.fastpaths.numpy`, a compiled C evaluator
-  (:mod:`nagref.fastpaths._cpu`) for contiguous float16, float32 and float64;
+  (:mod:`nagref.fastpaths._cpu`) for contiguous float16, bfloat16, float32
+  and float64;
 * ``cupy``: :mod:`nagref.fastpaths.cupy`, a generated CUDA elementwise kernel.
 """
 

@@ -1,23 +1,38 @@
 /* nagref.fastpaths._cpu: run a recipe over contiguous arrays in one pass.
  *
- * A recipe (see nagref/_recipe.py) is a list of primitive operations on
+ * A recipe (see nagref/_engine/ir.py) is a list of primitive operations on
  * registers. This module evaluates it block by block: each block of BLOCK
  * elements is loaded into registers that stay in the L1 cache, every
  * operation runs over the block, and the output registers are stored. Each
  * operation rounds exactly as the generic path does:
  *
- *   kind  storage  compute  result  notes
- *   F64   float64  float64  float64 FMA: C99 fma
- *   F32   float32  float32  float32 FMA: C99 fmaf
- *   D32   float64  float32  float32 inputs rounded to float32 on load
- *   H32   float16  float32  float16 every result rounded to float16; FMA: fmaf, then float16
- *   H16   float16  float16  float16 every result rounded to float16; FMA: exact, by round-to-odd
+ *   kind  storage  compute  result   notes
+ *   F64   float64  float64  float64  FMA: C99 fma
+ *   F32   float32  float32  float32  FMA: C99 fmaf
+ *   D32   float64  float32  float32  inputs rounded to float32 on load
+ *   H32   float16  float32  float16  every result rounded to float16; FMA: fmaf, then float16
+ *   H16   float16  float16  float16  every result rounded to float16; FMA: exact, by round-to-odd
+ *   B32   bfloat16 float32  bfloat16 every result rounded to bfloat16; FMA: fmaf, then bfloat16
+ *   B16   bfloat16 bfloat16 bfloat16 as H16, in bfloat16; copy and negation keep NaN payloads
+ *   BW32  bfloat16 float32  float32  float32 results, rounded to bfloat16 when stored
+ *
+ * Every kind but D32, H32 and H16 may flush subnormals (FTZ/DAZ): operands
+ * as they are loaded, results in the compute dtype, before the rounding to
+ * the result's (so B32 flushes a float32 result just below 2^-126 that
+ * bfloat16 would round up to 2^-126; B16 rounds first, then flushes).
  *
  * One float16 operation computed in float32 and rounded to float16 is
  * correctly rounded, because float32 carries more than 2*11 + 1 bits
- * (Figueroa 1995). The float16 FMA rounds the exact a*b + c to odd in float64
- * and float32 and then to nearest in float16, which is exact because each
- * odd rounding keeps more than two extra bits (Boldo and Melquiond 2008).
+ * (Figueroa 1995); so is a bfloat16 one (24 >= 2*8 + 2). The float16 and
+ * bfloat16 FMA rounds the exact a*b + c to odd in float64 and float32 and
+ * then to nearest, which is exact because each odd rounding keeps more than
+ * two extra bits (Boldo and Melquiond 2008).
+ *
+ * bfloat16 needs no compiler support: its arrays arrive as uint16 views of
+ * their bits (NumPy exports no buffer of ml_dtypes' bfloat16), a bfloat16 is
+ * the upper half of a float32, and the rounding to nearest is integer
+ * arithmetic on the bits, with NaNs made the quiet 0x7fc0 (sign kept), as
+ * ml_dtypes converts.
  *
  * run() takes a batch of leaves (a model's tensors of one dtype) and checks
  * each leaf's buffers itself, so the Python side does no per-leaf work
@@ -50,7 +65,7 @@ typedef _Float16 half;
 #endif
 
 enum { OP_COPY, OP_NEG, OP_MUL, OP_ADD, OP_SUB, OP_FMA, OP_MULADD, N_OPS };
-enum { K_F64, K_F32, K_D32, K_H32, K_H16, N_KINDS };
+enum { K_F64, K_F32, K_D32, K_H32, K_H16, K_B32, K_B16, K_BW32, N_KINDS };
 
 /* Bytes per register block: measured fastest here among 128 to 16384. */
 #define BLOCK_BYTES 512
@@ -151,7 +166,7 @@ typedef struct {
 SAME_TYPE_KERNEL(run_f64, double, , DBL_MIN)
 SAME_TYPE_KERNEL(run_f32, float, f, FLT_MIN)
 
-/* ---- float32 registers over float64 or float16 storage ----------------- */
+/* ---- float32 registers over float64, float16 or bfloat16 storage ------- */
 
 static inline double round_to_odd64(double s, double e) {
     /* s = RN(x) and e = x - s exactly: the value x rounded to odd */
@@ -185,56 +200,182 @@ static inline float round_half(float x) { return x; }
 static inline float fma_half(float a, float b, float c) { return fmaf(a, b, c); }
 #endif
 
-#define NARROW_KERNEL(NAME, ST, ROUND, FMA)                                    \
+/* A kernel over float32 registers. LOAD and STORE convert one element of
+ * storage to and from float32 (exactly, or, STORE, rounding to nearest);
+ * FL flushes an operand as it is loaded (or is the identity); FIN finishes
+ * an operation's exact-or-float32 result (flush and round, in the model's
+ * order); NEG, COPY and FMA are the whole operation. */
+#define NARROW_KERNEL(NAME, ST, LOAD, STORE, FL, FIN, NEG, COPY, FMA)          \
     CLONED static void NAME(const Job *job) {                                  \
         enum { BLOCK = BLOCK_BYTES / sizeof(float) };                          \
-        float (*reg)[BLOCK] = job->scratch;                       \
-        for (int k = 0; k < job->program->n_const; k++)                                 \
+        float (*reg)[BLOCK] = job->scratch;                                    \
+        for (int k = 0; k < job->program->n_const; k++)                        \
             for (int i = 0; i < BLOCK; i++)                                    \
-                reg[job->program->const_reg[k]][i] = (float)job->program->const_value[k];        \
+                reg[job->program->const_reg[k]][i] = (float)job->program->const_value[k]; \
         for (Py_ssize_t s = job->start; s < job->stop; s += BLOCK) {           \
             int m = (int)(job->stop - s < BLOCK ? job->stop - s : BLOCK);      \
             for (int k = 0; k < job->n_in; k++) {                              \
                 const ST *src = (const ST *)job->in[k].data + s;               \
                 float *dst = reg[job->in[k].reg];                              \
-                for (int i = 0; i < m; i++) dst[i] = (float)src[i];            \
+                LOOP(m) dst[i] = FL(LOAD(src[i]));                             \
             }                                                                  \
-            for (int n = 0; n < job->program->n_steps; n++) {                           \
-                const Instr *st = &job->program->steps[n];                              \
+            for (int n = 0; n < job->program->n_steps; n++) {                  \
+                const Instr *st = &job->program->steps[n];                     \
                 float *o = reg[st->out];                                       \
                 const float *a = reg[st->a], *b = reg[st->b], *c = reg[st->c]; \
                 switch (st->op) {                                              \
-                case OP_COPY: LOOP(m) o[i] = ROUND(a[i]); break;               \
-                case OP_NEG: LOOP(m) o[i] = ROUND(-a[i]); break;               \
-                case OP_MUL: LOOP(m) o[i] = ROUND(a[i] * b[i]); break;         \
-                case OP_ADD: LOOP(m) o[i] = ROUND(a[i] + b[i]); break;         \
-                case OP_SUB: LOOP(m) o[i] = ROUND(a[i] - b[i]); break;         \
+                case OP_COPY: LOOP(m) o[i] = COPY(a[i]); break;                \
+                case OP_NEG: LOOP(m) o[i] = NEG(a[i]); break;                  \
+                case OP_MUL: LOOP(m) o[i] = FIN(a[i] * b[i]); break;           \
+                case OP_ADD: LOOP(m) o[i] = FIN(a[i] + b[i]); break;           \
+                case OP_SUB: LOOP(m) o[i] = FIN(a[i] - b[i]); break;           \
                 case OP_FMA: LOOP(m) o[i] = FMA(a[i], b[i], c[i]); break;      \
-                default: LOOP(m) o[i] = ROUND(ROUND(a[i] * b[i]) + c[i]);      \
+                default: LOOP(m) o[i] = FIN(FIN(a[i] * b[i]) + c[i]);          \
                 }                                                              \
             }                                                                  \
             for (int k = 0; k < job->n_out; k++) {                             \
                 ST *dst = (ST *)job->out[k].data + s;                          \
                 const float *src = reg[job->out[k].reg];                       \
-                for (int i = 0; i < m; i++) dst[i] = (ST)src[i];               \
+                LOOP(m) dst[i] = STORE(src[i]);                                \
             }                                                                  \
         }                                                                      \
     }
 
 #define NO_ROUND(x) (x)
+#define TO_FLOAT(x) ((float)(x))
 #define FMA_D32(a, b, c) fmaf(a, b, c)
-NARROW_KERNEL(run_d32, double, NO_ROUND, FMA_D32)
+#define STORE_D32(x) ((double)(x))
+#define NEG_NO_ROUND(x) (-(x))
+NARROW_KERNEL(run_d32, double, TO_FLOAT, STORE_D32, NO_ROUND, NO_ROUND, NEG_NO_ROUND, NO_ROUND,
+              FMA_D32)
 #if HAVE_FLOAT16
+#define STORE_HALF(x) ((half)(x))
+#define NEG_HALF(x) round_half(-(x))
 #define FMA_H32(a, b, c) round_half(fmaf(a, b, c))
-NARROW_KERNEL(run_h32, half, round_half, FMA_H32)
-NARROW_KERNEL(run_h16, half, round_half, fma_half)
+NARROW_KERNEL(run_h32, half, TO_FLOAT, STORE_HALF, NO_ROUND, round_half, NEG_HALF, round_half,
+              FMA_H32)
+NARROW_KERNEL(run_h16, half, TO_FLOAT, STORE_HALF, NO_ROUND, round_half, NEG_HALF, round_half,
+              fma_half)
 #endif
+
+/* ---- bfloat16 storage, as its bits ------------------------------------- */
+
+/* bfloat16 is the upper half of a float32: a float32 whose low 16 bits are
+ * zero is a bfloat16 number, and its register holds exactly that. No
+ * compiler support is needed, only uint16_t arithmetic on the bits. */
+static inline float bf16_load(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* float32 to bfloat16, to nearest, ties to even, as ml_dtypes converts:
+ * overflow gives an infinity, subnormals round on bfloat16's own grid (the
+ * float32 one, 2^16 times coarser), and every NaN becomes the quiet NaN
+ * 0x7fc0 with its sign. */
+static inline uint16_t bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t nearest = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t nan = ((u >> 16) & 0x8000u) | 0x7fc0u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : nearest);
+}
+
+/* A register that already holds a bfloat16 number (NaN payloads included). */
+static inline uint16_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float round_bf16(float x) { return bf16_load(bf16_round(x)); }
+
+/* Subnormal float32 (and so bfloat16) to a zero of its sign; FLT_MIN =
+ * 2^-126 is both formats' smallest normal number. */
+static inline float ftz(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u & 0x7f800000u) ? u : u & 0x80000000u; /* a zero exponent: a zero or a subnormal */
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* The rounding to odd of fma_half, with integer steps instead of nextafter,
+ * so that the loop vectorizes: where the rounding to nearest s was inexact
+ * and its last bit is even, the odd neighbour towards the exact value is
+ * one unit further from zero where the error has s's sign, one unit nearer
+ * otherwise (s is not zero: an inexact sum is not). */
+static inline double odd64(double s, double e) {
+    uint64_t u;
+    memcpy(&u, &s, sizeof u);
+    uint64_t bump = (uint64_t)((e != 0) & (fabs(e) < INFINITY)) & ~u & 1u;
+    uint64_t away = (uint64_t)((s < 0) == (e < 0));
+    u = u + (bump & away) - (bump & ~away);
+    memcpy(&s, &u, sizeof s);
+    return s;
+}
+
+/* x rounded to odd in float32, likewise; a zero rounded from a tiny x steps
+ * away from zero, and an x beyond the largest float steps back from inf. */
+static inline float odd32(double x) {
+    float f = (float)x;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t bump = (uint32_t)(((double)f != x) & (fabs(x) < INFINITY)) & ~u & 1u;
+    uint32_t away = (uint32_t)((u >> 31) == (uint32_t)(x < (double)f));
+    u = u + (bump & away) - (bump & ~away);
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* a*b + c rounded once to bfloat16: the product of two bfloat16 numbers is
+ * exact in float64, TwoSum gives the sum's error, and the sum is rounded to
+ * odd in float64 and float32 before the one rounding to nearest (Boldo and
+ * Melquiond 2008), as nagref._engine.fma does it. */
+static inline float fma_bf16(float a, float b, float c) {
+    double p = (double)a * (double)b, q = (double)c, s = p + q;
+    double pv = s - q, qv = s - pv, e = (p - pv) + (q - qv);
+    return round_bf16(odd32(odd64(s, e)));
+}
+
+/* B32: each result computed in float32, flushed there where the model
+ * flushes, then rounded to bfloat16 (a float32 just below 2^-126 flushes to
+ * zero, though it would round up to bfloat16's smallest normal). */
+#define B32_FIN(x) round_bf16(x)
+#define B32_NEG(x) round_bf16(-(x))
+#define B32_FMA(a, b, c) round_bf16(fmaf(a, b, c))
+#define B32_FIN_FTZ(x) round_bf16(ftz(x))
+#define B32_NEG_FTZ(x) round_bf16(ftz(-(x)))
+#define B32_FMA_FTZ(a, b, c) round_bf16(ftz(fmaf(a, b, c)))
+NARROW_KERNEL(run_b32, uint16_t, bf16_load, bf16_bits, NO_ROUND, B32_FIN, B32_NEG, B32_FIN,
+              B32_FMA)
+NARROW_KERNEL(run_b32_ftz, uint16_t, bf16_load, bf16_bits, ftz, B32_FIN_FTZ, B32_NEG_FTZ,
+              B32_FIN_FTZ, B32_FMA_FTZ)
+/* B16: each result rounded to bfloat16 (a float32 sum or product of two
+ * bfloat16 numbers rounded to bfloat16 is correctly rounded: 24 >= 2*8 + 2),
+ * then flushed there; a negation or copy keeps the bits, NaN payloads too. */
+#define B16_FIN_FTZ(x) ftz(round_bf16(x))
+#define B16_FMA_FTZ(a, b, c) ftz(fma_bf16(a, b, c))
+NARROW_KERNEL(run_b16, uint16_t, bf16_load, bf16_bits, NO_ROUND, round_bf16, NEG_NO_ROUND,
+              NO_ROUND, fma_bf16)
+NARROW_KERNEL(run_b16_ftz, uint16_t, bf16_load, bf16_bits, ftz, B16_FIN_FTZ, NEG_NO_ROUND,
+              NO_ROUND, B16_FMA_FTZ)
+/* BW32: float32 results throughout, rounded to bfloat16 when stored. */
+#define BW32_NEG_FTZ(x) ftz(-(x))
+#define BW32_FMA_FTZ(a, b, c) ftz(fmaf(a, b, c))
+NARROW_KERNEL(run_bw32, uint16_t, bf16_load, bf16_round, NO_ROUND, NO_ROUND, NEG_NO_ROUND,
+              NO_ROUND, FMA_D32)
+NARROW_KERNEL(run_bw32_ftz, uint16_t, bf16_load, bf16_round, ftz, ftz, BW32_NEG_FTZ, ftz,
+              BW32_FMA_FTZ)
 
 /* ---- the Python entry point -------------------------------------------- */
 
-static const int ITEMSIZE[N_KINDS] = {8, 4, 8, 2, 2};
-/* The buffer format of each kind's storage, native byte order (PEP 3118). */
-static const char *const FORMAT[N_KINDS] = {"d", "f", "d", "e", "e"};
+static const int ITEMSIZE[N_KINDS] = {8, 4, 8, 2, 2, 2, 2, 2};
+/* The buffer format of each kind's storage, native byte order (PEP 3118):
+ * bfloat16 has none (NumPy will not export ml_dtypes' 'E'), so its arrays
+ * come as uint16 views of their bits. */
+static const char *const FORMAT[N_KINDS] = {"d", "f", "d", "e", "e", "H", "H", "H"};
 
 static int malformed(const char *what) {
     PyErr_Format(PyExc_ValueError, "malformed %s", what);
@@ -300,6 +441,9 @@ static void dispatch(const Job *job) {
     case K_H32: run_h32(job); break;
     case K_H16: run_h16(job); break;
 #endif
+    case K_B32: job->flush ? run_b32_ftz(job) : run_b32(job); break;
+    case K_B16: job->flush ? run_b16_ftz(job) : run_b16(job); break;
+    case K_BW32: job->flush ? run_bw32_ftz(job) : run_bw32(job); break;
     default: break;
     }
 }
@@ -417,7 +561,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
         malformed("program");
         return NULL;
     }
-    batch.flush = batch.flush && (kind == K_F64 || kind == K_F32);
+    batch.flush = batch.flush && kind != K_D32 && kind != K_H32 && kind != K_H16;
     batch.type = (PyTypeObject *)type;
     batch.n_in = parse_registers("inputs", inputs, batch.in_reg, n_registers);
     if (batch.n_in < 0) return NULL;
@@ -475,7 +619,8 @@ static PyMethodDef methods[] = {
      "runs on the last n mod lanes elements of each leaf.\n"
      "leaves = [(input arrays..., output arrays...)], run in the order given.\n"
      "Returns the indices of the leaves skipped: an array not of exactly\n"
-     "array_type, not a C-contiguous buffer of the kind's storage format and the\n"
+     "array_type, not a C-contiguous buffer of the kind's storage format (for\n"
+     "bfloat16: uint16, its bits) and the\n"
      "first array's length, or a read-only output; or an output that overlaps an\n"
      "input (other than being it) or another output."},
     {NULL, NULL, 0, NULL},

@@ -10,6 +10,17 @@ are not plain, C-contiguous, native-endian ``numpy.ndarray`` of the batch's
 dtype is skipped, and so declined to the generic path. A batch whose dtype
 or rounding model the evaluator lacks is declined whole.
 
+Models, as (storage, compute, result) dtypes (:data:`_KINDS`): float64,
+float32 and float16 as the C module's docstring lists them, and bfloat16
+(``ml_dtypes.bfloat16``) computed in float32 with each result rounded to
+bfloat16 (PyTorch's), or kept in float32, or computed in bfloat16 itself
+(each operation, the fused multiply-add too, rounded once); every float32
+and float64 model and every bfloat16 one may flush subnormals. NumPy does
+not export bfloat16 through the buffer protocol, so each bfloat16 array
+goes to C as a ``uint16`` view of its bits (zero-copy), made here only for
+a plain ``numpy.ndarray`` of native bfloat16; anything else goes as None,
+which C skips like any array it cannot take.
+
 Caller-donated outputs may be the input arrays themselves (an in-place
 update): every block is read before it is written. A leaf whose output
 overlaps an input or another output in any other way is skipped.
@@ -18,13 +29,14 @@ overlaps an input or another output in any other way is skipped.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._dtypes import TABLE
+from .._dtypes import TABLE, numpy_dtype, smallest_normal
 from .._engine.ir import Batch, Instr
 from . import _cpu
 
@@ -37,14 +49,20 @@ _KINDS = {
     ("float64", "float32", "float32"): 2,
     ("float16", "float32", "float16"): 3,
     ("float16", "float16", "float16"): 4,
+    ("bfloat16", "float32", "bfloat16"): 5,
+    ("bfloat16", "bfloat16", "bfloat16"): 6,
+    ("bfloat16", "float32", "float32"): 7,
 }
-_FLUSHABLE = {0, 1}
+_FLUSHABLE = {0, 1, 5, 6, 7}
+#: storage dtypes that C reads as their bits, through views of this dtype,
+#: because NumPy cannot export them as a buffer (ml_dtypes' bfloat16: 'E')
+_BITS = {"bfloat16": np.dtype(np.uint16)}
 #: dtype.char -> the storage dtype's name (a faster lookup than dtype.name), for
-#: the dtypes the evaluator computes (the dtype table's ``c_type``)
+#: the dtypes the evaluator computes (the dtype table's ``c_type``, and _BITS)
 _STORAGE = {
     d.buffer_format: d.name
     for d in TABLE.values()
-    if d.c_type is not None and d.buffer_format is not None
+    if (d.c_type is not None or d.name in _BITS) and d.buffer_format is not None
 }
 _OPS = {"copy": 0, "neg": 1, "mul": 2, "add": 3, "sub": 4}
 _FMA, _MULADD = 5, 6
@@ -66,6 +84,9 @@ def run(batch: Batch) -> list[tuple[Any, ...] | None]:
     params = batch.columns[0]
     first = params[0]
     storage = _STORAGE.get(first.dtype.char) if type(first) is np.ndarray else None
+    bits = None if storage is None else _BITS.get(storage)
+    if bits is not None and not (first.dtype.name == storage and first.dtype.isnative):
+        storage = None  # another dtype of that char, or bfloat16 in the other byte order
     compiled = None if storage is None else _compile(batch, storage)
     if compiled is None:
         return [None] * len(params)
@@ -74,7 +95,10 @@ def run(batch: Batch) -> list[tuple[Any, ...] | None]:
     given = {name: c for name, c in zip(batch.outputs, batch.out, strict=True) if c is not None}
     out = [given[name] if name in given else _new(params) for name in names]
     column_of = dict(zip(batch.inputs, batch.columns, strict=True))
-    leaves = list(zip(*(column_of[name] for name in reads), *out, strict=True))
+    columns = [column_of[name] for name in reads] + out
+    if bits is not None:
+        columns = [[_bits(x, first.dtype, bits) for x in column] for column in columns]
+    leaves = list(zip(*columns, strict=True))
     skipped = _cpu.run(spec, segments, leaves, np.ndarray)
     results: list[tuple[Any, ...] | None] = list(
         zip(*(out[names.index(name)] for name in batch.outputs), strict=True)
@@ -82,6 +106,11 @@ def run(batch: Batch) -> list[tuple[Any, ...] | None]:
     for index in skipped:
         results[index] = None
     return results
+
+
+def _bits(x: Any, dtype: np.dtype[Any], bits: np.dtype[Any]) -> np.ndarray | None:
+    """A plain ndarray of ``dtype`` as a view of its bits; None (which C skips) otherwise."""
+    return x.view(bits) if type(x) is np.ndarray and x.dtype == dtype else None
 
 
 def _new(params: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -215,9 +244,13 @@ def _constant(value: str, compute: str, flush: bool) -> float:
     ``value`` is the exact float64 copy of the constant in ``float.hex`` form,
     because the cache must tell -0.0 from 0.0 (they compare equal as
     floats). Rounding depends only on the real value, so rounding that copy
-    equals rounding the (float16, float32 or float64) constant itself.
+    equals rounding the (float16, bfloat16, float32 or float64) constant
+    itself, with NumPy's (for bfloat16, ml_dtypes') own conversion, as the
+    generic path converts it. The smallest normal number comes from the
+    dtype table: ``np.finfo`` does not know bfloat16.
     """
-    x = np.asarray(float.fromhex(value)).astype(compute)
-    if flush and 0 < abs(x) < np.finfo(x.dtype).smallest_normal:
-        x = np.copysign(np.zeros_like(x), x)
-    return float(x)
+    x = float(np.asarray(float.fromhex(value)).astype(numpy_dtype(compute)))
+    if flush and 0 < abs(x) < smallest_normal(compute):
+        x = math.copysign(0.0, x)
+    return x
+

@@ -7,12 +7,15 @@ variant says in which dtypes the framework on this machine runs it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .._compat import named_dtype
+from .._dtypes import TABLE, round_to, smallest_normal
 from ..conventions import REGISTRY, Hypers, lookup
 
 __all__ = [
@@ -84,6 +87,12 @@ class Spec:
     def steps(self) -> int:
         return len(self.lr)
 
+    @property
+    def state_dtype(self) -> str:
+        """The dtype of the state (the convention's ``state_dtype`` for this variant)."""
+        convention = lookup(self.convention)
+        return convention.state_dtype(convention.variant(self.variant).options, self.dtype)
+
     def hypers(self, step: int) -> Hypers:
         """Step ``step``'s hyperparameters (0-based)."""
         return hypers(self, self.lr[step])
@@ -101,20 +110,22 @@ class Spec:
 
 def arrays(spec: Spec) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """The initial parameters and the gradients [steps, *shape] of ``spec``."""
-    dtype = np.dtype(spec.dtype)
+    dtype = np.dtype(named_dtype(np, spec.dtype))
+    row = TABLE[spec.dtype]
     rng = np.random.default_rng(spec.seed)
     param = rng.standard_normal(spec.shape).astype(dtype)
     grads = (rng.standard_normal((spec.steps, *spec.shape)) * spec.scale).astype(dtype)
     if spec.special > 0 and grads.size:
-        info = np.finfo(dtype)
+        tiny = smallest_normal(spec.dtype)
+        subnormal = math.ldexp(tiny, 1 - row.precision)  # the smallest
         pool = np.array(
             [
                 0.0,
                 -0.0,
-                info.smallest_subnormal,
-                -info.smallest_subnormal,
-                info.smallest_normal / 3,
-                -info.smallest_normal / 7,
+                subnormal,
+                -subnormal,
+                round_to(tiny / 3, spec.dtype),
+                round_to(-tiny / 7, spec.dtype),
                 np.inf,
                 -np.inf,
                 np.nan,

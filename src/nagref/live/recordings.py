@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._dtypes import numpy_dtype
 from .._version import __version__
 from ..conventions import lookup
 from ..vectors.encode import (
@@ -78,7 +79,9 @@ def encode(case: Recorded) -> dict[str, Any]:
     spec = case.spec
     convention = lookup(spec.convention)
     variant = convention.variant(spec.variant)
-    first = np.zeros_like(case.initial) if convention.first_state == "zeros" else None
+    state_dtype = spec.state_dtype
+    zeros = np.zeros(case.initial.shape, numpy_dtype(state_dtype))
+    first = zeros if convention.first_state == "zeros" else None
     steps = []
     for t, (g, (p, s)) in enumerate(zip(case.grads, case.trajectory, strict=True)):
         keywords = convention.arguments(spec.hypers(t), variant, spec.extra)
@@ -103,6 +106,7 @@ def encode(case: Recorded) -> dict[str, Any]:
         "function": convention.qualname,
         "shape": list(spec.shape),
         "state_names": [convention.state],
+        **({} if state_dtype == spec.dtype else {"state_dtype": state_dtype}),
         "initial": {"param": encode_floats(case.initial), "state": [_maybe(first)]},
         "steps": steps,
     }
@@ -235,16 +239,22 @@ def _decode(data: dict[str, Any]) -> Recorded:
     if re.fullmatch("[0-9]+", data["case"]) is None:
         raise ValueError(f"case: a recording's case is its index (0, 1, ...), got {data['case']!r}")
 
-    def floats(entry: Any, where: str) -> npt.NDArray[Any]:
+    if data.get("state_dtype", spec.dtype) != spec.state_dtype:
+        raise ValueError(
+            f"state_dtype: {spec.state_dtype!r} for this variant, but the file's is "
+            f"{data.get('state_dtype', spec.dtype)!r}"
+        )
+
+    def floats(entry: Any, where: str, dtype: str = spec.dtype) -> npt.NDArray[Any]:
         try:
-            return decode_floats(entry, spec.dtype, spec.shape)
+            return decode_floats(entry, dtype, spec.shape)
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
 
     def state(entries: list[Any], where: str) -> npt.NDArray[Any] | None:
         if len(entries) != 1:
             raise ValueError(f"{where}: one state expected, got {len(entries)}")
-        return None if entries[0] is None else floats(entries[0], f"{where}[0]")
+        return None if entries[0] is None else floats(entries[0], f"{where}[0]", spec.state_dtype)
 
     initial = floats(data["initial"]["param"], "initial.param")
     state(data["initial"]["state"], "initial.state")

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._compare import bitwise_equal, ulp_distance
+from .._compat import named_dtype
 from ..conventions import lookup
 from .cases import Spec, arrays
 from .worker import PARENT
@@ -218,9 +219,10 @@ class Worker:
         reply = self._read(self._deadline, self._timeouts[1], "during a case")
         if "error" in reply:
             raise FrameworkError(f"the framework raised {reply['error']} on {spec}")
-        dtype = np.dtype(spec.dtype)
+        dtype = np.dtype(named_dtype(np, spec.dtype))
+        state = np.dtype(named_dtype(np, spec.state_dtype))
         return [
-            (_decode(p, dtype, spec.shape), _decode(s, dtype, spec.shape))
+            (_decode(p, dtype, spec.shape), _decode(s, state, spec.shape))
             for p, s in reply["steps"]
         ]
 
@@ -300,7 +302,8 @@ def run_nagref(
     param, grads = arrays(spec) if inputs is None else inputs
     convention = lookup(spec.convention)
     variant = convention.variant(spec.variant)
-    state: Any = np.zeros_like(param) if convention.first_state == "zeros" else None
+    state_dtype = np.dtype(named_dtype(np, spec.state_dtype))
+    state: Any = np.zeros(param.shape, state_dtype) if convention.first_state == "zeros" else None
     out: Trajectory = []
     for t, g in enumerate(grads):
         hypers = spec.hypers(t)

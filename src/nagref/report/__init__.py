@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _dtypes, rules
 from .._compare import bitwise_equal, ulp_distance
+from .._compat import named_dtype
 from .._tables import aligned
 from .problems import PROBLEMS, Problem
 from .published import Arithmetic
@@ -33,6 +34,8 @@ __all__ = ["DTYPES", "RULES", "Row", "format_table", "run", "verdict"]
 RULES = ("sgd", "momentum", "nag")
 DTYPES = _dtypes.NAMES
 _REAL_PART = {name: _dtypes.TABLE[name].real for name in _dtypes.COMPLEX}
+#: dtypes NumPy holds through another library (bfloat16: ml_dtypes)
+_NO_NUMPY_TYPE = frozenset(n for n, row in _dtypes.TABLE.items() if row.library is not None)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def _compare(
 
 def _run_nagref(rule: str, problem: Problem, dtype: str, steps: int) -> list[Any]:
     """The trajectory of nagref's rule: [W_1, V_1, W_2, V_2, ...] (no V for sgd)."""
-    w = np.asarray(problem.start, dtype=dtype)
+    w = _array(problem.start, dtype)
     v = rules.init_velocity(w)
     out = []
     for t in range(steps):
@@ -154,7 +157,20 @@ def _run_nagref(rule: str, problem: Problem, dtype: str, steps: int) -> list[Any
 
 
 def _grad(problem: Problem, at: Any, t: int, dtype: str) -> Any:
-    return np.asarray(problem.gradient(at.tolist(), t), dtype=dtype)
+    values = at.astype(np.float64).tolist() if dtype in _NO_NUMPY_TYPE else at.tolist()
+    return _array(problem.gradient(values, t), dtype)
+
+
+def _array(values: Sequence[complex], dtype: str) -> Any:
+    """``values`` rounded once to ``dtype``, as a NumPy array.
+
+    NumPy converts to its own dtypes once; ``ml_dtypes`` converts a float64
+    to bfloat16 through float32, rounding twice, so those are rounded here.
+    """
+    if dtype not in _NO_NUMPY_TYPE:
+        return np.asarray(values, dtype=dtype)
+    rounded = [_dtypes.round_to(float(x.real), dtype) for x in values]
+    return np.asarray(rounded).astype(named_dtype(np, dtype))  # exact
 
 
 def _run_published(
@@ -188,7 +204,7 @@ def _run_published(
                 [gd_step(ar, th, gi, eps=eps) for th, gi in zip(*pg, strict=True)]
                 for pg in zip(theta, g, strict=True)
             ]
-            out.append(np.asarray(_join(theta), dtype=dtype))
+            out.append(_array(_join(theta), dtype))
             continue
         pairs = [
             [step(ar, th, vi, gi, eps, mu) for th, vi, gi in zip(*pvg, strict=True)]
@@ -197,8 +213,8 @@ def _run_published(
         theta = [[th for th, _ in part] for part in pairs]
         v = [[vi for _, vi in part] for part in pairs]
         sign = formula.velocity_sign
-        out.append(np.asarray(_join(theta), dtype=dtype))
-        out.append(np.asarray(_join([[sign * x for x in part] for part in v]), dtype=dtype))
+        out.append(_array(_join(theta), dtype))
+        out.append(_array(_join([[sign * x for x in part] for part in v]), dtype))
     return out
 
 

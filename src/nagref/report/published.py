@@ -227,12 +227,43 @@ _NUMPY_DTYPES: dict[str, type[np.floating[Any]]] = {
 }
 
 
+def _round_bfloat16(x: float) -> float:
+    """``x`` rounded once to bfloat16 (to nearest, ties to even), by its float32 bits.
+
+    Rounded to odd in float32 first (RO then RN is RN where the intermediate
+    format has at least two more bits: Boldo and Melquiond 2008), then to
+    nearest even on the 16 low bits that bfloat16 drops.
+    """
+    with np.errstate(over="ignore"):
+        f = np.float32(x)
+    if math.isfinite(x) and float(f) != x and int(np.array(f).view(np.uint32)) & 1 == 0:
+        f = np.nextafter(f, np.float32(-math.inf if float(f) > x else math.inf))
+    bits = int(np.array(f).view(np.uint32))
+    if (bits >> 23) & 0xFF == 0xFF:  # inf or nan
+        return float(f)
+    low, high = bits & 0xFFFF, bits >> 16
+    if low > 0x8000 or (low == 0x8000 and high & 1):
+        high += 1  # carries into the exponent, up to inf
+    return float(np.array(high << 16, dtype=np.uint32).view(np.float32))
+
+
+#: dtype -> a binary64 value rounded once to it, as a float
+def _numpy_rounder(scalar: type[np.floating[Any]]) -> Callable[[float], float]:
+    return lambda x: float(scalar(x))
+
+
+_ROUNDERS: dict[str, Callable[[float], float]] = {
+    **{name: _numpy_rounder(scalar) for name, scalar in _NUMPY_DTYPES.items()},
+    "bfloat16": _round_bfloat16,
+}
+
+
 @dataclass(frozen=True)
 class Arithmetic:
     """Scalar IEEE arithmetic in one floating dtype, one rounding per operation.
 
     Attributes:
-        dtype: ``"float16"``, ``"float32"`` or ``"float64"``.
+        dtype: ``"float16"``, ``"float32"``, ``"float64"`` or ``"bfloat16"``.
         flush: flush subnormal inputs and results to (signed) zero, as
             XLA on CPU does (denormals-are-zero plus flush-to-zero).
     """
@@ -241,18 +272,20 @@ class Arithmetic:
     flush: bool = False
 
     def __post_init__(self) -> None:
-        if self.dtype not in _NUMPY_DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_NUMPY_DTYPES)}, got {self.dtype!r}")
+        if self.dtype not in _ROUNDERS:
+            raise ValueError(f"dtype must be one of {sorted(_ROUNDERS)}, got {self.dtype!r}")
 
     @property
     def tiny(self) -> float:
         """The smallest positive normal number of the dtype."""
+        if self.dtype == "bfloat16":
+            return float(np.finfo(np.float32).tiny)  # float32's exponent range
         return float(np.finfo(_NUMPY_DTYPES[self.dtype]).tiny)
 
     def round(self, x: float) -> float:
         """Round a binary64 value to the dtype (to nearest, ties to even)."""
         with np.errstate(over="ignore"):
-            y = float(_NUMPY_DTYPES[self.dtype](x))
+            y = _ROUNDERS[self.dtype](x)
         if self.flush and y != 0.0 and abs(y) < self.tiny:
             return math.copysign(0.0, y)
         return y

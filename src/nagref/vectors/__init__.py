@@ -11,8 +11,11 @@ parameters and state, the gradient of every step, and the parameters and
 state nagref computes after every step. Every float appears twice, as an
 exact hexadecimal string (C99 ``%a`` / ``float.hex``; ``nan``, ``inf`` and
 ``-inf`` spelled so) and as the shortest decimal that reads back to the same
-value in the case's dtype. ``schema.json`` (in this package) is the JSON
-Schema; ``docs/vectors.md`` shows how to consume the files.
+value in its array's dtype; a bfloat16 array also holds each value's bit
+pattern (``bits``). ``state_dtype`` names the state's dtype where it is not
+the case's (Optax's float32 trace of bfloat16 parameters). ``schema.json``
+(in this package) is the JSON Schema; ``docs/vectors.md`` shows how to
+consume the files.
 
 The output is deterministic: the same nagref version writes byte-identical
 files.

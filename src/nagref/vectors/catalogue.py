@@ -14,6 +14,7 @@ import numpy.typing as npt
 from .. import _dtypes, formulations, rules, schedules
 from ..conventions import REGISTRY, Convention, Variant
 from ..conventions import Hypers as StepHypers
+from .hexfloat import narrow, numpy_dtype
 
 __all__ = ["CONVENTIONS", "DTYPES", "Case", "cases"]
 
@@ -34,6 +35,8 @@ class Subject:
     nesterov: tuple[bool, ...] = (False, True)
     first_state: str = "zeros"  # "zeros", "none" (PyTorch), or "param" (x_{-1} = x_0)
     dtypes: tuple[str, ...] = DTYPES
+    #: the state's dtype, given the parameters' (Optax's float32 trace of 16-bit parameters)
+    state_dtype: Callable[[str], str] = lambda dtype: dtype
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Case:
     hypers: list[Hypers]
     params: list[Array] = field(default_factory=list)
     states: list[tuple[Array | None, ...]] = field(default_factory=list)
+    state_dtype: str | None = None  # the state arrays' dtype, where it is not ``dtype``
 
 
 # -- the subjects ----------------------------------------------------------------------
@@ -124,6 +128,7 @@ def _convention(convention: Convention, variant: Variant) -> Subject:
         hypers,
         first_state=convention.first_state,
         dtypes=variant.dtypes,
+        state_dtype=lambda dtype: convention.state_dtype(variant.options, dtype),
     )
 
 
@@ -172,24 +177,19 @@ def _run(
 ) -> Case:
     convention, variant, dtype, name = key
     rng = np.random.default_rng(zlib.crc32(f"{convention}/{variant}/{dtype}/{name}".encode()))
-    param = rng.standard_normal(SIZE).astype(dtype)
-    grads = [rng.standard_normal(SIZE).astype(dtype) for _ in range(steps)]
+    # rounded once (bfloat16 too, which ml_dtypes would round twice, through float32)
+    param = narrow(rng.standard_normal(SIZE), dtype)
+    grads = [narrow(rng.standard_normal(SIZE), dtype) for _ in range(steps)]
     if kind == "special":
-        info = np.finfo(dtype)
-        pool = [
-            0.0,
-            -0.0,
-            info.smallest_subnormal,
-            -info.smallest_subnormal,
-            math.inf,
-            -math.inf,
-            math.nan,
-        ]
+        row = _dtypes.lookup(dtype)
+        tiny = math.ldexp(1.0, row.min_exponent + 1 - row.precision)  # the smallest subnormal
+        pool = [0.0, -0.0, tiny, -tiny, math.inf, -math.inf, math.nan]
         for t, g in enumerate(grads):
             for i, value in enumerate(pool):
                 g[(5 * t + 3 * i) % SIZE] = value
     hypers = [subject.hypers(t, kind == "lr-change", nesterov) for t in range(steps)]
-    initial_state = _initial_state(subject, param)
+    state_dtype = subject.state_dtype(dtype)
+    initial_state = _initial_state(subject, param, state_dtype)
     case = Case(
         convention,
         variant,
@@ -201,6 +201,7 @@ def _run(
         initial_state,
         grads,
         hypers,
+        state_dtype=None if state_dtype == dtype else state_dtype,
     )
     p, s = param, initial_state
     with np.errstate(all="ignore"):
@@ -211,11 +212,11 @@ def _run(
     return case
 
 
-def _initial_state(subject: Subject, param: Array) -> tuple[Array | None, ...]:
+def _initial_state(subject: Subject, param: Array, dtype: str) -> tuple[Array | None, ...]:
     if not subject.state:
         return ()
     if subject.first_state == "none":
         return (None,)
     if subject.first_state == "param":
         return (param.copy(),)
-    return (np.zeros_like(param),)
+    return (np.zeros(param.shape, numpy_dtype(dtype)),)

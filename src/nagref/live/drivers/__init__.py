@@ -15,12 +15,13 @@ driver and speaks JSON lines with the suite.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ..cases import Spec
 
-__all__ = ["Run", "Trajectory", "per_step"]
+__all__ = ["Run", "Trajectory", "from_torch", "per_step", "to_torch"]
 
 Trajectory = list[tuple[np.ndarray, np.ndarray | None]]
 Run = Callable[[Spec], Trajectory]
@@ -35,3 +36,30 @@ def per_step(grads: np.ndarray) -> list[np.ndarray]:
     as an earlier +0.0. Arrays are never cached.
     """
     return [np.array(g) for g in grads]
+
+
+def to_torch(a: np.ndarray) -> Any:
+    """A torch tensor with ``a``'s values, a copy; bfloat16 (``ml_dtypes``) by its bits.
+
+    ``torch.tensor`` does not read NumPy's ``ml_dtypes.bfloat16`` arrays, so
+    their bit patterns travel as int16 and are viewed as bfloat16.
+    """
+    import torch
+
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
+    return torch.tensor(a.copy())
+
+
+def from_torch(t: Any) -> np.ndarray:
+    """A NumPy copy of tensor ``t``; bfloat16 as ``ml_dtypes.bfloat16``, by its bits."""
+    import torch
+
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        bits: np.ndarray = t.view(torch.int16).numpy().copy()
+        return bits.view(ml_dtypes.bfloat16)
+    copied: np.ndarray = t.numpy().copy()
+    return copied

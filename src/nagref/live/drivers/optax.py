@@ -1,7 +1,8 @@
 """The live driver of ``optax.sgd`` + ``optax.apply_updates`` on JAX (CPU, float64 enabled).
 
 The ``*-avx512fp16`` variants are the same code paths, on a CPU with native
-float16 arithmetic: the driver runs what this machine runs.
+float16 arithmetic: the driver runs what this machine runs. The
+``*-float32-trace`` variants pass ``accumulator_dtype=jnp.float32``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ...conventions import lookup
 from ..cases import Spec, arrays
 from . import Run, Trajectory, per_step
 
@@ -25,7 +27,13 @@ def start(variant: str | None) -> tuple[str, Run]:
         param, grads = arrays(spec)
         # a fixed length, so that jax.jit compiles once per shape, not per run length
         lrs = jnp.asarray(spec.lr + (0.0,) * (256 - len(spec.lr)), dtype=jnp.float64)
-        opt = optax.sgd(lambda count: lrs[count], momentum=spec.momentum, nesterov=spec.nesterov)
+        wide = lookup("optax").variant(spec.variant).options.get("accumulator_dtype")
+        opt = optax.sgd(
+            lambda count: lrs[count],
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            accumulator_dtype=None if wide is None else jnp.dtype(str(wide)),
+        )
 
         def step(p: Any, g: Any, state: Any) -> Any:
             updates, state = opt.update(g, state, p)

@@ -1,25 +1,64 @@
-"""The live driver of ``torch.optim.SGD`` (CPU, one thread)."""
+"""The live driver of ``torch.optim.SGD`` (CPU).
+
+A case's variant options say how torch runs it: ``foreach`` and ``fused``
+pick the code path, ``threads`` the intra-op threads
+(``torch.set_num_threads``; a case's ``extra`` may ask for others, as
+``Spec(extra={"threads": 2})``: both sides take it), and ``cpu_capability``
+the kernels. Torch reads ``ATEN_CPU_CAPABILITY`` once, so this worker runs
+the cases of its own kernels (a variant's, when it is started for one; else
+whatever torch picks here), and hands a case of other kernels to a helper
+worker of its own, started with the variable set, one per capability.
+"""
 
 from __future__ import annotations
 
-from ..cases import Spec, arrays
-from . import Run, Trajectory, per_step
+import atexit
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
 
-_VARIANT = {
-    "single-tensor": {"foreach": False},
-    "foreach": {"foreach": True},
-    "fused": {"fused": True},
-}
+from ...conventions import lookup
+from ..cases import Spec, arrays
+from ..suite import Worker
+from ..worker import FAULT
+from . import Run, Trajectory, from_torch, per_step, to_torch
+
+#: torch's environment variable for its CPU kernels
+CAPABILITY = "ATEN_CPU_CAPABILITY"
 
 
 def start(variant: str | None) -> tuple[str, Run]:
+    convention = lookup("pytorch")
+    wanted = None if variant is None else convention.variant(variant).options.get("cpu_capability")
+    if wanted is not None:
+        os.environ[CAPABILITY] = str(wanted)
     import torch
 
+    running = str(torch.backends.cpu.get_cpu_capability()).lower()
+    if wanted is not None and running != wanted:
+        raise RuntimeError(
+            f"{CAPABILITY}={wanted} was set, but torch runs its {running} kernels "
+            "(torch was imported before, or it ignored the value)"
+        )
     torch.set_num_threads(1)
+    helpers: dict[str, Worker] = {}
+
+    @atexit.register
+    def close_helpers() -> None:
+        for helper in helpers.values():
+            helper.close()
 
     def run(spec: Spec) -> Trajectory:
+        options: dict[str, Any] = {**convention.variant(spec.variant).options, **spec.extra}
+        capability = options.get("cpu_capability")
+        if capability is not None and capability != running:
+            if capability not in helpers:
+                helpers[capability] = _helper(str(capability))
+            return helpers[capability].run(spec)
+        torch.set_num_threads(int(options.get("threads", 1)))
         param, grads = arrays(spec)
-        p = torch.tensor(param.copy())
+        p = to_torch(param)
         opt = torch.optim.SGD(
             [p],
             lr=spec.lr[0],
@@ -28,15 +67,35 @@ def start(variant: str | None) -> tuple[str, Run]:
             weight_decay=spec.weight_decay or 0.0,
             nesterov=spec.nesterov,
             maximize=spec.maximize,
-            **_VARIANT[spec.variant],
+            foreach=bool(options.get("foreach", False)),
+            fused=bool(options.get("fused", False)),
         )
         out: Trajectory = []
         for lr, g in zip(spec.lr, per_step(grads), strict=True):
             opt.param_groups[0]["lr"] = lr
-            p.grad = torch.tensor(g.copy())
+            p.grad = to_torch(g)
             opt.step()
             buf = opt.state[p].get("momentum_buffer")
-            out.append((p.detach().numpy().copy(), None if buf is None else buf.numpy().copy()))
+            out.append((from_torch(p), None if buf is None else from_torch(buf)))
         return out
 
     return f"torch {torch.__version__}", run
+
+
+def _helper(capability: str) -> Worker:
+    """A worker whose torch runs ``capability``'s kernels (started for a variant pinning them)."""
+    variant = next(
+        v.name for v in lookup("pytorch").variants if v.options.get("cpu_capability") == capability
+    )
+    with _without(FAULT):  # the test hook's faults are this worker's, not its helper's
+        return Worker("pytorch", variant)
+
+
+@contextlib.contextmanager
+def _without(name: str) -> Iterator[None]:
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
