@@ -78,6 +78,17 @@ def _arrays(dtype: str) -> tuple[np.ndarray, ...]:
 
 
 _CTYPES = {"float": ctypes.c_float, "double": ctypes.c_double, "int64": ctypes.c_longlong}
+#: the parameter types CuPy's ElementwiseKernel takes, by NumPy's name, as C
+#: types; CuPy 14 reads a C name such as "float" as Python's float (float64),
+#: so the stand-in refuses C names as a wrong type (measured on CuPy 14.2)
+_PARAM_TYPES = {"float32": "float", "float64": "double", "int64": "int64"}
+
+
+def _param(declaration: str) -> tuple[str, str]:
+    dtype, name = declaration.split()
+    if dtype not in _PARAM_TYPES:
+        raise TypeError(f"Type is mismatched: a parameter declared {dtype!r}, not a dtype name")
+    return _PARAM_TYPES[dtype], name
 
 
 class _ElementwiseKernel:
@@ -90,8 +101,8 @@ class _ElementwiseKernel:
     def __init__(
         self, in_params: str, out_params: str, operation: str, name: str, **options: Any
     ) -> None:
-        self._in = [tuple(p.split()) for p in in_params.split(", ")]
-        self._out = [tuple(p.split()) for p in out_params.split(", ")]
+        self._in = [_param(p) for p in in_params.split(", ")]
+        self._out = [_param(p) for p in out_params.split(", ")]
         self._operation = operation
         self._preamble = options.get("preamble", "")
         self.launches = 0

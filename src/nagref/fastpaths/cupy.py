@@ -18,7 +18,7 @@ from typing import Any
 import cupy
 
 from .._engine.ir import Batch, bounds
-from ._cuda_source import PREAMBLE, TYPES, kernel_body
+from ._cuda_source import PREAMBLE, kernel_body
 
 __all__ = ["run"]
 
@@ -34,14 +34,15 @@ def run(batch: Batch) -> list[tuple[Any, ...] | None]:
     body = kernel_body(segments, storage, batch.inputs, constants, batch.outputs)
     if body is None:
         return [None] * len(batch.columns[0])
-    ctype = TYPES[storage][0]
-    params = [f"{ctype} in_{name}" for name in batch.inputs]
+    # parameters are declared by NumPy's dtype name: CuPy 14 reads a C type
+    # name such as "float" as Python's float, float64
+    params = [f"{storage} in_{name}" for name in batch.inputs]
     values: list[list[Any]] = []  # per segment, its constants
     for k, segment in enumerate(batch.segments):
-        params += [f"{ctype} {constants[k][name]}" for name in segment.constants]
+        params += [f"{storage} {constants[k][name]}" for name in segment.constants]
         params += [f"int64 start{k}", f"int64 stop{k}"]
         values.append([cupy.asarray(v).astype(storage) for v in segment.constants.values()])
-    out_params = ", ".join(f"{ctype} out{j}" for j in range(len(batch.outputs)))
+    out_params = ", ".join(f"{storage} out{j}" for j in range(len(batch.outputs)))
     kernel = _kernel(", ".join(params), out_params, body)
     results: list[tuple[Any, ...] | None] = []
     for index, arrays in enumerate(zip(*batch.columns, strict=True)):
