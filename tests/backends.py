@@ -22,7 +22,6 @@ import pytest
 from array_api_compat import array_namespace, is_array_api_obj
 
 from nagref import _dtypes
-from nagref._compat import named_dtype
 from nagref._tree import flatten, unflatten
 
 ALL_DTYPES = _dtypes.NAMES  # every dtype of the dtype table
@@ -36,7 +35,7 @@ _LACKS = {
 
 def numpy_dtype(name: str | None) -> Any:
     """NumPy's dtype of that name: its own, or ``ml_dtypes``' (bfloat16); None stays None."""
-    return None if name is None else np.dtype(named_dtype(np, name))
+    return None if name is None else _dtypes.numpy_dtype(name)
 
 
 class Backend(enum.Enum):

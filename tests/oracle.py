@@ -21,7 +21,6 @@ import ml_dtypes
 import numpy as np
 
 from nagref import _dtypes
-from nagref._compat import named_dtype
 from nagref.report.published import Rounded, gradient_descent, ruder, ruder_lookahead
 
 #: the widest dtype of each kind, in which the oracle computes before rounding
@@ -33,9 +32,7 @@ _WIDE = {
 _REAL = {name: row.real for name, row in _dtypes.TABLE.items()}
 
 
-def numpy_dtype(name: str) -> Any:
-    """NumPy's dtype of that name, or ``ml_dtypes``' (bfloat16)."""
-    return np.dtype(named_dtype(np, name))
+numpy_dtype = _dtypes.numpy_dtype  # NumPy's dtype of that name, or ml_dtypes' (bfloat16)
 
 
 def finfo(name: str) -> Any:

@@ -12,7 +12,6 @@ import pytest
 from oracle import round_rational
 
 from nagref import _dtypes
-from nagref._compat import named_dtype
 from nagref._dtypes import COMPLEX, NAMES, REAL, TABLE, DType, by_buffer_format, lookup
 
 ROWS = list(TABLE.values())
@@ -20,7 +19,7 @@ ROWS = list(TABLE.values())
 
 def _numpy(name: str) -> np.dtype[np.generic]:
     """NumPy's dtype of that name, or the one ``ml_dtypes`` gives NumPy (bfloat16)."""
-    dtype: np.dtype[np.generic] = np.dtype(named_dtype(np, name))
+    dtype: np.dtype[np.generic] = _dtypes.numpy_dtype(name)
     return dtype
 
 

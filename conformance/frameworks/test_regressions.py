@@ -42,12 +42,17 @@ def test_tensorflow_conflates_signed_zero_python_scalars() -> None:
         "print(np.signbit(tf.constant(np.float64(-0.0)).numpy()),"
         " np.signbit(tf.constant(np.array(-0.0)).numpy()))"
     )
+    # the scalar -0.0 came back as the cache's +0.0; the 0-d array kept its sign
+    assert _tensorflow_prints(probe).split() == ["False", "True"]
+
+
+def _tensorflow_prints(probe: str) -> str:
+    """What ``probe`` prints, run in a child process, as every TensorFlow run here."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
-    # the scalar -0.0 came back as the cache's +0.0; the 0-d array kept its sign
-    assert out.stdout.split() == ["False", "True"]
+    return out.stdout
 
 
 def _spec(convention: str, variant: str, *, seed: int, steps: int, momentum: float) -> Spec:
@@ -246,15 +251,12 @@ def test_tensorflow_flushes_bfloat16_in_float32_before_rounding() -> None:
         " momentum=tf.constant(0.5, tf.bfloat16))\n"
         "print(repr(float(tf.cast(var, tf.float64).numpy()[0])))"
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
-    )
+    printed = _tensorflow_prints(probe)
     bf16 = named_dtype(np, "bfloat16")
     var, accum = np.zeros(1, bf16), np.zeros(1, bf16)
     grad = np.array([1 - 2.0**-8], bf16)
     ours, _ = tensorflow.apply_momentum(var, accum, grad, lr=2.0**-126, momentum=0.5)
-    live = float(out.stdout.split()[-1])
+    live = float(printed.split()[-1])
     assert live == 0.0
     assert not np.signbit(live)
     assert float(ours[0]) == live

@@ -124,12 +124,15 @@ def by_buffer_format(char: str) -> DType | None:
 
 
 def numpy_dtype(name: str) -> Any:
-    """NumPy's dtype ``name``: its own, or the one the row's ``library`` registers (bfloat16)."""
+    """NumPy's dtype ``name``: its own, or the one the row's ``library`` registers (bfloat16).
+
+    A name outside the table is NumPy's to read (or refuse).
+    """
     numpy = importlib.import_module("numpy")
-    library = lookup(name).library
-    if library is None:
+    row = TABLE.get(name)
+    if row is None or row.library is None:
         return numpy.dtype(name)
-    return numpy.dtype(getattr(importlib.import_module(library), name))
+    return numpy.dtype(getattr(importlib.import_module(row.library), name))
 
 
 def smallest_normal(name: str) -> float:

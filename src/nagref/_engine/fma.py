@@ -46,7 +46,7 @@ from .._compat import array_namespace, is_lazy_array
 from .._dtypes import lookup
 from .._typing import Namespace
 
-__all__ = ["add_round_to_odd", "fma"]
+__all__ = ["add_round_to_odd", "fma", "round_to_odd_float32"]
 
 _BINARY64 = lookup("float64")
 _SPLITTER = 2.0 ** ((_BINARY64.precision + 1) // 2) + 1.0  # Veltkamp's constant: 2^27 + 1
@@ -79,7 +79,7 @@ def fma(a: Any, b: Any, c: Any) -> Any:
         return xp.astype(total, a.dtype)
     # float16: round to odd once more, to float32, so that no backend's
     # float64 -> float16 conversion can round twice
-    return xp.astype(_round_to_odd_float32(xp, total), a.dtype)
+    return xp.astype(round_to_odd_float32(xp, total), a.dtype)
 
 
 def add_round_to_odd(x: Any, y: Any) -> Any:
@@ -92,7 +92,12 @@ def add_round_to_odd(x: Any, y: Any) -> Any:
     return xp.where(inexact & ~_is_odd(xp, s), step, s)
 
 
-def _round_to_odd_float32(xp: Namespace, x: Any) -> Any:
+def round_to_odd_float32(xp: Namespace, x: Any) -> Any:
+    """float64 ``x`` rounded to float32 *to odd*: an inexact result gets an odd last bit.
+
+    Rounding that once more, to a format at least two bits narrower
+    (float16, bfloat16), rounds ``x`` once (Boldo and Melquiond 2008).
+    """
     nearest = xp.astype(x, xp.float32)
     exact = xp.astype(nearest, xp.float64) == x
     up = xp.astype(nearest, xp.float64) < x

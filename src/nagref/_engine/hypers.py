@@ -15,7 +15,7 @@ from .._checks import describe, dtype_name
 from .._compat import array_namespace, device, named_dtype, to_device
 from .._dtypes import TABLE, round_to
 from .._typing import Namespace
-from .fma import _round_to_odd_float32
+from .fma import round_to_odd_float32
 from .ir import COMPUTE, HOST, OPMATH, STORAGE, Hyper, Rounding
 
 __all__ = ["chain", "check_libraries", "constants", "resolve"]
@@ -91,7 +91,7 @@ def _cast(xp: Namespace, hyper: Hyper, via: list[str], first: Any, where: Any) -
                 # PyTorch and XLA convert float64 to float16 through float32,
                 # rounding twice; rounding to odd in float32 first leaves the
                 # second rounding the only one (Boldo and Melquiond 2008)
-                value = _round_to_odd_float32(xp, value)
+                value = round_to_odd_float32(xp, value)
             value = xp.astype(value, dtype)
     if where is not None and device(value) != where:
         value = to_device(value, where)

@@ -74,7 +74,6 @@ _ROUNDING = {
     "numpy": Rounding(
         contract=False, compute={"float64": "float32"}, result={"float64": "float32"}
     ),
-    "torch": Rounding(contract=True, compute=IN_OPMATH),  # see elementwise
 }
 
 
@@ -174,10 +173,12 @@ def sgd(
         recipe = (*from_zero("v"), *recipe)
         hypers["zero"] = ZERO
     outputs = ("p", "v" if momentum != 0 else None)
-    rounding, split = _ROUNDING[backend], None
-    if torch:
-        capability = check_capability(cpu_capability)
-        rounding, split = elementwise(recipe, capability, check_threads(threads))
+    # the torch backend's rounding is torch's elementwise kernels' (pytorch.elementwise)
+    rounding, split = (
+        elementwise(recipe, check_capability(cpu_capability), check_threads(threads))
+        if torch
+        else (_ROUNDING[backend], None)
+    )
     program = Program(recipe, rounding, inputs, outputs, hypers, split)
     new_variable, new_velocity = run(trees, program, donated(out, "momentum_var", momentum != 0))
     return new_variable, new_velocity

@@ -119,8 +119,6 @@ _EACH = Rounding(contract=True, compute=IN_OPMATH)
 REDUCED_TAIL = Rounding(contract=False, compute=IN_OPMATH)
 REDUCED_LANES = dict.fromkeys(IN_OPMATH, 32)
 _FUSED_LANES = {"float32": 8, "float64": 4}
-#: ``ATEN_CPU_CAPABILITY=default``: no operation fuses, in any dtype.
-_SEPARATE = Rounding(contract=False, compute=IN_OPMATH)
 
 
 def sgd(
@@ -213,8 +211,8 @@ def sgd(
                 f"kernel skips {dtype} parameter updates in its vector loop "
                 "(pytorch/pytorch#191763)"
             )
-        if capability == "default":  # body and epilogue round twice alike
-            return Program(recipe, _SEPARATE, inputs, outputs, hypers)
+        if capability == "default":  # body and epilogue round twice alike, as the tail does
+            return Program(recipe, REDUCED_TAIL, inputs, outputs, hypers)
         # whole 64-byte units per thread: the tail is the tensor's, whatever the threads
         tail = _recipe(momentum, weight_decay, nesterov, maximize, first, scalar_tail=True)
         return Program(recipe, _EACH, inputs, outputs, hypers, Split(tail, _EACH, _FUSED_LANES))
@@ -232,8 +230,8 @@ def elementwise(recipe: Recipe, capability: str, threads: int) -> tuple[Rounding
     per chunk (see the module's docstring); nothing fused and no split with
     ``"default"``.
     """
-    if capability == "default":
-        return _SEPARATE, None
+    if capability == "default":  # the scalar tail's rounding (nothing fuses) everywhere
+        return REDUCED_TAIL, None
     return _EACH, Split(recipe, REDUCED_TAIL, REDUCED_LANES, GRAIN, threads)
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import decimal
 import functools
-import importlib
 import math
 import re
 from collections.abc import Sequence
@@ -39,6 +38,8 @@ import numpy.typing as npt
 
 from .. import _dtypes
 from .._compare import bitwise_equal
+from .._compat import array_namespace
+from .._engine.fma import round_to_odd_float32
 
 __all__ = [
     "BITS_DTYPES",
@@ -148,11 +149,8 @@ def numpy_dtype(dtype: str | np.dtype[Any]) -> np.dtype[Any]:
     """
     if isinstance(dtype, np.dtype):
         return dtype
-    row = _dtypes.TABLE.get(dtype)
-    if row is not None and row.library is not None:
-        scalar: type[Any] = getattr(importlib.import_module(row.library), dtype)
-        return np.dtype(scalar)
-    return np.dtype(dtype)
+    kind: np.dtype[Any] = _dtypes.numpy_dtype(dtype)
+    return kind
 
 
 def _bits_dtype(dtype: str | np.dtype[Any]) -> np.dtype[Any]:
@@ -241,10 +239,10 @@ def narrow(values: npt.NDArray[Any], dtype: str | np.dtype[Any]) -> npt.NDArray[
 
     NumPy converts float64 to its own dtypes directly; ``ml_dtypes`` converts
     to bfloat16 through float32, rounding twice. For such a dtype (the
-    table's ``host_via``) the float64 is first rounded to the intermediate
-    dtype *to odd* (an inexact result gets an odd last bit), which keeps the
-    second rounding correct when the intermediate holds at least two more
-    bits than the dtype (float32's 24 against bfloat16's 8).
+    table's ``host_via``) the float64 is first rounded to float32 *to odd*
+    (:func:`nagref._engine.fma.round_to_odd_float32`, as the engine casts a
+    hyperparameter), which keeps the second rounding correct: float32 holds
+    at least two more bits than the dtype (24 against bfloat16's 8).
     """
     kind = numpy_dtype(dtype)
     wide = np.asarray(values, dtype=np.float64)
@@ -252,17 +250,8 @@ def narrow(values: npt.NDArray[Any], dtype: str | np.dtype[Any]) -> npt.NDArray[
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if row is None or row.host_via is None:
             return wide.astype(kind)
-        via = _dtypes.TABLE[row.host_via]
-        assert via.precision >= row.precision + 2
-        assert via.min_exponent <= row.min_exponent
-        middle = wide.astype(via.name)
-        bits = middle.view(f"u{middle.dtype.itemsize}")
-        inexact = (middle.astype(np.float64) != wide) & ~np.isnan(wide)
-        even = (bits & 1) == 0
-        # an overflow to inf stays: whatever float32 cannot hold overflows bfloat16 too
-        fix = inexact & even & np.isfinite(middle)
-        toward = np.where(wide[fix] > middle[fix], np.inf, -np.inf).astype(middle.dtype)
-        middle[fix] = np.nextafter(middle[fix], toward)
+        assert row.host_via == "float32"  # the engine's round to odd goes to float32
+        middle = np.asarray(round_to_odd_float32(array_namespace(wide), wide))
         return middle.astype(kind)
 
 
