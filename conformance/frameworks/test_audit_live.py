@@ -1,16 +1,22 @@
-"""End to end: record live PyTorch and Keras trajectories, audit them, name the convention."""
+"""End to end: record live trajectories, audit them, name the convention and its variant."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import nagref
 from conformance import require
+from nagref.conventions import lookup
+from nagref.live import VARIANTS, Spec, Worker, worker_variant
+from nagref.live.cases import arrays
+from nagref.live.recordings import Recorded, write
 
 torch = require("torch")
 require("keras")
@@ -66,3 +72,59 @@ def test_a_keras_nesterov_trajectory_is_keras(tmp_path: Path) -> None:
     report = nagref.audit(path)
     assert "keras tensorflow, nesterov" in report.bitwise
     assert not [name for name in report.bitwise if not name.startswith("keras")]
+
+
+# -- every live row: the audit names its variant on a run recorded from it --------------
+
+#: each live variant in its first dtype, and in bfloat16 (read from its bit patterns)
+ROWS = [
+    pytest.param(convention, variant, dtype, id=f"{convention}-{variant}-{dtype}")
+    for convention, variants in VARIANTS.items()
+    for variant, dtypes in variants.items()
+    for dtype in dict.fromkeys((dtypes[0], *(d for d in dtypes if d == "bfloat16")))
+]
+_workers: dict[tuple[str, str | None], Worker] = {}
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[dict[tuple[str, str | None], Worker]]:
+    yield _workers
+    for worker in _workers.values():
+        worker.close()
+    _workers.clear()
+
+
+@pytest.mark.parametrize(("convention", "variant", "dtype"), ROWS)
+def test_the_audit_names_the_variant_of_a_recorded_run(
+    convention: str,
+    variant: str,
+    dtype: str,
+    workers: dict[tuple[str, str | None], Worker],
+    tmp_path: Path,
+) -> None:
+    key = (convention, worker_variant(convention, variant))
+    if key not in workers:
+        workers[key] = Worker(convention, key[1])
+    # a run the audit can express: lr, momentum and Nesterov (no weight decay,
+    # dampening or maximize); 37 elements, a SIMD body and a tail
+    spec = Spec(
+        convention=convention,
+        variant=variant,
+        dtype=dtype,
+        shape=(37,),
+        seed=2026,
+        lr=(0.05, 0.04, 0.06, 0.05, 0.03)
+        if lookup(convention).capabilities.changing_lr
+        else (0.05,) * 5,
+        momentum=0.9,
+        nesterov=True,
+        special=0.0,
+        scale=1.0,
+    )
+    initial, grads = arrays(spec)
+    with np.errstate(all="ignore"):
+        trajectory = workers[key].run(spec)
+    recorded = Recorded(workers[key].version, spec, initial, grads, trajectory)
+    report = nagref.audit(write(tmp_path, recorded))
+    named = [name.split(",")[0] for name in report.bitwise]
+    assert f"{convention} {variant}" in named, report.bitwise

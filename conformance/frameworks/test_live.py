@@ -2,7 +2,8 @@
 
 Each framework runs in a worker process; hypothesis draws the cases. The
 number of cases per convention, variant and dtype is NAGREF_LIVE_CASES
-(default 300). They are the same cases on every run, unless
+(default 300), divided by a costly variant's ``cost`` (at least 10). They
+are the same cases on every run, unless
 NAGREF_HYPOTHESIS_PROFILE=thorough asks for fresh ones. Every element, in
 float16, float32 and float64, must match bit for bit (NaN matching NaN) at
 every step, parameters and state alike.
@@ -62,7 +63,7 @@ def _worker(convention: str, variant: str) -> Worker:
 @pytest.mark.parametrize(("convention", "variant", "dtype"), ROWS)
 def test_bitwise_against_the_live_framework(convention: str, variant: str, dtype: str) -> None:
     @settings(
-        max_examples=CASES,
+        max_examples=max(10, CASES // lookup(convention).variant(variant).cost),
         deadline=None,
         database=None,
         derandomize=not FRESH,

@@ -28,7 +28,7 @@ import pytest
 from conformance import require
 from nagref._compat import named_dtype
 from nagref._dtypes import round_to
-from nagref.conventions import REGISTRY, pytorch, tensorflow
+from nagref.conventions import REGISTRY, optax, pytorch, tensorflow
 from nagref.live import VARIANTS, Spec, Worker, check, compare, run_nagref, worker_variant
 
 torch = require("torch")
@@ -263,3 +263,41 @@ def test_tensorflow_flushes_bfloat16_in_float32_before_rounding() -> None:
     assert not np.signbit(ours[0])
     # flushing after the rounding to bfloat16 would keep -2**-126
     assert round_to(-(1 - 2.0**-8) * 2.0**-126, "bfloat16") == -(2.0**-126)
+
+
+def test_optax_under_jit_folds_a_constant_learning_rate_rounding_it_once() -> None:
+    # a schedule returning a float64 constant: XLA folds its conversion to
+    # bfloat16 (once, directly), where a value indexed by the step count is
+    # converted at run time, through float32
+    spec = replace(
+        _spec("optax", "jit-array-lr", seed=7, steps=3, momentum=TWICE_MU16),
+        dtype="bfloat16",
+        shape=(37,),
+        lr=(TWICE_LR16,) * 3,
+        special=0.0,
+    )
+    worker = Worker("optax", worker_variant("optax", "jit-array-lr"))
+    try:
+        for nesterov in (False, True):
+            case = replace(spec, nesterov=nesterov)
+            live = worker.run(case)
+            assert compare(case, live, run_nagref(case)).bitwise
+            at_run_time = run_nagref(replace(case, variant="jit"))
+            assert compare(case, live, at_run_time).mismatches >= 37
+    finally:
+        worker.close()
+
+
+def test_optax_native_float16_leaves_bfloat16_alone() -> None:
+    # AVX512-FP16 converts float16 directly; bfloat16 still goes through
+    # float32 at run time (the flag once changed bfloat16's conversions too)
+    param = np.zeros(40, dtype=named_dtype(np, "bfloat16"))
+    grad = np.ones(40, dtype=param.dtype)
+    for jit in (False, True):
+        steps = [
+            optax.sgd(param, grad, None, learning_rate=TWICE_LR16, jit=jit, native_float16=flag)[0]
+            for flag in (False, True)
+        ]
+        assert steps[0].tobytes() == steps[1].tobytes()
+        expected = -round_to(round_to(TWICE_LR16, "float32"), "bfloat16")
+        assert float(steps[0][0]) == expected != -round_to(TWICE_LR16, "bfloat16")

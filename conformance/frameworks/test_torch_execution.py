@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from conformance import require
+from nagref._compat import named_dtype
 from nagref.conventions import keras, pytorch
 from nagref.live import Spec, Worker, check, compare, run_nagref, worker_variant
 
@@ -204,3 +205,69 @@ def test_one_worker_runs_every_capability_through_helpers() -> None:
     for variant in ("foreach-default", "foreach", "foreach-default"):
         spec = _spec("pytorch", variant, "float32", (1000,))
         assert check(worker, spec).bitwise, variant
+
+
+# -- a parameter without a gradient, and one that starts its buffer late ------------------
+
+
+def _bits(t: Any) -> np.ndarray:
+    """A tensor's (or array's) bit patterns, as unsigned integers."""
+    a = t.detach().view(torch.int16 if t.element_size() == 2 else torch.int32).numpy()
+    return a.view(np.uint16 if a.itemsize == 2 else np.uint32)
+
+
+def _array(t: Any) -> np.ndarray:
+    """A tensor as NumPy holds it (bfloat16: ml_dtypes)."""
+    if t.dtype == torch.bfloat16:
+        return t.detach().view(torch.int16).numpy().view(named_dtype(np, "bfloat16")).copy()
+    return t.detach().numpy().copy()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_a_none_grad_is_skipped_and_a_late_first_buffer_makes_foreach_single_tensor(
+    dtype: str, foreach: bool, nesterov: bool, threads: None
+) -> None:
+    # the issue's case: one parameter of the group has no buffer yet (its grad
+    # was None at its first step), so torch's foreach step runs the
+    # single-tensor buf.mul_(momentum) for the others, the momentum in float32
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(14)
+    kind = getattr(torch, dtype)
+    params = [torch.tensor(rng.standard_normal(n), dtype=kind) for n in (37, 5, 64)]
+    opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=nesterov, foreach=foreach)
+    ours: list[Any] = [_array(p) for p in params]
+    buffers: Any = None
+    for step in range(4):
+        grads: list[Any] = [
+            torch.tensor(rng.standard_normal(p.numel()), dtype=kind) for p in params
+        ]
+        grads[2] = None if step == 0 else grads[2]  # no buffer until step 2
+        grads[1] = None if step == 2 else grads[1]  # skipped at step 3
+        given = [None if g is None else _array(g) for g in grads]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g  # torch's foreach Nesterov step adds into the grads
+        opt.step()
+        before = buffers
+        ours, buffers = pytorch.sgd(
+            ours, given, buffers, lr=0.1, momentum=0.9, nesterov=nesterov, foreach=foreach,
+            threads=1, cpu_capability=HERE,
+        )  # fmt: skip
+        for k, p in enumerate(params):
+            assert (_bits(p) == ours[k].view(_bits(p).dtype)).all(), (step, k)
+            live_buffer = opt.state[p].get("momentum_buffer")
+            assert (live_buffer is None) == (buffers[k] is None), (step, k)
+            if live_buffer is not None:
+                assert (_bits(live_buffer) == buffers[k].view(_bits(p).dtype)).all(), (step, k)
+        if step == 1 and foreach and dtype != "float32":
+            # the whole group as foreach: the momentum rounded to 16 bits first
+            as_foreach, _ = pytorch.sgd(
+                ours[:2], given[:2], before[:2], lr=0.1, momentum=0.9, nesterov=nesterov,
+                foreach=True, threads=1, cpu_capability=HERE,
+            )  # fmt: skip
+            differing = sum(
+                int((_bits(p) != a.view(_bits(p).dtype)).sum())
+                for p, a in zip(params[:2], as_foreach, strict=True)
+            )
+            assert differing > 0

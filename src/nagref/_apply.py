@@ -30,7 +30,7 @@ from ._outputs import check_outputs
 from ._tree import Structure, flatten, flatten_like, path_name, unflatten
 from ._typing import Namespace
 
-__all__ = ["Captured", "apply", "capture"]
+__all__ = ["Captured", "Flat", "apply", "capture", "check"]
 
 
 class Captured(NamedTuple):
@@ -119,7 +119,23 @@ def apply(
     return tuple(trees_out)
 
 
-class _Flat(NamedTuple):
+def check(
+    program: Program | Callable[[str], Program],
+    trees: Mapping[str, object],
+    *,
+    out: Sequence[object] | None = None,
+    n_outputs: int,
+    dtypes: tuple[tuple[str, ...], str] | None = None,
+    fixed: Mapping[str, str] | None = None,
+) -> Flat:
+    """Check the trees and outputs as :func:`apply` does, computing and writing nothing.
+
+    Returns the trees' leaves and the caller's output arrays, flattened.
+    """
+    return _flat(trees, out, n_outputs, per_dtype(program), dtypes, fixed=fixed)
+
+
+class Flat(NamedTuple):
     """The trees' leaves, validated, and the caller's output arrays."""
 
     structure: Structure
@@ -137,7 +153,7 @@ def _flat(
     dtypes: tuple[tuple[str, ...], str] | None,
     *,
     fixed: Mapping[str, str] | None = None,
-) -> _Flat:
+) -> Flat:
     """Flatten every tree against the first; check the leaves and the outputs."""
     names = list(trees)
     first, *others = trees.values()
@@ -162,7 +178,7 @@ def _flat(
     for k, column in zip(donated, out_columns, strict=True):
         given[k] = column
     first_name = path_name(names[0], paths[0]) if paths else names[0]
-    return _Flat(structure, first_name, columns, given, xp)
+    return Flat(structure, first_name, columns, given, xp)
 
 
 def _donated(out: Sequence[object], n_outputs: int) -> list[int]:

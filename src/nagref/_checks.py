@@ -147,8 +147,7 @@ def _read(name: str, value: object) -> float | None:
         where = getattr(value, "device", "?")
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(
-            f"{name} ({describe(value)} on device {where}) holds no value to compute with: "
-            f"{reason}"
+            f"{name} ({describe(value)} on device {where}) holds no value to compute with: {reason}"
         ) from None
 
 
@@ -220,11 +219,7 @@ def check_leaves(
         for index, (ref, leaf) in enumerate(zip(reference, column, strict=True)):
             other: Any = leaf
             if (
-                (
-                    name not in own
-                    and other.dtype is not ref.dtype
-                    and other.dtype != ref.dtype
-                )
+                (name not in own and other.dtype is not ref.dtype and other.dtype != ref.dtype)
                 or (other.shape != ref.shape and tuple(other.shape) != tuple(ref.shape))
                 or (devices and device(other) != device(ref))
             ):

@@ -13,7 +13,7 @@ import functools
 import platform
 from pathlib import Path
 
-__all__ = ["cpu_flags", "native_float16"]
+__all__ = ["cpu_flags", "native_float16", "x86_64"]
 
 
 @functools.cache
@@ -29,6 +29,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def x86_64() -> bool:
+    """Whether this process runs on an x86-64 CPU (the CPUs nagref's CPU models are of)."""
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
 def native_float16() -> bool:
     """Whether this CPU has native float16 arithmetic that XLA uses (AVX512-FP16)."""
-    return platform.machine().lower() in ("x86_64", "amd64") and "avx512_fp16" in cpu_flags()
+    return x86_64() and "avx512_fp16" in cpu_flags()

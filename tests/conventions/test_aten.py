@@ -19,7 +19,7 @@ class _FakeTorch(types.ModuleType):
 
 
 def test_defaults_ask_torch_where_it_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_aten, "_x86_64", lambda: True)
+    monkeypatch.setattr(_aten, "x86_64", lambda: True)
     monkeypatch.setitem(sys.modules, "torch", _FakeTorch(5, "AVX2"))
     assert _aten.default_threads() == 5
     assert _aten.default_cpu_capability() == "avx2"
@@ -91,7 +91,7 @@ def test_default_cpu_capability_without_torch(
     monkeypatch: pytest.MonkeyPatch, flags: set[str], env: str | None, expected: str
 ) -> None:
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    monkeypatch.setattr(_aten, "_x86_64", lambda: True)
+    monkeypatch.setattr(_aten, "x86_64", lambda: True)
     monkeypatch.setattr(_aten, "cpu_flags", lambda: frozenset(flags))
     if env is None:
         monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
@@ -124,7 +124,7 @@ def test_check_capability_takes_atens_names_and_none_for_here(
 
 
 def test_runs_here_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_aten, "_x86_64", lambda: True)
+    monkeypatch.setattr(_aten, "x86_64", lambda: True)
     monkeypatch.setattr(_aten, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert [_aten.runs_here(c)("float16") for c in _aten.CPU_CAPABILITIES] == [False, True, True]
     assert _aten.cpu_capability_here() == "avx2"

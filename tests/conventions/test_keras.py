@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -116,3 +120,131 @@ def test_the_torch_variants_pin_one_thread_and_a_capability() -> None:
     assert all(options["threads"] == 1 for options in torch.values())
     others = [o for o in variants.values() if o["backend"] != "torch"]
     assert not any("threads" in o or "cpu_capability" in o for o in others)
+
+
+# --- the compiled step (jit=True) ---------------------------------------------------------
+
+
+def _f32(x: Fraction) -> float:
+    """``x`` rounded once to float32 (to nearest, ties to even; x a normal float32 number)."""
+    if x == 0:
+        return 0.0
+    e = abs(x.numerator).bit_length() - abs(x.denominator).bit_length()
+    if abs(x) < Fraction(2) ** e:
+        e -= 1  # now 2**e <= |x| < 2**(e + 1)
+    ulp = Fraction(2) ** (e - 23)
+    q = x / ulp
+    n = math.floor(q)
+    rest = q - n
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and n % 2):
+        n += 1
+    return float(n * ulp)
+
+
+def _exact(x: object) -> Fraction:
+    return Fraction(float(x))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_jit_is_refused_where_keras_does_not_compile_with_xla(backend: str) -> None:
+    p, g = _arrays()
+    match = r"^jit=True models XLA on the jax and tensorflow backends, got backend="
+    with pytest.raises(ValueError, match=match):
+        keras.sgd(p, g, None, learning_rate=0.1, backend=backend, jit=True)
+    if backend == "torch":
+        with pytest.raises(ValueError, match=r"torch\.compile, which is not modelled"):
+            keras.sgd(p, g, None, learning_rate=0.1, backend=backend, jit=True)
+
+
+def test_jit_validates_its_arguments() -> None:
+    p, g = _arrays()
+    with pytest.raises(TypeError, match=r"^jit must be a bool, got "):
+        keras.sgd(p, g, None, learning_rate=0.1, backend="jax", jit=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^native_float16 must be a bool or None, got "):
+        keras.sgd(p, g, None, learning_rate=0.1, jit=True, native_float16="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"learning_rate_dtype='float32'\), got .*'float64'"):
+        keras.sgd(p, g, None, learning_rate=0.1, backend="jax", jit=True,
+                  learning_rate_dtype="float64")  # fmt: skip
+
+
+def _decayed(p: float, lr: float, wd: float, *, one: bool) -> float:
+    """XLA's weight decay, exactly: fma(fl(p*wd), -lr, p) (``one`` element), else fma(-p, c, p)."""
+    lr32, wd32, x = _exact(np.float32(lr)), _exact(np.float32(wd)), _exact(p)
+    if one:
+        return _f32(x - _exact(_f32(x * wd32)) * lr32)
+    c = _exact(_f32(lr32 * wd32))
+    return _f32(x - x * c)
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_jit_folds_the_weight_decay_differently_in_one_element_leaves(backend: str) -> None:
+    lr, wd = 0.7, 0.3
+    rng = np.random.default_rng(5)
+    pool = rng.uniform(0.5, 2.0, 200).astype("float32")
+    # parameters where the two foldings give different float32 numbers
+    split = [x for x in pool if _decayed(x, lr, wd, one=True) != _decayed(x, lr, wd, one=False)]
+    assert len(split) >= 6
+    params = {"one": np.array(split[:1], np.float32), "five": np.array(split[1:6], np.float32)}
+    zeros = {k: np.zeros_like(v) for k, v in params.items()}  # momentum 0: p = fma(0, -lr, p)
+    new, velocity = keras.sgd(params, zeros, None, learning_rate=lr, weight_decay=wd,
+                              backend=backend, jit=True)  # fmt: skip
+    assert velocity is None
+    assert list(new) == ["one", "five"]
+    for name, one in (("one", True), ("five", False)):
+        expected = [_decayed(x, lr, wd, one=one) for x in params[name]]
+        assert new[name].dtype == np.float32
+        assert new[name].tolist() == expected, name
+        other = [_decayed(x, lr, wd, one=not one) for x in params[name]]
+        assert all(a != b for a, b in zip(new[name].tolist(), other, strict=True))
+    # the same step in place (out=): each leaf written where it came from
+    given = {k: v.copy() for k, v in params.items()}
+    keras.sgd(given, zeros, None, learning_rate=lr, weight_decay=wd, backend=backend, jit=True,
+              out=(given, None))  # fmt: skip
+    assert all(given[k].tobytes() == new[k].tobytes() for k in params)
+
+
+def test_jit_contracts_the_velocity_and_the_step() -> None:
+    lr, mu = 0.1, 0.9
+    p, g = (np.array([x], np.float32) for x in (1.0, 0.3))
+    v = np.array([0.7], np.float32)
+    new, velocity = keras.sgd(p, g, v, learning_rate=lr, momentum=mu, nesterov=True,
+                              backend="jax", jit=True)  # fmt: skip
+    assert velocity is not None
+    lr32, mu32 = _exact(np.float32(lr)), _exact(np.float32(mu))
+    b = _exact(_f32(_exact(g[0]) * lr32))
+    v_new = _f32(_exact(v[0]) * mu32 - b)
+    u = _f32(_exact(v_new) * mu32 - b)
+    assert velocity.tolist() == [v_new]
+    assert new.tolist() == [float(np.float32(p[0]) + np.float32(u))]
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_jit_bfloat16_is_the_eager_model(backend: str) -> None:
+    rng = np.random.default_rng(3)
+    tree = [rng.standard_normal(n).astype(ml_dtypes.bfloat16) for n in (1, 7, 300)]
+    grad = [rng.standard_normal(x.shape).astype(ml_dtypes.bfloat16) for x in tree]
+    keywords = {"learning_rate": 0.037, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}
+    eager = keras.sgd(tree, grad, grad, backend=backend, **keywords)  # type: ignore[arg-type]
+    jit = keras.sgd(tree, grad, grad, backend=backend, jit=True, **keywords)  # type: ignore[arg-type]
+    for a, b in zip(eager, jit, strict=True):
+        assert a is not None
+        assert b is not None
+        assert [x.tobytes() for x in a] == [x.tobytes() for x in b]
+
+
+def test_jit_differs_from_eager_in_float32() -> None:
+    p, g = _arrays()
+    keywords = {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.01}
+    eager, _ = keras.sgd(p, g, g, backend="jax", **keywords)  # type: ignore[arg-type]
+    jit, _ = keras.sgd(p, g, g, backend="jax", jit=True, **keywords)  # type: ignore[arg-type]
+    assert eager.tobytes() != jit.tobytes()
+
+
+def test_the_jit_variants_pin_native_float16() -> None:
+    variants = {v.name: v for v in keras.CONVENTION.variants}
+    for backend in keras.JIT_BACKENDS:
+        plain, native = variants[f"{backend}-jit"], variants[f"{backend}-jit-avx512fp16"]
+        assert plain.options == {"backend": backend, "jit": True, "native_float16": False}
+        assert native.options == {"backend": backend, "jit": True, "native_float16": True}
+        assert native.dtypes == ("float16",)
+        assert plain.cost == native.cost == 10

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from backends import numpy_dtype
 
+from nagref._dtypes import round_to
 from nagref.conventions import optax
 
 
@@ -75,18 +76,31 @@ def test_accumulator_dtype_is_checked_before_anything_runs() -> None:
     out_p, out_t = np.empty_like(p), np.empty(20, p.dtype)
     with pytest.raises(TypeError, match=r"out\[1\] has dtype bfloat16 but must be float32"):
         optax.sgd(
-            p, g, None, learning_rate=0.1, momentum=0.9, accumulator_dtype="float32",
+            p,
+            g,
+            None,
+            learning_rate=0.1,
+            momentum=0.9,
+            accumulator_dtype="float32",
             out=(out_p, out_t),
         )
     with pytest.raises(NotImplementedError, match=r"accumulator_dtype='float32' with float64"):
         optax.sgd(
-            p32.astype(np.float64), g32.astype(np.float64), None, learning_rate=0.1,
-            momentum=0.9, accumulator_dtype="float32",
+            p32.astype(np.float64),
+            g32.astype(np.float64),
+            None,
+            learning_rate=0.1,
+            momentum=0.9,
+            accumulator_dtype="float32",
         )
     with pytest.raises(NotImplementedError, match=r"accumulator_dtype='bfloat16' with float16"):
         optax.sgd(
-            p32.astype(np.float16), g32.astype(np.float16), None, learning_rate=0.1,
-            momentum=0.9, accumulator_dtype="bfloat16",
+            p32.astype(np.float16),
+            g32.astype(np.float16),
+            None,
+            learning_rate=0.1,
+            momentum=0.9,
+            accumulator_dtype="bfloat16",
         )
     # without momentum there is no trace, and the accumulator changes nothing
     plain, none = optax.sgd(p, g, None, learning_rate=0.1, accumulator_dtype="float32")
@@ -106,3 +120,85 @@ def test_a_float32_trace_is_written_into_out() -> None:
     assert got[1] is t
     assert p.tobytes() == want[0].tobytes()
     assert t.tobytes() == want[1].tobytes()
+
+
+# a float16 and a bfloat16 learning rate whose 16-bit value depends on whether
+# the float64 is rounded once or through float32
+_TWICE = {"float16": 0.288696291246982, "bfloat16": 0.125 * (1 + 2.0**-8) * (1 + 2.0**-30)}
+
+
+def _lr_reached(dtype: str, *, jit: bool, native: bool, form: str) -> str:
+    """Whether ``form``'s learning rate reached ``dtype`` rounded "once" or "twice"."""
+    lr = _TWICE[dtype]
+    param = np.zeros(4, numpy_dtype(dtype))
+    new, _ = optax.sgd(
+        param,
+        np.ones(4, param.dtype),
+        None,
+        learning_rate=lr,
+        jit=jit,
+        native_float16=native,
+        learning_rate_form=form,
+    )
+    reached = -float(new[0])
+    once, twice = round_to(lr, dtype), round_to(round_to(lr, "float32"), dtype)
+    assert once != twice
+    assert reached in (once, twice)
+    return "once" if reached == once else "twice"
+
+
+# (dtype, native float16, form) -> eager, jit: as measured against Optax 0.2.8
+# on JAX 0.10.2 (without native float16: XLA kept to AVX2)
+_CONVERSIONS = {
+    ("float16", False, "schedule"): ("twice", "twice"),
+    ("float16", False, "float"): ("twice", "once"),
+    ("float16", False, "float_schedule"): ("once", "once"),
+    ("float16", False, "array"): ("twice", "once"),
+    ("float16", True, "schedule"): ("once", "once"),
+    ("float16", True, "float"): ("once", "once"),
+    ("float16", True, "float_schedule"): ("once", "once"),
+    ("float16", True, "array"): ("once", "once"),
+    ("bfloat16", False, "schedule"): ("twice", "twice"),
+    ("bfloat16", False, "float"): ("twice", "twice"),
+    ("bfloat16", False, "float_schedule"): ("twice", "twice"),
+    ("bfloat16", False, "array"): ("twice", "once"),
+}
+
+
+@pytest.mark.parametrize(("dtype", "native", "form"), list(_CONVERSIONS))
+def test_each_learning_rate_form_is_converted_where_jax_converts_it(
+    dtype: str, native: bool, form: str
+) -> None:
+    eager, jit = _CONVERSIONS[dtype, native, form]
+    assert _lr_reached(dtype, jit=False, native=native, form=form) == eager
+    assert _lr_reached(dtype, jit=True, native=native, form=form) == jit
+    if dtype == "bfloat16":  # native float16 arithmetic changes nothing of bfloat16's
+        for mode in (False, True):
+            assert _lr_reached(dtype, jit=mode, native=not native, form=form) == (
+                jit if mode else eager
+            )
+
+
+def test_a_learning_rate_form_is_checked() -> None:
+    param = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="learning_rate_form must be one of schedule, float, "):
+        optax.sgd(param, param, None, learning_rate=0.1, learning_rate_form="constant")
+    with pytest.raises(TypeError, match="jit must be a bool, got int 1"):
+        optax.sgd(param, param, None, learning_rate=0.1, jit=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("x86", "native", "live"),
+    [(True, True, True), (True, False, True), (False, False, True), (False, True, False)],
+)
+def test_the_variants_without_native_float16_run_live_where_xla_can_be_kept_to_avx2(
+    monkeypatch: pytest.MonkeyPatch, x86: bool, native: bool, live: bool
+) -> None:
+    # on x86-64 the live driver keeps XLA to AVX2 (XLA_FLAGS=--xla_cpu_max_isa=AVX2)
+    monkeypatch.setattr(optax, "x86_64", lambda: x86)
+    monkeypatch.setattr(optax, "_native_float16", lambda: native)
+    jit = optax.CONVENTION.variant("jit")
+    assert jit.live("float16") is live
+    assert jit.live("bfloat16")
+    assert jit.live("float32")
+    assert optax.CONVENTION.variant("jit-avx512fp16").live("float16") is native

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pytest
-from oracle import exact_fma
+from oracle import exact_fma, round_rational
 from oracle import numpy_dtype as oracle_dtype
 
 from nagref import explaining
@@ -324,7 +325,7 @@ def test_fused_16_bit_stays_refused_under_every_capability() -> None:
 def test_off_x86_the_capability_is_avx512s_and_no_variant_runs_live(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_aten, "_x86_64", lambda: False)
+    monkeypatch.setattr(_aten, "x86_64", lambda: False)
     assert pytorch.default_cpu_capability() == "avx512"
     assert not any(v.live("float32") for v in pytorch.CONVENTION.variants)
 
@@ -335,15 +336,18 @@ def test_every_variant_pins_one_thread_and_a_capability() -> None:
         f"{path}{suffix}"
         for suffix in ("", "-avx2", "-default")
         for path in ("single-tensor", "foreach", "fused")
-    ]
+    ] + ["fused-2.14", "fused-2.14-avx2", "fused-2.14-default"]
     for name, variant in variants.items():
         capability = name.rpartition("-")[2] if name.endswith(("avx2", "default")) else "avx512"
         assert variant.options["threads"] == 1
         assert variant.options["cpu_capability"] == capability
         assert variant.options["fused"] == name.startswith("fused")
         assert variant.options["foreach"] == name.startswith("foreach")
+        if name.startswith("fused-2.14"):
+            continue  # see test_the_2_14_variants_are_the_fused_16_bit_kernel
         fused_dtypes = ("float32", "float64")
         assert (variant.dtypes == fused_dtypes) == name.startswith("fused")
+        assert "version" not in variant.options  # recordings store the options
     # one worker: its driver hands a case of other kernels to a helper of its own
     assert not pytorch.CONVENTION.process_per_variant
 
@@ -359,7 +363,7 @@ def test_every_variant_pins_one_thread_and_a_capability() -> None:
 def test_a_variant_runs_live_where_the_cpu_runs_its_kernels(
     monkeypatch: pytest.MonkeyPatch, flags: set[str], live: set[str]
 ) -> None:
-    monkeypatch.setattr(_aten, "_x86_64", lambda: True)
+    monkeypatch.setattr(_aten, "x86_64", lambda: True)
     monkeypatch.setattr(_aten, "cpu_flags", lambda: frozenset(flags))
     running = {
         str(v.options["cpu_capability"]) for v in pytorch.CONVENTION.variants if v.live("float16")
@@ -381,3 +385,309 @@ def test_explain_lists_the_default_capability_as_one_segment_and_chunks_in_words
     assert body.startswith("elements [0, m - m mod 32) of each chunk of m elements")
     assert "2 threads cut a leaf of n > 32768 elements into c = min(2, ⌈n / 32768⌉)" in body
     assert tail == "the last m mod 32 elements of each chunk (its scalar tail)"
+
+
+# -- torch 2.14: the fused kernel in float16 and bfloat16 ------------------------------
+
+_HALF = ("float16", "bfloat16")
+
+
+@pytest.mark.parametrize(
+    ("version", "shown"), [("2.12", "str '2.12'"), ("2.14.1", "str '2.14.1'"), (2.14, "float 2.14")]
+)
+def test_the_version_is_a_modelled_torch_release(version: object, shown: str) -> None:
+    p, g = _arrays()
+    message = (
+        r"^version must be one of 2\.13, 2\.14 \(the torch release whose CPU kernels are "
+        rf"modelled\), got {shown.replace('.', '[.]')}$"
+    )
+    with pytest.raises(ValueError, match=message):
+        pytorch.sgd(p, g, None, lr=0.1, version=version)  # type: ignore[arg-type]
+    assert pytorch.VERSIONS == ("2.13", "2.14")
+
+
+@pytest.mark.parametrize("dtype", _HALF)
+@pytest.mark.parametrize("version", [None, "2.13"])
+def test_2_13_refuses_fused_16_bit_and_names_the_fix(dtype: str, version: str | None) -> None:
+    p, g = _arrays()
+    p, g = p.astype(oracle_dtype(dtype)), g.astype(oracle_dtype(dtype))
+    keywords = {} if version is None else {"version": version}
+    message = (
+        rf"^fused=True with {dtype} is not modelled for torch 2\.13: .*pytorch/pytorch#191763\); "
+        r"torch 2\.14 fixed it, and version='2\.14' models that$"
+    )
+    with pytest.raises(NotImplementedError, match=message):
+        pytorch.sgd(p, g, None, lr=0.1, fused=True, **keywords)  # type: ignore[arg-type]
+
+
+def _f32(x: Fraction | float) -> float:
+    """``x`` rounded once to float32."""
+    return round_rational(Fraction(x), "float32")
+
+
+def _fused16_element(
+    p: float,
+    g: float,
+    b: float | None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    maximize: bool = False,
+    tail: bool = False,
+    fuse: bool = True,
+) -> tuple[float, float | None]:
+    """torch 2.14.1's fused kernel on one element, by hand: everything in float32.
+
+    Every product, sum and fused multiply-add is computed exactly and rounded
+    once to float32 (``fuse=False``: the product and the sum separately, as
+    the ``default`` kernels do); the constants are double -> float32 once. The
+    buffer of the SIMD body is fma(g, 1-tau, fl(b*mu)), the epilogue's
+    (``tail``) fma(b, mu, fl((1-tau)*g)). Returns (p, b) in float32, before
+    the stores round them to the 16-bit format.
+    """
+
+    def muladd(x: float, y: float, z: float) -> float:
+        if fuse:
+            return exact_fma(x, y, z, "float32")
+        return _f32(Fraction(_f32(Fraction(x) * Fraction(y))) + Fraction(z))
+
+    neg_lr, mu, keep, wd = (_f32(v) for v in (-lr, momentum, 1.0 - dampening, weight_decay))
+    if maximize:
+        g = -g
+    if weight_decay:
+        g = muladd(p, wd, g)
+    buffer: float | None = None
+    if momentum:
+        if b is None:
+            buffer = g
+        elif tail:
+            buffer = muladd(b, mu, _f32(Fraction(g) * Fraction(keep)))
+        else:
+            buffer = muladd(g, keep, _f32(Fraction(b) * Fraction(mu)))
+    direction = g if buffer is None else buffer
+    if nesterov:
+        assert buffer is not None
+        direction = muladd(buffer, mu, g)
+    return muladd(direction, neg_lr, p), buffer
+
+
+def _stored(values: list[float], dtype: str) -> np.ndarray:
+    """float32 values as the kernel stores them: rounded once to ``dtype``."""
+    return np.array(values, np.float32).astype(oracle_dtype(dtype))
+
+
+_FUSED16_CONFIGS = [
+    {"momentum": 0.9, "dampening": 0.1, "weight_decay": 0.0123, "maximize": True},
+    {"momentum": 0.987654, "nesterov": True, "weight_decay": 0.3},
+    {"momentum": 0.5},
+    {},
+]
+
+
+@pytest.mark.parametrize("capability", ["avx512", "avx2", "default"])
+@pytest.mark.parametrize("first", [False, True])
+@pytest.mark.parametrize("config", range(len(_FUSED16_CONFIGS)))
+@pytest.mark.parametrize("dtype", _HALF)
+def test_2_14_fused_16_bit_is_float32_arithmetic_with_a_scalar_epilogue(
+    dtype: str, config: int, first: bool, capability: str
+) -> None:
+    """n = 19: the SIMD body (16 elements) and the scalar epilogue (the last 3), by hand."""
+    keywords: dict[str, Any] = {"lr": 0.0123457, **_FUSED16_CONFIGS[config]}
+    rng = np.random.default_rng(9 + config)
+    p, g, b = (rng.standard_normal(19).astype(oracle_dtype(dtype)) for _ in range(3))
+    buffer = None if first else b
+    new_p, new_b = pytorch.sgd(
+        p, g, buffer, **keywords, fused=True, cpu_capability=capability, version="2.14"
+    )
+    expected = [
+        _fused16_element(
+            float(p[i]),
+            float(g[i]),
+            None if buffer is None else float(buffer[i]),
+            **keywords,
+            tail=i >= 16,
+            fuse=capability != "default",
+        )
+        for i in range(19)
+    ]
+    assert new_p.dtype == p.dtype
+    assert new_p.tobytes() == _stored([e[0] for e in expected], dtype).tobytes()
+    if not keywords.get("momentum"):
+        assert new_b is None
+        return
+    assert new_b is not None
+    assert new_b.tobytes() == _stored([e[1] for e in expected], dtype).tobytes()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bits", "body", "tail"),
+    [  # (p, g, b) bits; the buffer's bits in the body and in the epilogue
+        ("float16", (0x3D2E, 0xBA09, 0x3EC2), 0x3ABC, 0x3ABB),
+        ("bfloat16", (0xBE10, 0x3EAF, 0xBF43), 0xBEC2, 0xBEC1),
+    ],
+)
+def test_2_14_fused_16_bit_epilogue_is_the_last_n_mod_16_elements(
+    dtype: str, bits: tuple[int, int, int], body: int, tail: int
+) -> None:
+    """The split matters: fma(g, 1-tau, fl(b*mu)) and fma(b, mu, fl((1-tau)*g)) differ here."""
+    keywords = {"lr": 0.0123, "momentum": 0.9, "dampening": 0.1}
+    p, g, b = (float(np.array([x], np.uint16).view(oracle_dtype(dtype))[0]) for x in bits)
+    forms = [_fused16_element(p, g, b, **keywords, tail=tail) for tail in (False, True)]
+    assert [int(_stored([f[1]], dtype).view(np.uint16)[0]) for f in forms] == [body, tail]  # type: ignore[list-item]
+    for n in (19, 32, 35, 47):
+        arrays = [np.full(n, x, oracle_dtype(dtype)) for x in (p, g, b)]
+        for capability in ("avx512", "avx2"):
+            _, new_b = pytorch.sgd(
+                *arrays, **keywords, fused=True, cpu_capability=capability, version="2.14"
+            )
+            assert new_b is not None
+            expected = [body] * (n - n % 16) + [tail] * (n % 16)
+            assert new_b.view(np.uint16).tolist() == expected
+        _, scalar = pytorch.sgd(
+            *arrays, **keywords, fused=True, cpu_capability="default", version="2.14"
+        )
+        assert scalar is not None  # no split: every element alike
+        assert len(set(scalar.view(np.uint16).tolist())) == 1
+
+
+@pytest.mark.parametrize(
+    ("dtype", "path"),
+    [
+        (dtype, path)
+        for dtype in ("float16", "float32", "float64", "bfloat16")
+        for path in ({"foreach": False}, {"foreach": True}, {"fused": True})
+        if not (path.get("fused") and dtype in _HALF)  # 2.13 refuses these
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("capability", ["avx512", "avx2", "default"])
+def test_2_14_gives_2_13s_bits_wherever_2_13_is_modelled(
+    dtype: str, path: dict[str, bool], capability: str
+) -> None:
+    rng = np.random.default_rng(10)
+    p, g, b = (rng.standard_normal(101).astype(oracle_dtype(dtype)) for _ in range(3))
+    for config in _FUSED16_CONFIGS:
+        for buffer in (None, b):
+            keywords: dict[str, Any] = {
+                "lr": 0.0123457,
+                **config,
+                **path,
+                "cpu_capability": capability,
+            }
+            old = pytorch.sgd(p, g, buffer, **keywords, version="2.13")
+            new = pytorch.sgd(p, g, buffer, **keywords, version="2.14")
+            assert old[0].tobytes() == new[0].tobytes()
+            assert (old[1] is None) == (new[1] is None)
+            if old[1] is not None and new[1] is not None:
+                assert old[1].tobytes() == new[1].tobytes()
+
+
+def test_2_14_fused_16_bit_threads_cut_no_extra_tails() -> None:
+    """Whole 64-byte units per thread: only the tensor's last n mod 16 elements are its tail."""
+    rng = np.random.default_rng(11)
+    n = 65_543
+    p, g, b = (rng.standard_normal(n).astype(np.float16) for _ in range(3))
+    keywords: dict[str, Any] = {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "fused": True}
+    runs = [
+        pytorch.sgd(p, g, b, **keywords, threads=t, cpu_capability="avx512", version="2.14")
+        for t in (1, 2, 3)
+    ]
+    for new_p, new_b in runs[1:]:
+        assert new_p.tobytes() == runs[0][0].tobytes()
+        assert new_b is not None
+        assert runs[0][1] is not None
+        assert new_b.tobytes() == runs[0][1].tobytes()
+
+
+def test_2_14_fused_16_bit_has_no_overflow_check() -> None:
+    """No checked_convert: an lr beyond float16's range is a float32 constant, and p goes to inf."""
+    p, g = np.ones(19, np.float16), np.ones(19, np.float16)
+    with pytest.raises(ValueError, match="out of range for float16"):
+        pytorch.sgd(p, g, None, lr=1e5)  # add_'s alpha is checked
+    new, _ = pytorch.sgd(p, g, None, lr=1e5, fused=True, version="2.14")
+    assert new.tolist() == [-np.inf] * 19  # fl16(1 - 1e5)
+
+
+def test_the_2_14_variants_are_the_fused_16_bit_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    variants = {v.name: v for v in pytorch.CONVENTION.variants if "2.14" in v.name}
+    assert list(variants) == ["fused-2.14", "fused-2.14-avx2", "fused-2.14-default"]
+    for name, variant in variants.items():
+        capability = name.removeprefix("fused-2.14").removeprefix("-") or "avx512"
+        assert dict(variant.options) == {
+            "foreach": False,
+            "fused": True,
+            "threads": 1,
+            "cpu_capability": capability,
+            "version": "2.14",
+        }
+        assert variant.dtypes == _HALF
+    monkeypatch.setattr(_aten, "x86_64", lambda: True)
+    monkeypatch.setattr(_aten, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    for installed, live in [
+        ("2.14.1", {"fused-2.14-avx2", "fused-2.14-default"}),
+        ("2.14.0+cpu", {"fused-2.14-avx2", "fused-2.14-default"}),
+        ("2.13.0", set()),
+        ("2.15.0", set()),
+        (None, set()),
+    ]:
+        monkeypatch.setattr(pytorch, "installed_torch", lambda installed=installed: installed)
+        assert {n for n, v in variants.items() if v.live("float16")} == live, installed
+        assert pytorch.CONVENTION.variant("fused-avx2").live("float32")  # 2.13's: any torch
+
+
+def test_release_and_the_installed_torch() -> None:
+    assert pytorch.release("2.14.1+cu130") == "2.14"
+    assert pytorch.release("2.13.0") == "2.13"
+    installed = pytorch.installed_torch()
+    assert installed is None or pytorch.release(installed) in ("2.13", "2.14")
+
+
+# -- None gradients and buffers -------------------------------------------------------
+
+
+def test_a_none_grad_leaves_its_parameter_and_buffer_as_they_are() -> None:
+    params = {"w": np.ones(3, np.float32), "b": np.full(2, 2.0, np.float32)}
+    grads = {"w": np.ones(3, np.float32), "b": None}
+    new, buffers = pytorch.sgd(params, grads, None, lr=0.5, momentum=0.9)
+    assert new["w"].tolist() == [0.5] * 3
+    assert new["b"].tolist() == [2.0, 2.0]
+    assert buffers is not None
+    assert buffers["b"] is None
+    assert buffers["w"].tolist() == [1.0] * 3
+    # next step: "b" starts its buffer (a copy of its grad), "w" goes on
+    grads = {"w": np.ones(3, np.float32), "b": np.ones(2, np.float32)}
+    new, buffers = pytorch.sgd(new, grads, buffers, lr=0.5, momentum=0.9)
+    assert buffers is not None
+    assert buffers["b"].tolist() == [1.0, 1.0]
+    assert buffers["w"].tolist() == [np.float32(1.9)] * 3
+    plain, none = pytorch.sgd(params, {"w": grads["w"], "b": None}, None, lr=0.5)
+    assert none is None  # no momentum: no buffers
+    assert plain["b"] is params["b"]  # skipped: the parameter as it was, unmutated
+    assert plain["w"].tolist() == [0.5] * 3
+
+
+def test_none_leaves_are_checked_as_a_whole_and_write_out_only_when_everything_ran() -> None:
+    params = [np.ones(3, np.float32), np.ones(2, np.float16)]
+    grads = [np.ones(3, np.float32), None]
+    with pytest.raises(ValueError, match=r"grad\[0\]"):
+        pytorch.sgd(params, [np.ones(4, np.float32), None], None, lr=0.1)
+    target = [np.zeros(3, np.float32), np.zeros(2, np.float16)]
+    with pytest.raises(ValueError, match="lr=1e\\+30 is out of range for float16"):
+        pytorch.sgd(params, [None, np.ones(2, np.float16)], None, lr=1e30, out=(target, None))
+    assert not any(t.any() for t in target)  # nothing written
+    new, _ = pytorch.sgd(params, grads, None, lr=0.5, out=(target, None))
+    assert new[0] is target[0]
+    assert new[1] is target[1]
+    assert target[0].tolist() == [0.5] * 3
+    assert target[1].tolist() == [1.0, 1.0]  # the skipped parameter, copied
+
+
+def test_fused_with_some_buffers_none_is_refused() -> None:
+    params = [np.ones(3, np.float32), np.ones(2, np.float32)]
+    with pytest.raises(NotImplementedError, match="some momentum buffers None"):
+        pytorch.sgd(
+            params, params, [np.ones(3, np.float32), None], lr=0.1, momentum=0.9, fused=True
+        )

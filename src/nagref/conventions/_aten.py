@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .._checks import describe
-from .._host import cpu_flags
+from .._host import cpu_flags, x86_64
 
 __all__ = [
     "CPU_CAPABILITIES",
@@ -70,7 +69,7 @@ def default_cpu_capability() -> str:
     else the best this CPU runs (:func:`cpu_capability_here`). Off x86-64,
     where nagref has measured nothing, ``"avx512"``.
     """
-    if not _x86_64():
+    if not x86_64():
         return "avx512"
     torch = sys.modules.get("torch")
     try:
@@ -97,10 +96,6 @@ def cpu_capability_here() -> str:
     if {"avx2", "fma"} <= flags:
         return "avx2"
     return "default"
-
-
-def _x86_64() -> bool:
-    return platform.machine().lower() in ("x86_64", "amd64")
 
 
 def _env_threads(name: str) -> int | None:
@@ -181,6 +176,6 @@ def runs_here(capability: str) -> Callable[[str], bool]:
     rank = CPU_CAPABILITIES.index(capability)
 
     def live(dtype: str) -> bool:
-        return _x86_64() and CPU_CAPABILITIES.index(cpu_capability_here()) <= rank
+        return x86_64() and CPU_CAPABILITIES.index(cpu_capability_here()) <= rank
 
     return live

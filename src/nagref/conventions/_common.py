@@ -6,17 +6,19 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._apply import apply
+from .._apply import apply, check
 from .._checks import describe, dtype_name
 from .._dtypes import TABLE, round_to
 from .._engine.ir import Hyper, Instr, Program, instr, per_dtype
 from ._registry import REAL_FLOATS
 
 __all__ = [
+    "DTYPES",
     "FLUSHED",
     "IN_OPMATH",
     "REAL_FLOATS",
     "ZERO",
+    "check_trees",
     "donated",
     "dtype_name",
     "float32",
@@ -25,6 +27,9 @@ __all__ = [
     "run",
 ]
 
+
+#: The storage dtypes the conventions take, and who takes them (for the checks' messages).
+DTYPES = (REAL_FLOATS, "the framework conventions support")
 
 #: A rounding model's ``compute`` map for kernels that compute each dtype in
 #: its ``opmath`` (the dtype table's): float16 and bfloat16 in float32.
@@ -65,8 +70,16 @@ def run(
     anything is computed. ``fixed``: trees (and outputs, ``"out[1]"``) of a
     dtype of their own (see :func:`nagref._apply.apply`).
     """
-    dtypes = (REAL_FLOATS, "the framework conventions support")
-    return apply(per_dtype(program), trees, out=out, n_outputs=2, dtypes=dtypes, fixed=fixed)
+    return apply(per_dtype(program), trees, out=out, n_outputs=2, dtypes=DTYPES, fixed=fixed)
+
+
+def check_trees(
+    trees: Mapping[str, object],
+    program: Program | Callable[[str], Program],
+    out: Sequence[object | None] | None = None,
+) -> None:
+    """Check the trees and ``out`` as :func:`run` does, computing and writing nothing."""
+    check(per_dtype(program), trees, out=out, n_outputs=2, dtypes=DTYPES)
 
 
 #: A state that starts at zero (the frameworks' zeros initializer), as a

@@ -54,13 +54,16 @@ class Variant:
     ``options`` are the convention function's keyword arguments that select
     it (recorded with every test vector); ``dtypes`` those it models;
     ``live(dtype)`` whether the live framework on this machine runs this
-    variant in that dtype (a variant that models another CPU does not).
+    variant in that dtype (a variant that models another CPU does not);
+    ``cost`` how many ordinary live cases one of its cases costs (a variant
+    that compiles at every step), by which the live suite divides its cases.
     """
 
     name: str
     options: Mapping[str, object] = field(default_factory=dict)
     dtypes: tuple[str, ...] = REAL_FLOATS
     live: Callable[[str], bool] = always
+    cost: int = 1
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,31 @@ differing elements of 457,380 each eagerly and under ``jax.jit``, a constant
 and a scheduled learning rate). JAX on CPU flushes float32, float64 and bfloat16 subnormals
 to zero (bfloat16's in float32, before the rounding), eager or jitted.
 
-Hyperparameters reach the 16-bit formats as XLA converts them.
-``learning_rate`` is modelled as a schedule's value, a float64 array (JAX
-with x64) converted at run time: XLA converts float64 to float16 and
-bfloat16 through float32, rounding twice, except to float16 on a CPU with
-native float16 arithmetic, where it converts directly. The momentum is a
-Python constant: eager JAX converts it at run time, while ``jax.jit`` folds
-it into the program as JAX converts it on the host: rounded once, except
-bfloat16, which ``ml_dtypes`` reaches through float32. (A
-constant learning rate under ``jax.jit`` is folded too; in float16 that
-rounds it once, which this function does not model.)
+Hyperparameters reach the 16-bit formats as XLA converts them, which
+depends on where the value is converted (``learning_rate_form``; each
+measured against Optax 0.2.8 on JAX 0.10.2 at values whose 16-bit rounding
+differs once and through float32). At run time, XLA converts float64 to
+bfloat16 through float32, rounding twice, and to float16 too, except
+directly (once) on a CPU with native float16 arithmetic. On the host, JAX
+converts a Python float with NumPy: once, except bfloat16, which
+``ml_dtypes`` reaches through float32. A float64 constant of a jitted
+program is folded by XLA: once, directly. So:
+
+* the momentum, a Python constant: at run time eagerly; on the host under
+  ``jax.jit``, which folds it into the program;
+* a schedule's float64 value (``"schedule"``, the default): at run time;
+* a Python float given to ``optax.sgd`` (``"float"``): as the momentum;
+* a schedule returning a Python float (``"float_schedule"``, such as
+  ``optax.constant_schedule``): on the host, eagerly and under ``jax.jit``
+  (``jnp.array(value, dtype)``);
+* a schedule returning a float64 array that does not depend on the step
+  count (``"array"``, ``lambda count: jnp.asarray(0.1)``): at run time
+  eagerly, folded under ``jax.jit``.
+
+A CPU without AVX512-FP16 is verified live on this one with XLA limited to
+AVX2 (``XLA_FLAGS=--xla_cpu_max_isa=AVX2``), which reproduces the
+trajectories recorded on such a CPU bit for bit (8 of 8 float16 recordings,
+357 of whose elements differ when XLA uses AVX512-FP16).
 """
 
 from __future__ import annotations
@@ -41,13 +56,17 @@ from .._checks import describe
 from .._dtypes import TABLE
 from .._engine.ir import COMPUTE, VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._host import native_float16 as _native_float16
+from .._host import x86_64
 from .._typing import ArrayTree
 from ._common import FLUSHED, IN_OPMATH, ZERO, donated, from_zero, number, run
 from ._registry import REAL_FLOATS, Capabilities, Convention, Hypers, Variant
 
-__all__ = ["CONVENTION", "sgd"]
+__all__ = ["CONVENTION", "LEARNING_RATE_FORMS", "sgd"]
 
 T = TypeVar("T", bound=ArrayTree)
+
+#: How a learning rate can reach ``optax.sgd`` (see ``sgd``'s ``learning_rate_form``).
+LEARNING_RATE_FORMS = ("schedule", "float", "float_schedule", "array")
 
 _EAGER = Rounding(contract=False, compute=IN_OPMATH, flush=FLUSHED)
 _JIT = Rounding(contract=True, flush=FLUSHED)
@@ -64,6 +83,7 @@ def sgd(
     jit: bool = False,
     native_float16: bool | None = None,
     accumulator_dtype: str | None = None,
+    learning_rate_form: str = "schedule",
     out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
     """One ``optax.sgd`` update and ``optax.apply_updates``, without mutating its inputs.
@@ -86,6 +106,17 @@ def sgd(
             parameters) makes the whole update float32 arithmetic, with only
             the new parameters rounded to their dtype; the trace given and
             returned has that dtype.
+        learning_rate_form: how ``learning_rate`` reached ``optax.sgd``,
+            which decides how it is converted to a 16-bit dtype (see the
+            module's docstring): one of :data:`LEARNING_RATE_FORMS`.
+            ``"schedule"``: a schedule computing a float64 array from the
+            step count (Optax's schedules with ``jax_enable_x64``);
+            ``"float"``: a Python float, ``optax.sgd(0.1)``;
+            ``"float_schedule"``: a schedule returning a Python float
+            (``optax.constant_schedule(0.1)``); ``"array"``: a schedule
+            returning a float64 ``jnp`` array that does not depend on the
+            count, which ``jax.jit`` folds. float32 and float64 parameters
+            give the same bits whatever the form.
         out: ``(param_out, trace_out)``: arrays to write the results into
             (they may be the inputs themselves, an in-place step; either may
             be None for a new array), or None for new arrays.
@@ -96,6 +127,13 @@ def sgd(
     alpha = number("learning_rate", learning_rate)
     if native_float16 is not None and not isinstance(native_float16, bool):
         raise TypeError(f"native_float16 must be a bool or None, got {describe(native_float16)}")
+    if not isinstance(jit, bool):
+        raise TypeError(f"jit must be a bool, got {describe(jit)}")
+    if learning_rate_form not in LEARNING_RATE_FORMS:
+        raise ValueError(
+            f"learning_rate_form must be one of {', '.join(LEARNING_RATE_FORMS)}, "
+            f"got {describe(learning_rate_form)}"
+        )
     mu = None if momentum is None else number("momentum", momentum)
     if accumulator_dtype is not None and accumulator_dtype not in REAL_FLOATS:
         raise ValueError(
@@ -114,33 +152,42 @@ def sgd(
     steps.append(
         instr("p", "muladd", "neg_lr", direction, "p", note="apply_updates: p + (-lr * update)")
     )
-    # the learning rate arrives at run time (a schedule's float64 value); the
-    # momentum is a Python constant, which jax.jit folds into the program
-    # (one rounding) and eager JAX converts at run time. XLA converts float64
-    # to float16 at run time through float32 (twice rounded), or directly
-    # where the CPU has native float16 arithmetic.
     native = _native_float16() if native_float16 is None else native_float16
-    run_time = ("storage",) if native else VIA_OPMATH
-    hypers = {
-        "neg_lr": Hyper(-alpha, run_time),
-        # folded under jax.jit as JAX converts a weakly typed Python scalar:
-        # on the host (bfloat16 through float32, as ml_dtypes does)
-        "mu": Hyper(0.0 if mu is None else mu, VIA_HOST if jit else run_time),
-    }
+    # where each hyperparameter is converted to the dtype (module docstring)
+    mu_at = "host" if jit else "run_time"
+    lr_at = {
+        "schedule": "run_time",
+        "float": mu_at,
+        "float_schedule": "host",
+        "array": "folded" if jit else "run_time",
+    }[learning_rate_form]
+
+    def hypers(dtype: str) -> dict[str, Hyper]:
+        via = {
+            "run_time": ("storage",) if native and dtype == "float16" else VIA_OPMATH,
+            "host": VIA_HOST,
+            "folded": ("storage",),
+        }
+        return {
+            "neg_lr": Hyper(-alpha, via[lr_at]),
+            "mu": Hyper(0.0 if mu is None else mu, via[mu_at]),
+        }
+
     trees: dict[str, Any] = {"param": param, "grad": grad}
     inputs: tuple[str, ...] = ("p", "g")
     recipe = tuple(steps)
+    zero: dict[str, Hyper] = {}
     if mu is not None and trace is not None:
         trees["trace"] = trace
         inputs += ("t",)
     elif mu is not None:  # optax.sgd's trace starts at zero
         recipe = (*from_zero("t"), *recipe)
-        hypers["zero"] = ZERO
+        zero["zero"] = ZERO
     outputs = ("p", "t" if mu is not None else None)
-    fused = Program(recipe, _JIT, inputs, outputs, hypers)
-    eager = fused._replace(rounding=_EAGER)
 
     def program(dtype: str) -> Program:
+        fused = Program(recipe, _JIT, inputs, outputs, {**hypers(dtype), **zero})
+        eager = fused._replace(rounding=_EAGER)
         wide = accumulator_dtype
         if mu is not None and wide is not None and wide != dtype:
             return _accumulated(fused, dtype, wide, jit)
@@ -206,7 +253,9 @@ def _native_here(dtype: str) -> bool:
 
 
 def _not_native_here(dtype: str) -> bool:
-    return not _native_here(dtype)
+    """A variant without native float16: live in every dtype on x86-64, where XLA
+    can be kept to AVX2 (the live driver starts such a worker on an AVX512-FP16 CPU)."""
+    return not _native_here(dtype) or x86_64()
 
 
 def _state_dtype(options: Mapping[str, object], dtype: str) -> str:
@@ -215,11 +264,19 @@ def _state_dtype(options: Mapping[str, object], dtype: str) -> str:
 
 
 _HALVES = ("float16", "bfloat16")
+
+
+def _form(form: str, *, jit: bool = True) -> dict[str, object]:
+    return {"jit": jit, "native_float16": False, "learning_rate_form": form}
+
+
 _TRACE32 = {"accumulator_dtype": "float32"}
 
 #: The variants pin native_float16, so that a vector does not depend on the CPU
 #: that wrote it; the live suite checks, per dtype, the one this CPU runs. The
-#: ``*-float32-trace`` variants keep the trace of 16-bit parameters in float32.
+#: ``*-float32-trace`` variants keep the trace of 16-bit parameters in float32;
+#: ``*-float-lr``, ``*-float-schedule-lr`` and ``*-array-lr`` take the learning
+#: rate in those forms (``learning_rate_form``), in the dtypes where it matters.
 CONVENTION = Convention(
     name="optax",
     function=sgd,
@@ -230,19 +287,44 @@ CONVENTION = Convention(
     keywords=_keywords,
     variants=(
         Variant("eager", {"jit": False, "native_float16": False}, REAL_FLOATS, _not_native_here),
-        Variant("jit", {"jit": True, "native_float16": False}, REAL_FLOATS, _not_native_here),
+        # cost 2: jax.jit compiles each case anew (its momentum is a constant of the program)
+        Variant(
+            "jit", {"jit": True, "native_float16": False}, REAL_FLOATS, _not_native_here, cost=2
+        ),
         Variant(
             "eager-avx512fp16", {"jit": False, "native_float16": True}, ("float16",), _native_here
         ),
         Variant(
-            "jit-avx512fp16", {"jit": True, "native_float16": True}, ("float16",), _native_here
+            "jit-avx512fp16",
+            {"jit": True, "native_float16": True},
+            ("float16",),
+            _native_here,
+            cost=2,
         ),
+        # the learning rate's other forms, where their bits differ from a schedule's
+        # (a compilation per step under jax.jit, for a constant per step)
+        Variant("jit-float-lr", _form("float"), ("float16",), _not_native_here, cost=10),
+        Variant(
+            "eager-float-schedule-lr",
+            _form("float_schedule", jit=False),
+            ("float16",),
+            _not_native_here,
+        ),
+        Variant(
+            "jit-float-schedule-lr",
+            _form("float_schedule"),
+            ("float16",),
+            _not_native_here,
+            cost=10,
+        ),
+        Variant("jit-array-lr", _form("array"), _HALVES, _not_native_here, cost=10),
         *(
             Variant(
                 f"{mode}-float32-trace{suffix}",
                 {"jit": mode == "jit", "native_float16": native, **_TRACE32},
                 dtypes,
                 live,
+                cost=2 if mode == "jit" else 1,
             )
             for suffix, native, dtypes, live in (
                 ("", False, _HALVES, _not_native_here),

@@ -15,8 +15,9 @@
  *   B32   bfloat16 float32  bfloat16 every result rounded to bfloat16; FMA: fmaf, then bfloat16
  *   B16   bfloat16 bfloat16 bfloat16 as H16, in bfloat16; copy and negation keep NaN payloads
  *   BW32  bfloat16 float32  float32  float32 results, rounded to bfloat16 when stored
+ *   HW32  float16  float32  float32  float32 results, rounded to float16 when stored
  *
- * Every kind but D32, H32 and H16 may flush subnormals (FTZ/DAZ): operands
+ * Every kind but D32, H32, H16 and HW32 may flush subnormals (FTZ/DAZ): operands
  * as they are loaded, results in the compute dtype, before the rounding to
  * the result's (so B32 flushes a float32 result just below 2^-126 that
  * bfloat16 would round up to 2^-126; B16 rounds first, then flushes).
@@ -65,7 +66,7 @@ typedef _Float16 half;
 #endif
 
 enum { OP_COPY, OP_NEG, OP_MUL, OP_ADD, OP_SUB, OP_FMA, OP_MULADD, N_OPS };
-enum { K_F64, K_F32, K_D32, K_H32, K_H16, K_B32, K_B16, K_BW32, N_KINDS };
+enum { K_F64, K_F32, K_D32, K_H32, K_H16, K_B32, K_B16, K_BW32, K_HW32, N_KINDS };
 
 /* Bytes per register block: measured fastest here among 128 to 16384. */
 #define BLOCK_BYTES 512
@@ -256,6 +257,9 @@ NARROW_KERNEL(run_h32, half, TO_FLOAT, STORE_HALF, NO_ROUND, round_half, NEG_HAL
               FMA_H32)
 NARROW_KERNEL(run_h16, half, TO_FLOAT, STORE_HALF, NO_ROUND, round_half, NEG_HALF, round_half,
               fma_half)
+/* HW32: float32 results throughout, rounded to float16 when stored. */
+NARROW_KERNEL(run_hw32, half, TO_FLOAT, STORE_HALF, NO_ROUND, NO_ROUND, NEG_NO_ROUND, NO_ROUND,
+              FMA_D32)
 #endif
 
 /* ---- bfloat16 storage, as its bits ------------------------------------- */
@@ -371,11 +375,11 @@ NARROW_KERNEL(run_bw32_ftz, uint16_t, bf16_load, bf16_round, ftz, ftz, BW32_NEG_
 
 /* ---- the Python entry point -------------------------------------------- */
 
-static const int ITEMSIZE[N_KINDS] = {8, 4, 8, 2, 2, 2, 2, 2};
+static const int ITEMSIZE[N_KINDS] = {8, 4, 8, 2, 2, 2, 2, 2, 2};
 /* The buffer format of each kind's storage, native byte order (PEP 3118):
  * bfloat16 has none (NumPy will not export ml_dtypes' 'E'), so its arrays
  * come as uint16 views of their bits. */
-static const char *const FORMAT[N_KINDS] = {"d", "f", "d", "e", "e", "H", "H", "H"};
+static const char *const FORMAT[N_KINDS] = {"d", "f", "d", "e", "e", "H", "H", "H", "e"};
 
 static int malformed(const char *what) {
     PyErr_Format(PyExc_ValueError, "malformed %s", what);
@@ -440,6 +444,7 @@ static void dispatch(const Job *job) {
 #if HAVE_FLOAT16
     case K_H32: run_h32(job); break;
     case K_H16: run_h16(job); break;
+    case K_HW32: run_hw32(job); break;
 #endif
     case K_B32: job->flush ? run_b32_ftz(job) : run_b32(job); break;
     case K_B16: job->flush ? run_b16_ftz(job) : run_b16(job); break;
@@ -553,7 +558,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
                           &type))
         return NULL;
     int kind = batch.kind;
-    if (kind < 0 || kind >= N_KINDS || (!HAVE_FLOAT16 && (kind == K_H32 || kind == K_H16))) {
+    if (kind < 0 || kind >= N_KINDS || (!HAVE_FLOAT16 && (kind == K_H32 || kind == K_H16 || kind == K_HW32))) {
         PyErr_Format(PyExc_ValueError, "kind %d is not available", kind);
         return NULL;
     }
@@ -561,7 +566,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
         malformed("program");
         return NULL;
     }
-    batch.flush = batch.flush && kind != K_D32 && kind != K_H32 && kind != K_H16;
+    batch.flush = batch.flush && kind != K_D32 && kind != K_H32 && kind != K_H16 && kind != K_HW32;
     batch.type = (PyTypeObject *)type;
     batch.n_in = parse_registers("inputs", inputs, batch.in_reg, n_registers);
     if (batch.n_in < 0) return NULL;

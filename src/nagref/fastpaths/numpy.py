@@ -14,7 +14,8 @@ Models, as (storage, compute, result) dtypes (:data:`_KINDS`): float64,
 float32 and float16 as the C module's docstring lists them, and bfloat16
 (``ml_dtypes.bfloat16``) computed in float32 with each result rounded to
 bfloat16 (PyTorch's), or kept in float32, or computed in bfloat16 itself
-(each operation, the fused multiply-add too, rounded once); every float32
+(each operation, the fused multiply-add too, rounded once), and float16
+kept in float32 (torch 2.14's fused kernel); every float32
 and float64 model and every bfloat16 one may flush subnormals. NumPy does
 not export bfloat16 through the buffer protocol, so each bfloat16 array
 goes to C as a ``uint16`` view of its bits (zero-copy), made here only for
@@ -52,6 +53,7 @@ _KINDS = {
     ("bfloat16", "float32", "bfloat16"): 5,
     ("bfloat16", "bfloat16", "bfloat16"): 6,
     ("bfloat16", "float32", "float32"): 7,
+    ("float16", "float32", "float32"): 8,
 }
 _FLUSHABLE = {0, 1, 5, 6, 7}
 #: storage dtypes that C reads as their bits, through views of this dtype,
@@ -253,4 +255,3 @@ def _constant(value: str, compute: str, flush: bool) -> float:
     if flush and 0 < abs(x) < smallest_normal(compute):
         x = math.copysign(0.0, x)
     return x
-

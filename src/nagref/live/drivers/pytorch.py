@@ -4,7 +4,10 @@ A case's variant options say how torch runs it: ``foreach`` and ``fused``
 pick the code path, ``threads`` the intra-op threads
 (``torch.set_num_threads``; a case's ``extra`` may ask for others, as
 ``Spec(extra={"threads": 2})``: both sides take it), and ``cpu_capability``
-the kernels. Torch reads ``ATEN_CPU_CAPABILITY`` once, so this worker runs
+the kernels. A variant that names a ``version`` (``fused-2.14``: torch
+2.14's fused float16 and bfloat16) runs only on that torch release: under
+another, its case raises, rather than run the kernels of a release it does
+not model. Torch reads ``ATEN_CPU_CAPABILITY`` once, so this worker runs
 the cases of its own kernels (a variant's, when it is started for one; else
 whatever torch picks here), and hands a case of other kernels to a helper
 worker of its own, started with the variable set, one per capability.
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...conventions import lookup
+from ...conventions.pytorch import release
 from ..cases import Spec, arrays
 from ..suite import Worker
 from ..worker import FAULT
@@ -51,6 +55,12 @@ def start(variant: str | None) -> tuple[str, Run]:
 
     def run(spec: Spec) -> Trajectory:
         options: dict[str, Any] = {**convention.variant(spec.variant).options, **spec.extra}
+        modelled = options.get("version")
+        if modelled is not None and release(torch.__version__) != modelled:
+            raise RuntimeError(
+                f"variant {spec.variant!r} models torch {modelled}, but this worker runs "
+                f"torch {torch.__version__}: install torch {modelled} to run it live"
+            )
         capability = options.get("cpu_capability")
         if capability is not None and capability != running:
             if capability not in helpers:
