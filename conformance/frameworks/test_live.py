@@ -2,7 +2,7 @@
 
 Each framework runs in a worker process; hypothesis draws the cases. The
 number of cases per convention, variant and dtype is NAGREF_LIVE_CASES
-(default 300), divided by a costly variant's ``cost`` (at least 10). They
+(default 200), divided by a costly variant's ``cost`` (at least 10). They
 are the same cases on every run, unless
 NAGREF_HYPOTHESIS_PROFILE=thorough asks for fresh ones. Every element, in
 float16, float32 and float64, must match bit for bit (NaN matching NaN) at
@@ -23,7 +23,7 @@ from nagref.live import VARIANTS, Spec, Worker, check, worker_variant
 
 from .strategies import specs
 
-CASES = int(os.environ.get("NAGREF_LIVE_CASES", "300"))
+CASES = int(os.environ.get("NAGREF_LIVE_CASES", "200"))
 FRESH = os.environ.get("NAGREF_HYPOTHESIS_PROFILE") == "thorough"
 
 ROWS = [

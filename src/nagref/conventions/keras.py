@@ -73,15 +73,17 @@ optimizers half of whose tensors have one element: 0 differ; 39 without
 this rule). float32 and float64 are computed in their own dtype, flushing
 subnormals to zero; float16, on a CPU with native float16 arithmetic
 (AVX512-FP16, ``native_float16``), in float16 with correctly rounded FMAs
-and no flushing. bfloat16, and float16 on a CPU without AVX512-FP16, are
-exactly the eager model: computed in float32, flushed there and rounded to
-the 16-bit format after every operation, nothing contracted or
-reassociated (bfloat16: 0 of 121,804 elements differ from the eager model;
-float16 without AVX512-FP16: measured on this CPU with XLA kept to AVX2,
-``XLA_FLAGS=--xla_cpu_max_isa=AVX2``, see ``sgd``). The learning rate is
-the float32 variable, cast at run time; momentum and weight decay are
-folded into the program as the eager backend converts them (JAX on the
-host, TensorFlow through float32). Not modelled: ``model.fit`` on JAX,
+and no flushing. bfloat16 is exactly the eager model: computed in float32,
+flushed there and rounded to bfloat16 after every operation, nothing
+contracted or reassociated (0 of 121,804 elements differ from the eager
+model). float16 on a CPU without AVX512-FP16 (measured on this CPU with XLA
+kept to AVX2, ``XLA_FLAGS=--xla_cpu_max_isa=AVX2``) has the weight decay
+reassociated as above but nothing contracted: each operation computed in
+float32 and rounded to float16 (0 of 31,395 elements differ per backend;
+the eager model differs in 107 of the 15,376 aimed at the weight decay).
+The learning rate is the float32 variable, cast at run time; momentum and
+weight decay are folded into the program as the eager backend converts
+them (JAX on the host, TensorFlow through float32). Not modelled: ``model.fit`` on JAX,
 where XLA fuses a reduction that produces a gradient (a bias's) into the
 update and contracts v = fma(g, −η, fl(vμ)) for that tensor instead, and
 Keras's torch backend under ``jit_compile`` (``torch.compile``).
@@ -89,23 +91,18 @@ Keras's torch backend under ``jit_compile`` (``torch.compile``).
 
 from __future__ import annotations
 
-import functools
-import math
-from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .._apply import check
 from .._checks import describe
-from .._engine.ir import VIA_HOST, VIA_OPMATH, Hyper, Instr, Program, Rounding, instr
+from .._engine.ir import VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._host import native_float16 as _native_float16
 from .._host import x86_64
-from .._tree import unflatten
 from .._typing import ArrayTree
-from ._aten import check_capability, check_threads, runs_here
-from ._common import DTYPES, FLUSHED, IN_OPMATH, ZERO, donated, float32, from_zero, number, run
+from ._aten import check_capability, check_threads, elementwise, runs_here
+from ._common import FLUSHED, IN_OPMATH, ZERO, donated, float32, from_zero, number, run
+from ._keras_xla import compiled_program, run_by_size
 from ._recipes import velocity_lr_inside
 from ._registry import REAL_FLOATS, Capabilities, Convention, Hypers, Variant
-from .pytorch import elementwise
 
 __all__ = ["BACKENDS", "CONVENTION", "JIT_BACKENDS", "LEARNING_RATE_DTYPES", "sgd"]
 
@@ -125,8 +122,6 @@ _ROUNDING = {
         contract=False, compute={"float64": "float32"}, result={"float64": "float32"}
     ),
 }
-#: XLA's rounding of the compiled step in float32, float64 and native float16
-_JIT = Rounding(contract=True, flush=FLUSHED)
 
 
 def sgd(
@@ -258,8 +253,8 @@ def sgd(
     outputs = ("p", "v" if momentum != 0 else None)
     if jit:
         eager = Program(recipe, _ROUNDING[backend], inputs, outputs, hypers)
-        compiled = _compiled(eager, momentum, nesterov, wd, native_float16)
-        new_variable, new_velocity = _run_by_size(
+        compiled = compiled_program(eager, momentum, nesterov, wd, native_float16)
+        new_variable, new_velocity = run_by_size(
             trees, compiled, donated(out, "momentum_var", momentum != 0), wd is not None
         )
         return new_variable, new_velocity
@@ -272,122 +267,6 @@ def sgd(
     program = Program(recipe, rounding, inputs, outputs, hypers, split)
     new_variable, new_velocity = run(trees, program, donated(out, "momentum_var", momentum != 0))
     return new_variable, new_velocity
-
-
-def _compiled(
-    eager: Program, momentum: float, nesterov: bool, wd: float | None, native: bool | None
-) -> Callable[[str, bool], Program]:
-    """The compiled step's program for a dtype and (``one``) one-element leaves.
-
-    ``eager``: the eager program, whose inputs, outputs and hyperparameters
-    (momentum and weight decay converted as the backend converts them) the
-    compiled step shares; ``native``: ``sgd``'s ``native_float16``.
-    """
-    native = _native_float16() if native is None else native
-    lr = eager.hypers["lr"]
-    hypers = {**eager.hypers, "neg_lr": Hyper(-lr.value, lr.via)}
-    starts = from_zero("v") if "zero" in hypers else ()
-
-    def program(dtype: str, one: bool) -> Program:
-        # XLA keeps every round trip through bfloat16: the eager model
-        if dtype == "bfloat16":
-            return eager
-        steps = (*starts, *_jit_recipe(momentum, nesterov, wd, one=one))
-        # float16 without native arithmetic: reassociated as the others, but
-        # computed in float32 and rounded to float16 after every operation
-        rounding = eager.rounding if dtype == "float16" and not native else _JIT
-        return Program(steps, rounding, eager.inputs, eager.outputs, hypers)
-
-    return program
-
-
-def _jit_recipe(
-    momentum: float, nesterov: bool, wd: float | None, *, one: bool
-) -> tuple[Instr, ...]:
-    """The step as XLA compiles it on CPU (module docstring); ``one``: for one-element leaves."""
-    steps = []
-    if wd is not None and one:
-        steps += [
-            instr("t", "mul", "p", "wd", note="variable * wd"),
-            instr("p", "muladd", "t", "neg_lr", "p", note="variable - (variable * wd) * lr, fused"),
-        ]
-    elif wd is not None:
-        steps += [
-            instr(
-                "c", "mul", "lr", "wd", note="lr * wd: XLA reassociates (v * wd) * broadcast(lr)"
-            ),
-            instr("nc", "neg", "c"),
-            instr("p", "muladd", "p", "nc", "p", note="variable - variable * (lr * wd), fused"),
-        ]
-    if momentum != 0:
-        steps += [
-            instr("b", "mul", "g", "lr", note="gradient * learning_rate"),
-            instr("nb", "neg", "b"),
-            instr("v", "muladd", "v", "mu", "nb", note="m * momentum - g * lr, fused"),
-        ]
-        if nesterov:
-            steps += [
-                instr("u", "muladd", "v", "mu", "nb", note="new m * momentum - g * lr, fused"),
-                instr("p", "add", "p", "u", note="variable.assign_add(...)"),
-            ]
-        else:
-            steps.append(instr("p", "add", "p", "v", note="variable.assign_add(m)"))
-    else:
-        steps.append(
-            instr("p", "muladd", "g", "neg_lr", "p", note="variable - gradient * lr, fused")
-        )
-    return tuple(steps)
-
-
-def _run_by_size(
-    trees: Mapping[str, object],
-    program: Callable[[str, bool], Program],
-    out: tuple[object, object] | None,
-    by_size: bool,
-) -> tuple[Any, ...]:
-    """Run ``program(dtype, one)`` over the trees, one-element leaves (``one``) apart.
-
-    Where the trees mix one-element leaves and others (and ``by_size``), the
-    trees are validated whole, then each group of leaves runs as lists (the
-    caller's ``out`` leaves among them), and the outputs are rebuilt in the
-    first tree's structure.
-    """
-    if not by_size:
-        return run(trees, lambda dtype: program(dtype, False), out)
-    flat = check(lambda dtype: program(dtype, False), trees, out=out, n_outputs=2, dtypes=DTYPES)
-    sizes = [math.prod(leaf.shape) for leaf in flat.columns[0]]
-    one = [i for i, size in enumerate(sizes) if size == 1]
-    if flat.xp is None or len(one) in (0, len(sizes)):
-        return run(trees, lambda dtype: program(dtype, bool(one)), out)
-    rest = [i for i, size in enumerate(sizes) if size != 1]
-    results: list[list[Any] | None] = [None, None]
-    for group, is_one in ((one, True), (rest, False)):
-        names = list(trees)
-        group_trees = {
-            n: [column[i] for i in group] for n, column in zip(names, flat.columns, strict=True)
-        }
-        group_out = (
-            None
-            if out is None
-            else tuple(
-                None if column is None else [column[i] for i in group] for column in flat.out
-            )
-        )
-        outputs = run(group_trees, functools.partial(_sized, program, one=is_one), group_out)
-        for k, leaves in enumerate(outputs):
-            if leaves is None:
-                continue
-            column = results[k] or [None] * len(sizes)
-            for i, leaf in zip(group, leaves, strict=True):
-                column[i] = leaf
-            results[k] = column
-    return tuple(
-        None if column is None else unflatten(flat.structure, column) for column in results
-    )
-
-
-def _sized(program: Callable[[str, bool], Program], dtype: str, *, one: bool) -> Program:
-    return program(dtype, one)
 
 
 def _torch_decay_factor(lr: float, wd: float | None) -> float:

@@ -34,71 +34,10 @@ Rounding, as measured against torch 2.13.0 (CPU wheel, AVX-512):
   ``ATEN_CPU_CAPABILITY=default`` too: 1,584 of 1,674 float16 parameters
   were left unchanged). torch 2.14 fixed it: see below.
 
-Threads (``threads``), measured against torch 2.13.0 with 1 to 4 threads
-(``torch.set_num_threads``; OpenMP runs 3 and 4 on a 2-core machine too):
-``add_`` and ``_foreach_add_`` run ``at::parallel_for`` with a grain of
-32,768 elements (:data:`GRAIN`). A tensor of n > 32,768 elements is cut into
-c = min(threads, ⌈n / 32768⌉) chunks of ⌈n / c⌉ elements (the last shorter),
-and each chunk has its own SIMD body and scalar tail of (chunk size) mod 32
-elements (:func:`nagref._engine.ir.chunks`). So in float16 and bfloat16 the
-bits depend on the thread count: n = 65537, every p = 0x30c6 and g = 0x3e83
-(float16), ``SGD([p], lr=0.1)``: one thread gives 0xa2f4 at element 32768
-and 0xa2f0 at 65536, two threads the reverse. The chunk model matched 352
-of 352 cases (n from 33 to 200,003, 1 to 4 threads, ``add_``,
-``_foreach_add_`` and both SGD paths) under each CPU capability. float32
-and float64 are unaffected (their scalar tail fuses as the body does, and
-``mul_`` rounds once everywhere), and so is ``fused=True``: its
-``parallel_for`` cuts whole 64-byte units, multiples of its lanes, so only a
-tensor's last n mod 8 (or 4) elements are its tail (0 differing of 11.9
-million elements with 2 threads, n up to 100,003).
-
-CPU capability (``cpu_capability``; ``ATEN_CPU_CAPABILITY``, the kernels
-ATen dispatches to), measured against torch 2.13.0 on an AVX-512 machine,
-setting the variable: ``"avx2"`` computes every one of the points above as
-``"avx512"`` does (the 16-bit ``add_`` tail is n mod 32 there too, not
-n mod 16). ``"default"`` (ATen's scalar kernels, what x86 CPUs without AVX2
-and FMA run) fuses nothing: float32 and float64 ``add_`` round the product
-and the sum separately (3,757 of 30,000 float32 elements differ from the
-fused result), float16 and bfloat16 round as the scalar tail does on every
-element, and ``fused=True`` rounds twice in its body and epilogue alike;
-``mul_``, ``_foreach_mul_`` and the scalars' conversions are unchanged. Each
-model gave 0 differing elements of 66,000 per dtype, operation and
-capability (n = 100 and 120, 300 draws each), and of 29,448 per dtype for
-``fused=True`` (3 steps of 24 configurations).
-
-Versions (``version``, :data:`VERSIONS`): the torch release whose CPU
-kernels are modelled, ``"2.13"`` (the default) or ``"2.14"``. Measured
-against torch 2.14.1 (the ``+cu130`` wheel's CPU kernels, on the same
-AVX-512 machine), every path above gives 2.13.0's bits: single-tensor,
-foreach, and fused float32 and float64, in all four dtypes where they
-apply, under ``avx512``, ``avx2`` and ``default``, with 1 and 2 threads
-(229,444,920 elements, 0 differing; sizes 1 to 100 and 32,769 to 100,003,
-8 configurations, 3 steps). The two differ in one point: 2.14's fused
-kernel updates float16 and bfloat16 (pytorch/pytorch#192545), which
-``version="2.14"`` models:
-
-* every operation computes in float32 and every intermediate result is
-  rounded to float32; the parameter and the buffer are rounded to the
-  16-bit format only when stored, and Nesterov's direction and the
-  parameter update read this step's float32 buffer, not the stored one;
-* lr, momentum, 1 − dampening and the weight decay are each converted once,
-  double → float32 (never through the 16-bit format, and never checked for
-  overflow);
-* ``avx512`` and ``avx2``: the SIMD body is float32's fused body (the buffer
-  fl(b·μ) + (1−τ)·g fused, every other multiply-add one FMA), and the
-  scalar epilogue is the last n mod 16 elements of each tensor (the 16
-  lanes of ``Vectorized<Half>``; whatever the threads), where the buffer is
-  μ·b + fl((1−τ)·g) fused; ``default``: nothing fuses, body and epilogue
-  alike.
-
-This model gave 0 differing elements of 38.3 million (12 cells: each
-capability, both dtypes, 1 and 2 threads; sizes 1 to 100 and 33,000 to
-100,003) and of 2,685,417 per cell written with this module's own
-recipes; each of its points was tested on its own against the closest
-alternative (torch agreed with the model on every element where the two
-differ, and the epilogue's length n mod 16 against n mod 4, 8, 32 and 64).
-torch 2.14.1's messages, ``checked_convert`` of ``add_``'s alpha, threads,
-grain and defaults are 2.13.0's.
+Threads (``threads``), the CPU capability (``cpu_capability``) and the
+torch release (``version``: 2.14's fused kernel updates float16 and
+bfloat16) change these bits as :mod:`nagref.conventions._aten` describes,
+with what was measured of each.
 
 What torch refuses, nagref refuses: ``add_``'s ``alpha`` (−lr, the weight
 decay, 1 − dampening, and the momentum of Nesterov's ``grad.add(buf,
@@ -112,29 +51,35 @@ are not checked: there torch computes inf, and so does nagref.
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import math
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._checks import describe, dtype_name
 from .._dtypes import largest
-from .._engine.ir import OPMATH, VIA_OPMATH, Hyper, Program, Recipe, Rounding, Split, instr
-from .._tree import flatten, flatten_like, unflatten
+from .._engine.ir import OPMATH, VIA_OPMATH, Hyper, Program, Recipe, Split, instr
 from .._typing import ArrayTree
 from ._aten import (
     CPU_CAPABILITIES,
+    EACH,
     GRAIN,
+    REDUCED_LANES,
+    REDUCED_TAIL,
+    VERSIONS,
     check_capability,
     check_threads,
+    check_version,
     cpu_capability_here,
     default_cpu_capability,
     default_threads,
+    elementwise,
+    fused16,
+    installed_torch,
+    release,
     runs_here,
+    runs_release,
 )
-from ._common import IN_OPMATH, REAL_FLOATS, check_trees, donated, number, run
+from ._common import IN_OPMATH, REAL_FLOATS, donated, number, run
 from ._registry import Capabilities, Convention, Hypers, Variant
+from ._skipped import has_none, partial_step
 
 __all__ = [
     "CONVENTION",
@@ -155,24 +100,7 @@ __all__ = [
 
 T = TypeVar("T", bound=ArrayTree)
 
-_EACH = Rounding(contract=True, compute=IN_OPMATH)
-#: float16 and bfloat16 ``add_``: the scalar tail (c10::Half and
-#: c10::BFloat16 arithmetic) rounds product and sum separately, after the
-#: SIMD body's multiples of 32 elements (AVX-512 and AVX2).
-REDUCED_TAIL = Rounding(contract=False, compute=IN_OPMATH)
-REDUCED_LANES = dict.fromkeys(IN_OPMATH, 32)
 _FUSED_LANES = {"float32": 8, "float64": 4}
-
-#: The torch releases whose CPU kernels :func:`sgd` models (its ``version``).
-VERSIONS = ("2.13", "2.14")
-
-#: torch 2.14's fused kernel in float16 and bfloat16: float32 arithmetic, each
-#: result kept in float32 (the 16-bit rounding only when p and b are stored).
-_KEEP_FLOAT32 = dict.fromkeys(IN_OPMATH, "float32")
-_FUSED16 = Rounding(contract=True, compute=IN_OPMATH, result=_KEEP_FLOAT32)
-_FUSED16_TWICE = Rounding(contract=False, compute=IN_OPMATH, result=_KEEP_FLOAT32)
-#: its scalar epilogue: the last n mod 16 elements (avx512 and avx2)
-_FUSED16_LANES = dict.fromkeys(IN_OPMATH, 16)
 
 
 def sgd(
@@ -253,8 +181,8 @@ def sgd(
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
     n_threads = check_threads(threads)
     capability = check_capability(cpu_capability)
-    release_modelled = _check_version(version)
-    if _has_none(grad) or _has_none(momentum_buffer):
+    release_modelled = check_version(version)
+    if has_none(grad) or has_none(momentum_buffer):
 
         def step(p: Any, g: Any, b: Any, paths_foreach: bool | None) -> tuple[Any, Any]:
             return sgd(
@@ -264,7 +192,7 @@ def sgd(
                 cpu_capability=cpu_capability, version=version,
             )  # fmt: skip
 
-        return _partial(
+        return partial_step(
             param, grad, momentum_buffer, out, step,
             has_buffer=momentum != 0, foreach=foreach, fused=fused,
         )  # fmt: skip
@@ -305,177 +233,15 @@ def sgd(
                     "(pytorch/pytorch#191763); torch 2.14 fixed it, and version='2.14' "
                     "models that"
                 )
-            return _fused16(
+            return fused16(
                 recipe, tail, capability, inputs=inputs, outputs=outputs, hypers=fused16_hypers
             )
         if capability == "default":  # body and epilogue round twice alike, as the tail does
             return Program(recipe, REDUCED_TAIL, inputs, outputs, hypers)
-        return Program(recipe, _EACH, inputs, outputs, hypers, Split(tail, _EACH, _FUSED_LANES))
+        return Program(recipe, EACH, inputs, outputs, hypers, Split(tail, EACH, _FUSED_LANES))
 
     new_param, new_buffer = run(trees, program, donated(out, "momentum_buffer", momentum != 0))
     return new_param, new_buffer
-
-
-def _has_none(tree: object) -> bool:
-    """Whether ``tree`` (not None itself) has a None leaf."""
-    return tree is not None and any(leaf is None for _, leaf in flatten(tree)[0])
-
-
-def _partial(
-    param: Any,
-    grad: Any,
-    buffer: Any,
-    out: tuple[Any, Any] | None,
-    step: Callable[[Any, Any, Any, bool | None], tuple[Any, Any]],
-    *,
-    has_buffer: bool,
-    foreach: bool | None,
-    fused: bool,
-) -> tuple[Any, Any]:
-    """A step in which some gradients or buffers are None (see :func:`sgd`).
-
-    torch skips a parameter whose grad is None (it and its buffer stay as
-    they are) and starts the buffer of one that has none (its first step).
-    The foreach path then updates the other buffers of that dtype with the
-    single-tensor ``buf.mul_(momentum)`` (``_multi_tensor_sgd``: not every
-    state has a buffer), so they round as ``foreach=False`` does.
-    """
-    leaves, structure = flatten(param)
-    params = [leaf for _, leaf in leaves]
-    grads = flatten_like(structure, grad, "grad")
-    bufs = (
-        [None] * len(params)
-        if buffer is None
-        else flatten_like(structure, buffer, "momentum_buffer")
-    )
-    if not has_buffer and buffer is not None:
-        raise ValueError("momentum_buffer must be None when momentum == 0: there is no buffer")
-    # every tree checked as a whole (a None leaf stands for its parameter), before anything runs
-    stand_in = {
-        "param": param,
-        "grad": unflatten(
-            structure, [p if g is None else g for p, g in zip(params, grads, strict=True)]
-        ),
-    }
-    if any(b is not None for b in bufs):
-        stand_in["momentum_buffer"] = unflatten(
-            structure, [p if b is None else b for p, b in zip(params, bufs, strict=True)]
-        )
-    check_trees(stand_in, _checking, donated(out, "momentum_buffer", has_buffer))
-    live = [i for i, g in enumerate(grads) if g is not None]
-    fresh = [i for i in live if bufs[i] is None] if has_buffer else []
-    if fused and fresh and len(fresh) < len(live):
-        raise NotImplementedError(
-            "fused=True with some momentum buffers None and others not is not modelled "
-            "(torch's fused step starts every buffer or none)"
-        )
-    starting = {dtype_name(params[i]) for i in fresh}  # dtype groups that start a buffer
-    groups: list[tuple[list[int], bool | None]] = [
-        (fresh, foreach),
-        ([i for i in live if i not in fresh and dtype_name(params[i]) in starting], False),
-        ([i for i in live if i not in fresh and dtype_name(params[i]) not in starting], foreach),
-    ]
-    new_params: list[Any] = list(params)
-    new_bufs: list[Any] = list(bufs)
-    for indices, path in groups:  # computed whole before anything is written to out
-        if not indices:
-            continue
-        known = None if bufs[indices[0]] is None or not has_buffer else [bufs[i] for i in indices]
-        p_new, b_new = step([params[i] for i in indices], [grads[i] for i in indices], known, path)
-        for k, i in enumerate(indices):
-            new_params[i] = p_new[k]
-            new_bufs[i] = None if b_new is None else b_new[k]
-    if out is not None:
-        for k, results in enumerate((new_params, new_bufs)):
-            if out[k] is None:
-                continue
-            targets: list[Any] = flatten_like(structure, out[k], f"out[{k}]")
-            for j, (target, value) in enumerate(zip(targets, results, strict=True)):
-                if value is not None and target is not value:
-                    target[...] = value
-                    results[j] = target
-    return unflatten(structure, new_params), (
-        unflatten(structure, new_bufs) if has_buffer else None
-    )
-
-
-def _checking(dtype: str) -> Program:
-    """A stand-in program for :func:`_partial`'s check of the trees (it is not run)."""
-    return Program((), REDUCED_TAIL, ("p", "g"), ("p", "b"), {})
-
-
-def _fused16(
-    recipe: Recipe,
-    tail: Recipe,
-    capability: str,
-    *,
-    inputs: tuple[str, ...],
-    outputs: tuple[str | None, ...],
-    hypers: dict[str, Hyper],
-) -> Program:
-    """torch 2.14's fused kernel in float16 and bfloat16 (see the module's docstring).
-
-    The body is ``recipe`` (the buffer fl(b·μ) + (1−τ)·g fused, as float32's
-    body), the epilogue ``tail`` (μ·b + fl((1−τ)·g) fused) on the last
-    n mod 16 elements of each tensor; every result is kept in float32, so
-    that Nesterov and the update read this step's float32 buffer, and the
-    outputs are rounded to the 16-bit format once, as the kernel stores them.
-    """
-    if capability == "default":  # nothing fuses: the body and the epilogue coincide
-        return Program(recipe, _FUSED16_TWICE, inputs, outputs, hypers)
-    return Program(recipe, _FUSED16, inputs, outputs, hypers, Split(tail, _FUSED16, _FUSED16_LANES))
-
-
-def elementwise(recipe: Recipe, capability: str, threads: int) -> tuple[Rounding, Split | None]:
-    """The rounding and split of ``recipe`` run as torch's elementwise CPU ops.
-
-    ``add_``, ``mul_`` and their ``_foreach_`` forms (``TensorIterator``
-    kernels) under ``capability``, on ``threads`` threads: one fused
-    multiply-add in the SIMD body, with float16 and bfloat16's scalar tail
-    per chunk (see the module's docstring); nothing fused and no split with
-    ``"default"``.
-    """
-    if capability == "default":  # the scalar tail's rounding (nothing fuses) everywhere
-        return REDUCED_TAIL, None
-    return _EACH, Split(recipe, REDUCED_TAIL, REDUCED_LANES, GRAIN, threads)
-
-
-def _check_version(value: object) -> str:
-    """The ``version`` argument, one of :data:`VERSIONS`."""
-    if not isinstance(value, str) or value not in VERSIONS:
-        raise ValueError(
-            f"version must be one of {', '.join(VERSIONS)} (the torch release whose CPU "
-            f"kernels are modelled), got {describe(value)}"
-        )
-    return value
-
-
-def release(version: str) -> str:
-    """A torch version's release, as :data:`VERSIONS` names it: ``"2.14.1+cu130"`` -> ``"2.14"``."""
-    return ".".join(version.partition("+")[0].split(".")[:2])
-
-
-@functools.cache
-def installed_torch() -> str | None:
-    """The installed torch's version (``"2.14.1"``), from its metadata: torch is not imported.
-
-    None where torch is not installed.
-    """
-    try:
-        return importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _runs_release(version: str, capability: str) -> Callable[[str], bool]:
-    """A variant's ``live``: the installed torch is ``version``'s and runs ``capability`` here."""
-    here = runs_here(capability)
-
-    def live(dtype: str) -> bool:
-        installed = installed_torch()
-        return installed is not None and release(installed) == version and here(dtype)
-
-    return live
 
 
 #: The registers that reach torch as ``add_``'s alpha, and the argument each comes from.
@@ -594,7 +360,7 @@ CONVENTION = Convention(
                 "fused-2.14" if capability == "avx512" else f"fused-2.14-{capability}",
                 {**_PATHS["fused"], "threads": 1, "cpu_capability": capability, "version": "2.14"},
                 ("float16", "bfloat16"),
-                _runs_release("2.14", capability),
+                runs_release("2.14", capability),
             )
             for capability in CPU_CAPABILITIES
         ),

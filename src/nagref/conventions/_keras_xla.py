@@ -1,0 +1,141 @@
+"""Keras's SGD step compiled by XLA: the programs of ``keras.sgd(..., jit=True)``.
+
+See :mod:`nagref.conventions.keras` for what XLA computes and what was
+measured: contraction and the weight decay reassociated, one-element
+tensors apart, bfloat16 and (without AVX512-FP16) float16 as the backends'
+eager rounding has them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._apply import check
+from .._engine.ir import Hyper, Instr, Program, Rounding, instr
+from .._host import native_float16 as _native_float16
+from .._tree import unflatten
+from ._common import DTYPES, FLUSHED, from_zero, run
+
+__all__ = ["compiled_program", "run_by_size"]
+
+#: XLA's rounding of the compiled step in float32, float64 and native float16
+_JIT = Rounding(contract=True, flush=FLUSHED)
+
+
+def compiled_program(
+    eager: Program, momentum: float, nesterov: bool, wd: float | None, native: bool | None
+) -> Callable[[str, bool], Program]:
+    """The compiled step's program for a dtype and (``one``) one-element leaves.
+
+    ``eager``: the eager program, whose inputs, outputs and hyperparameters
+    (momentum and weight decay converted as the backend converts them) the
+    compiled step shares; ``native``: ``sgd``'s ``native_float16``.
+    """
+    native = _native_float16() if native is None else native
+    lr = eager.hypers["lr"]
+    hypers = {**eager.hypers, "neg_lr": Hyper(-lr.value, lr.via)}
+    starts = from_zero("v") if "zero" in hypers else ()
+
+    def program(dtype: str, one: bool) -> Program:
+        # XLA keeps every round trip through bfloat16: the eager model
+        if dtype == "bfloat16":
+            return eager
+        steps = (*starts, *_jit_recipe(momentum, nesterov, wd, one=one))
+        # float16 without native arithmetic: reassociated as the others, but
+        # computed in float32 and rounded to float16 after every operation
+        rounding = eager.rounding if dtype == "float16" and not native else _JIT
+        return Program(steps, rounding, eager.inputs, eager.outputs, hypers)
+
+    return program
+
+
+def _jit_recipe(
+    momentum: float, nesterov: bool, wd: float | None, *, one: bool
+) -> tuple[Instr, ...]:
+    """The step as XLA compiles it on CPU (module docstring); ``one``: for one-element leaves."""
+    steps = []
+    if wd is not None and one:
+        steps += [
+            instr("t", "mul", "p", "wd", note="variable * wd"),
+            instr("p", "muladd", "t", "neg_lr", "p", note="variable - (variable * wd) * lr, fused"),
+        ]
+    elif wd is not None:
+        steps += [
+            instr(
+                "c", "mul", "lr", "wd", note="lr * wd: XLA reassociates (v * wd) * broadcast(lr)"
+            ),
+            instr("nc", "neg", "c"),
+            instr("p", "muladd", "p", "nc", "p", note="variable - variable * (lr * wd), fused"),
+        ]
+    if momentum != 0:
+        steps += [
+            instr("b", "mul", "g", "lr", note="gradient * learning_rate"),
+            instr("nb", "neg", "b"),
+            instr("v", "muladd", "v", "mu", "nb", note="m * momentum - g * lr, fused"),
+        ]
+        if nesterov:
+            steps += [
+                instr("u", "muladd", "v", "mu", "nb", note="new m * momentum - g * lr, fused"),
+                instr("p", "add", "p", "u", note="variable.assign_add(...)"),
+            ]
+        else:
+            steps.append(instr("p", "add", "p", "v", note="variable.assign_add(m)"))
+    else:
+        steps.append(
+            instr("p", "muladd", "g", "neg_lr", "p", note="variable - gradient * lr, fused")
+        )
+    return tuple(steps)
+
+
+def run_by_size(
+    trees: Mapping[str, object],
+    program: Callable[[str, bool], Program],
+    out: tuple[object, object] | None,
+    by_size: bool,
+) -> tuple[Any, ...]:
+    """Run ``program(dtype, one)`` over the trees, one-element leaves (``one``) apart.
+
+    Where the trees mix one-element leaves and others (and ``by_size``), the
+    trees are validated whole, then each group of leaves runs as lists (the
+    caller's ``out`` leaves among them), and the outputs are rebuilt in the
+    first tree's structure.
+    """
+    if not by_size:
+        return run(trees, lambda dtype: program(dtype, False), out)
+    flat = check(lambda dtype: program(dtype, False), trees, out=out, n_outputs=2, dtypes=DTYPES)
+    sizes = [math.prod(leaf.shape) for leaf in flat.columns[0]]
+    one = [i for i, size in enumerate(sizes) if size == 1]
+    if flat.xp is None or len(one) in (0, len(sizes)):
+        return run(trees, lambda dtype: program(dtype, bool(one)), out)
+    rest = [i for i, size in enumerate(sizes) if size != 1]
+    results: list[list[Any] | None] = [None, None]
+    for group, is_one in ((one, True), (rest, False)):
+        names = list(trees)
+        group_trees = {
+            n: [column[i] for i in group] for n, column in zip(names, flat.columns, strict=True)
+        }
+        group_out = (
+            None
+            if out is None
+            else tuple(
+                None if column is None else [column[i] for i in group] for column in flat.out
+            )
+        )
+        outputs = run(group_trees, functools.partial(_sized, program, one=is_one), group_out)
+        for k, leaves in enumerate(outputs):
+            if leaves is None:
+                continue
+            column = results[k] or [None] * len(sizes)
+            for i, leaf in zip(group, leaves, strict=True):
+                column[i] = leaf
+            results[k] = column
+    return tuple(
+        None if column is None else unflatten(flat.structure, column) for column in results
+    )
+
+
+def _sized(program: Callable[[str, bool], Program], dtype: str, *, one: bool) -> Program:
+    return program(dtype, one)
