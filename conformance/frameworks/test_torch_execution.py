@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 from conformance import require
-from nagref._compat import named_dtype
 from nagref.conventions import keras, pytorch
 from nagref.live import Spec, Worker, check, compare, run_nagref, worker_variant
+from nagref.live.drivers import from_torch
 
 torch = require("torch")
 
@@ -216,13 +216,6 @@ def _bits(t: Any) -> np.ndarray:
     return a.view(np.uint16 if a.itemsize == 2 else np.uint32)
 
 
-def _array(t: Any) -> np.ndarray:
-    """A tensor as NumPy holds it (bfloat16: ml_dtypes)."""
-    if t.dtype == torch.bfloat16:
-        return t.detach().view(torch.int16).numpy().view(named_dtype(np, "bfloat16")).copy()
-    return t.detach().numpy().copy()
-
-
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -237,7 +230,7 @@ def test_a_none_grad_is_skipped_and_a_late_first_buffer_makes_foreach_single_ten
     kind = getattr(torch, dtype)
     params = [torch.tensor(rng.standard_normal(n), dtype=kind) for n in (37, 5, 64)]
     opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=nesterov, foreach=foreach)
-    ours: list[Any] = [_array(p) for p in params]
+    ours: list[Any] = [from_torch(p) for p in params]
     buffers: Any = None
     for step in range(4):
         grads: list[Any] = [
@@ -245,7 +238,7 @@ def test_a_none_grad_is_skipped_and_a_late_first_buffer_makes_foreach_single_ten
         ]
         grads[2] = None if step == 0 else grads[2]  # no buffer until step 2
         grads[1] = None if step == 2 else grads[1]  # skipped at step 3
-        given = [None if g is None else _array(g) for g in grads]
+        given = [None if g is None else from_torch(g) for g in grads]
         for p, g in zip(params, grads, strict=True):
             p.grad = g  # torch's foreach Nesterov step adds into the grads
         opt.step()
