@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,9 @@ import pytest
 
 import nagref
 from conformance import require
+from conformance.frameworks.conftest import LiveWorker
 from nagref.conventions import lookup
-from nagref.live import VARIANTS, Spec, Worker, worker_variant
+from nagref.live import VARIANTS, Spec
 from nagref.live.cases import arrays
 from nagref.live.recordings import Recorded, write
 
@@ -83,15 +83,6 @@ ROWS = [
     for variant, dtypes in variants.items()
     for dtype in dict.fromkeys((dtypes[0], *(d for d in dtypes if d == "bfloat16")))
 ]
-_workers: dict[tuple[str, str | None], Worker] = {}
-
-
-@pytest.fixture(scope="module")
-def workers() -> Iterator[dict[tuple[str, str | None], Worker]]:
-    yield _workers
-    for worker in _workers.values():
-        worker.close()
-    _workers.clear()
 
 
 @pytest.mark.parametrize(("convention", "variant", "dtype"), ROWS)
@@ -99,12 +90,10 @@ def test_the_audit_names_the_variant_of_a_recorded_run(
     convention: str,
     variant: str,
     dtype: str,
-    workers: dict[tuple[str, str | None], Worker],
+    live_worker: LiveWorker,
     tmp_path: Path,
 ) -> None:
-    key = (convention, worker_variant(convention, variant))
-    if key not in workers:
-        workers[key] = Worker(convention, key[1])
+    worker = live_worker(convention, variant)
     # a run the audit can express: lr, momentum and Nesterov (no weight decay,
     # dampening or maximize); 37 elements, a SIMD body and a tail
     spec = Spec(
@@ -123,8 +112,8 @@ def test_the_audit_names_the_variant_of_a_recorded_run(
     )
     initial, grads = arrays(spec)
     with np.errstate(all="ignore"):
-        trajectory = workers[key].run(spec)
-    recorded = Recorded(workers[key].version, spec, initial, grads, trajectory)
+        trajectory = worker.run(spec)
+    recorded = Recorded(worker.version, spec, initial, grads, trajectory)
     report = nagref.audit(write(tmp_path, recorded))
     named = [name.split(",")[0] for name in report.bitwise]
     assert f"{convention} {variant}" in named, report.bitwise

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from conformance import require
+from conformance.frameworks.conftest import LiveWorker
 from nagref.conventions import keras, pytorch
 from nagref.live import Spec, Worker, check, compare, run_nagref, worker_variant
 from nagref.live.drivers import from_torch
@@ -99,25 +100,11 @@ def test_float32_and_float64_do_not_depend_on_the_threads(dtype: str) -> None:
         assert one.tobytes() == two.tobytes() == ours.tobytes(), options
 
 
-_workers: dict[tuple[str, str | None], Worker] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_workers() -> Iterator[None]:
-    yield
-    for worker in _workers.values():
-        worker.close()
-    _workers.clear()
-
-
-def _worker(convention: str, variant: str) -> Worker:
+def _worker(live_worker: LiveWorker, convention: str, variant: str) -> Worker:
     live = {v.name: v for v in (pytorch.CONVENTION.variants + keras.CONVENTION.variants)}
     if not live[variant].live("float32"):
         pytest.skip(f"this CPU does not run torch's kernels of {convention} {variant}")
-    key = (convention, worker_variant(convention, variant))
-    if key not in _workers:
-        _workers[key] = Worker(convention, key[1])
-    return _workers[key]
+    return live_worker(convention, variant)
 
 
 def _spec(convention: str, variant: str, dtype: str, shape: tuple[int, ...], **kw: Any) -> Spec:
@@ -149,11 +136,11 @@ LARGE = [
 
 @pytest.mark.parametrize(("convention", "variant", "dtype", "n", "n_threads"), LARGE)
 def test_a_case_asks_the_worker_for_threads(
-    convention: str, variant: str, dtype: str, n: int, n_threads: int
+    convention: str, variant: str, dtype: str, n: int, n_threads: int, *, live_worker: LiveWorker
 ) -> None:
     """``Spec.extra["threads"]``: both sides take it; the one-thread model differs."""
     spec = _spec(convention, variant, dtype, (n,), extra={"threads": n_threads})
-    worker = _worker(convention, variant)
+    worker = _worker(live_worker, convention, variant)
     live = worker.run(spec)
     assert compare(spec, live, run_nagref(spec)).bitwise
     one_thread = run_nagref(replace(spec, extra={}))  # the variant's one thread
@@ -183,25 +170,25 @@ CAPABILITIES = [
     ],
 )
 def test_each_cpu_capability_runs_its_own_model(
-    convention: str, variant: str, other: str, dtype: str
+    convention: str, variant: str, other: str, dtype: str, live_worker: LiveWorker
 ) -> None:
     """The worker runs with ATEN_CPU_CAPABILITY set; its bits are its capability's model,
     and not the other kernels' (the scalar kernels fuse nothing, SIMD ones fuse add_)."""
     spec = _spec(convention, variant, dtype, (1000,), nesterov=True, weight_decay=0.01)
     if convention == "pytorch":
         spec = replace(spec, dampening=0.0)
-    worker = _worker(convention, variant)
+    worker = _worker(live_worker, convention, variant)
     result = check(worker, spec)
     assert result.bitwise, result.first
     live = worker.run(spec)
     assert compare(spec, live, run_nagref(replace(spec, variant=other))).mismatches > 0
 
 
-def test_one_worker_runs_every_capability_through_helpers() -> None:
+def test_one_worker_runs_every_capability_through_helpers(live_worker: LiveWorker) -> None:
     """The live suite's one pytorch worker hands a case of other kernels than its
     torch's to a helper started with ATEN_CPU_CAPABILITY set, and serves on."""
     assert worker_variant("pytorch", "foreach-default") is None
-    worker = _worker("pytorch", "foreach")
+    worker = _worker(live_worker, "pytorch", "foreach")
     for variant in ("foreach-default", "foreach", "foreach-default"):
         spec = _spec("pytorch", variant, "float32", (1000,))
         assert check(worker, spec).bitwise, variant

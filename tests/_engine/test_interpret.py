@@ -32,6 +32,7 @@ def _run(
     grain: int = 0,
     threads: int = 1,
     constant_dtype: str | None = None,
+    scalar: dict[int, np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """One leaf through run_leaf on ``xp`` (called as ``xp.call`` calls), as NumPy arrays.
 
@@ -59,6 +60,7 @@ def _run(
             [None] * len(outputs),
             grain=grain,
             threads=threads,
+            scalar=None if scalar is None else [scalar],
         )
         return run_leaf(xp.ns, batch, 0)
 
@@ -256,6 +258,52 @@ def test_chunks_change_which_float16_elements_get_the_tails_rounding(xp: XP) -> 
         expected = np.where(_chunk_tails(n, 32, 32768, threads), separate, fused)
         assert _bits(got) == _bits(expected)
         assert np.flatnonzero(got.view(np.uint16) == 0xA2F0)[: len(tails)].tolist() == tails
+
+
+@pytest.mark.parametrize("shape", [(5, 9), (37,), (0,), ()])
+def test_masks_take_each_instructions_elements_from_the_tails_rounding(
+    xp: XP, shape: tuple[int, ...]
+) -> None:
+    """Program.scalar: per instruction, the masked elements computed under the tail's rounding.
+
+    Two chained multiply-adds with different masks: the first instruction's
+    masked elements round twice, the second's others; every element of the
+    result is what a per-element choice of roundings gives (the oracle's).
+    """
+    _need(xp, "float16")
+    if xp.contracts:
+        pytest.skip("jax.jit: XLA contracts the tail's a·b + c (docs/rules.md)")
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal(shape).astype(np.float16) for _ in range(3))
+    k = 0.1
+    opmath = {"float16": "float32"}
+    recipe = (instr("r", "muladd", "a", "k", "c"), instr("r", "muladd", "b", "k", "r"))
+    first = rng.random(shape) < 0.5
+    second = rng.random(shape) < 0.5
+    body = (recipe, Rounding(True, opmath), {"k": k})
+    tail = (recipe, Rounding(False, opmath), {"k": k})
+    masks = {0: first, 1: second}
+    (got,) = _run(xp, [body, tail], {"a": a, "b": b, "c": c}, ("r",), lanes=32, scalar=masks)
+    kk = np.float16(k)
+
+    def muladd(x: np.ndarray, y: np.ndarray, twice: np.ndarray) -> np.ndarray:
+        fused = np.array(
+            [
+                exact_fma(float(v), float(kk), float(w), "float32")
+                for v, w in zip(x.flat, y.flat, strict=False)
+            ],
+            np.float32,
+        ).reshape(shape)
+        product = (x.astype(np.float32) * np.float32(kk)).astype(np.float16)
+        separate = product.astype(np.float32) + y.astype(np.float32)
+        return np.where(twice, separate, fused).astype(np.float16)
+
+    expected = muladd(b, muladd(a, c, first), second)
+    assert got.shape == shape
+    assert _bits(got) == _bits(expected)
+    if got.size > 1:  # and the masks mattered: all-body differs
+        (plain,) = _run(xp, [body], {"a": a, "b": b, "c": c}, ("r",))
+        assert _bits(plain) != _bits(got)
 
 
 def test_split_tail_with_a_constant_output_and_other_roundings(xp: XP) -> None:

@@ -74,7 +74,7 @@ class Case:
     adds_to_zero: bool = False
 
 
-def _pytorch(*, foreach: bool = False, fused: bool = False) -> Step:
+def _pytorch(*, foreach: bool = False, fused: bool = False, **layouts: str) -> Step:
     def step(p: Tree, g: Tree, b: Tree | None, nesterov: bool) -> tuple[Tree, Tree | None]:
         return pytorch.sgd(
             p,
@@ -87,6 +87,7 @@ def _pytorch(*, foreach: bool = False, fused: bool = False) -> Step:
             nesterov=nesterov,
             foreach=foreach,
             fused=fused,
+            **layouts,  # type: ignore[arg-type]
         )
 
     return step
@@ -135,6 +136,12 @@ CASES: dict[str, Case] = {
     "pytorch-foreach": Case(_pytorch(foreach=True), product=_TAIL),
     # torch's fused CPU kernel refuses 16-bit formats (test_fused_refuses_the_16_bit_formats)
     "pytorch-fused": Case(_pytorch(fused=True), dtypes=("float32", "float64"), separate=()),
+    # torch's layouts: the masks of each add_'s scalar elements, in the backend's arrays
+    "pytorch-strided": Case(
+        _pytorch(param_layout="transposed", grad_layout="strided"),
+        dtypes=("float16", "bfloat16"),
+        product=_TAIL,
+    ),
     "keras-tensorflow": Case(_keras("tensorflow")),
     "keras-jax": Case(_keras("jax")),
     "keras-numpy": Case(

@@ -211,13 +211,14 @@ def test_the_cupy_kernel_launches_per_leaf_and_declines_what_it_cannot_take(
     grads = {name: x[::-1].copy() for name, x in tree.items()}
     grads["strided"] = base[::4]  # one strided gradient: that leaf is declined
     donated = {name: np.empty_like(x) for name, x in tree.items()}
+    # the arrays' memory is strided, the torch tensors they stand for are not
+    # (a strided grad's layout would be refused by the fused kernel's model)
+    step = {"lr": 0.5, "momentum": 0.9, "fused": True, "grad_layout": "contiguous"}
     with np.errstate(all="ignore"):  # 13 and 55 elements: a fused tail of 5 and 7
-        fast = pytorch.sgd(tree, grads, tree, lr=0.5, momentum=0.9, fused=True)
-        fast_out = pytorch.sgd(
-            tree, grads, tree, lr=0.5, momentum=0.9, fused=True, out=(donated, None)
-        )
+        fast = pytorch.sgd(tree, grads, tree, **step)  # type: ignore[arg-type]
+        fast_out = pytorch.sgd(tree, grads, tree, out=(donated, None), **step)  # type: ignore[arg-type]
         with fastpaths.disabled():
-            slow = pytorch.sgd(tree, grads, tree, lr=0.5, momentum=0.9, fused=True)
+            slow = pytorch.sgd(tree, grads, tree, **step)  # type: ignore[arg-type]
     assert [k.launches for k in cpu_cupy] == [4]  # 2 leaves, twice; the strided one declined
     for name in tree:
         _same(fast[0][name], slow[0][name])

@@ -14,7 +14,7 @@ import pytest
 
 from nagref import _dtypes
 from nagref._compare import bitwise_equal
-from nagref.conventions import REGISTRY, Hypers
+from nagref.conventions import REGISTRY, Hypers, pytorch
 from nagref.vectors.catalogue import CONVENTIONS, DTYPES, SIZE, Case, cases
 
 STEPS = {"basic": 6, "lr-change": 6, "special": 4, "first-step": 1}
@@ -47,8 +47,14 @@ def test_the_subjects_are_the_rules_the_formulations_then_the_registry() -> None
 def test_the_number_of_cases_follows_the_registry() -> None:
     plain = (len(RULES) + len(FORMULATIONS)) * len(DTYPES)  # one Nesterov setting each
     frameworks = sum(2 * len(v.dtypes) for c in REGISTRY.values() for v in c.variants)
+    extras = sum(
+        2 * len(v.dtypes) * sum(e.applies(v) for e in c.extras)
+        for c in REGISTRY.values()
+        for v in c.variants
+    )
     every = list(cases())
-    assert len(every) == len(STEPS) * (plain + frameworks)
+    assert extras > 0
+    assert len(every) == len(STEPS) * (plain + frameworks) + extras
     keys = [(c.convention, c.variant, c.dtype, c.name) for c in every]
     assert len(set(keys)) == len(keys)
     order = list(CONVENTIONS)
@@ -73,8 +79,11 @@ def test_the_filters_select_conventions_and_dtypes() -> None:
 
 
 def test_each_kind_has_its_steps_and_inputs() -> None:
+    extra = {e.name for e in REGISTRY["pytorch"].extras}
     for case in cases(("pytorch", "formulations"), ("float32",)):
         kind = case.name.removesuffix("-nesterov")
+        if kind in extra:  # see test_the_layout_cases_are_torchs_layouts
+            continue
         assert len(case.grads) == len(case.hypers) == len(case.params) == STEPS[kind]
         assert case.initial_param.shape == (37,)
         learning_rates = {
@@ -116,6 +125,8 @@ def test_hypers_use_the_functions_own_keywords() -> None:
             variant = convention.variant(case.variant)
             neutral = Hypers(lr=0.1, momentum=0.9, nesterov=case.name.endswith("-nesterov"))
             own = set(convention.keywords(neutral)) | set(variant.options)
+            extra = {e.name: set(e.keywords) for e in convention.extras}
+            own |= extra.get(case.name.removesuffix("-nesterov"), set())
             assert all(set(h) == own for h in case.hypers)
             assert all(h[k] == v for h in case.hypers for k, v in variant.options.items())
 
@@ -184,3 +195,22 @@ def test_bfloat16_inputs_are_rounded_once_and_the_specials_are_bfloat16s() -> No
             assert (grads == -(2.0**-133)).any()
             assert np.isnan(grads).any()
             assert (np.signbit(grads) & (grads == 0)).any()
+
+
+def test_the_layout_cases_are_torchs_layouts_and_differ_from_contiguous() -> None:
+    """A registry extra (PyTorch's layouts) is a case of its own: its keywords in every step,
+    4 steps with a changing lr, the extra's shape; in float16 its bits are not contiguous ones."""
+    every = {(c.variant, c.dtype, c.name): c for c in cases(("pytorch",))}
+    assert ("fused", "float32", "strided-grad") not in every  # the fused kernel refuses it
+    assert every[("fused", "float64", "transposed-nesterov")].initial_param.shape == (5, 37)
+    # without Nesterov, a strided grad only meets buf.add_(grad, alpha=1): exact either way
+    for name in ("strided-grad-nesterov", "transposed-grad", "transposed"):
+        case = every[("single-tensor", "float16", name)]
+        assert len(case.hypers) == len(case.params) == 4
+        assert all(h["grad_layout"] == name.split("-")[0] for h in case.hypers)
+        p, b, plain = case.initial_param, None, []
+        for g, h in zip(case.grads, case.hypers, strict=True):
+            keywords = {k: v for k, v in h.items() if not k.endswith("_layout")}
+            p, b = pytorch.sgd(p, g, b, **keywords)  # type: ignore[arg-type]
+            plain.append(p)
+        assert not all(_same(x, y) for x, y in zip(case.params, plain, strict=True)), name

@@ -6,6 +6,7 @@ import copy
 import importlib
 import inspect
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -48,7 +49,12 @@ def test_every_file_satisfies_the_schema(written: Path) -> None:
     # 4 kinds of case: 3 rules and 6 formulations in every dtype, one setting;
     # each registered convention's variants in their dtypes, with and without Nesterov
     conventions = sum(len(v.dtypes) for c in REGISTRY.values() for v in c.variants)
-    assert len(files) == 4 * (9 * len(vectors.DTYPES) + 2 * conventions)
+    extras = sum(
+        2 * len(v.dtypes) * sum(e.applies(v) for e in c.extras)
+        for c in REGISTRY.values()
+        for v in c.variants
+    )  # the registry's further cases (PyTorch's layouts), with and without Nesterov
+    assert len(files) == 4 * (9 * len(vectors.DTYPES) + 2 * conventions) + extras
     assert "bfloat16" in vectors.DTYPES
     for path in files:
         validator.validate(_load(path))
@@ -57,8 +63,11 @@ def test_every_file_satisfies_the_schema(written: Path) -> None:
 def test_the_same_command_writes_byte_identical_files(written: Path, tmp_path: Path) -> None:
     assert main(["vectors", "--out", str(tmp_path), "--convention", "pytorch"]) == 0
     again = sorted(tmp_path.glob("*.json"))
-    dtypes = sum(len(v.dtypes) for v in REGISTRY["pytorch"].variants)  # 4 + 4 + 2 (fused)
-    assert len(again) == dtypes * 2 * 4  # x 2 nesterov x 4 kinds
+    torch = REGISTRY["pytorch"]
+    kinds = sum(
+        len(v.dtypes) * (4 + sum(e.applies(v) for e in torch.extras)) for v in torch.variants
+    )
+    assert len(again) == kinds * 2  # x 2 nesterov: 4 kinds, and the layouts where they apply
     for path in again:
         assert path.read_bytes() == (written / path.name).read_bytes()
 
@@ -113,16 +122,20 @@ def _replay(case: dict[str, Any]) -> None:
     """Recompute a case from its JSON alone, calling the function it names."""
     module, _, name = case["function"].rpartition(".")
     fn = getattr(nagref, name) if module == "nagref" else getattr(_module(module), name)
-    dtype = case["dtype"]
-    param = _floats(case["initial"]["param"], dtype)
+    dtype, shape = case["dtype"], tuple(case["shape"])  # arrays in C order, of this shape
+
+    def floats(entry: dict[str, list[str]], dtype: str) -> np.ndarray:
+        return _floats(entry, dtype).reshape(shape)
+
+    param = floats(case["initial"]["param"], dtype)
     own = case.get("state_dtype", dtype)  # the state's dtype, where it is not the parameters'
-    state = [None if s is None else _floats(s, own) for s in case["initial"]["state"]]
+    state = [None if s is None else floats(s, own) for s in case["initial"]["state"]]
     for step in case["steps"]:
         hypers = {  # every keyword argument, under the function's own names
             k: (float.fromhex(v["hex"]) if isinstance(v, dict) else v)
             for k, v in step["hyperparameters"].items()
         }
-        grad = _floats(step["grad"], dtype)
+        grad = floats(step["grad"], dtype)
         # the positional arguments by the function's own names: the state's is in
         # state_names, the first is the parameters, the other the gradient
         named = {case["state_names"][0]: state[0]} if state else {}
@@ -139,11 +152,11 @@ def _replay(case: dict[str, Any]) -> None:
                 param, new = fn(*args, **hypers), None
         state = [new] if state else []
         # bit for bit, NaN matching NaN (the files do not record NaN payloads)
-        want = _floats(step["expected"]["param"], dtype)
+        want = floats(step["expected"]["param"], dtype)
         assert bitwise_equal(param, want).all(), case["case"]
         for got, expected in zip(state, step["expected"]["state"], strict=True):
             assert got is not None
-            assert bitwise_equal(got, _floats(expected, own)).all()
+            assert bitwise_equal(got, floats(expected, own)).all()
 
 
 def _module(dotted: str) -> Any:
@@ -299,7 +312,8 @@ def test_bits_are_in_every_bfloat16_array_and_in_no_other(written: Path) -> None
         else:
             assert all(e is None or "bits" not in e for e in states)
         if case["dtype"] == "bfloat16":
-            assert all(e is None or len(e["bits"]) == 37 for e in with_bits)
+            size = math.prod(case["shape"])
+            assert all(e is None or len(e["bits"]) == size for e in with_bits)
             seen += 1
         else:
             assert '"bits"' not in text

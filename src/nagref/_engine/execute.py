@@ -81,7 +81,7 @@ def _compute(
         # outputs of a dtype of their own: the interpreter stores them (no kernel
         # does); chunks with tails of their own: it alone computes them
         declined: list[tuple[Any, ...] | None] = [None] * len(batch.columns[0])
-        interpreted = bool(batch.stored) or _chunked(batch)
+        interpreted = bool(batch.stored) or _chunked(batch) or _masked(batch)
         done = declined if kernel is None or interpreted else kernel(batch)
         for k, (index, leaf) in enumerate(zip(indices, done, strict=True)):
             outputs = run_leaf(xp, batch, k) if leaf is None else leaf
@@ -99,6 +99,11 @@ def _chunked(batch: Batch) -> bool:
         return False
     sizes = {math.prod(int(e) for e in leaf.shape) for leaf in batch.columns[0]}
     return any(chunked(batch.lanes, n, batch.grain, batch.threads) for n in sizes)
+
+
+def _masked(batch: Batch) -> bool:
+    """Whether some leaf of the batch has per-instruction masks (see :class:`~.ir.Program`)."""
+    return batch.scalar is not None and any(batch.scalar)
 
 
 def _groups(leaves: Sequence[Any]) -> list[tuple[Any, Sequence[int]]]:
@@ -150,6 +155,9 @@ def _batch(
     produced = [j for j, name in enumerate(program.outputs) if name is not None]
     outputs = tuple(name for name in program.outputs if name is not None)
     given = [out[j] for j in produced]
+    scalar = None
+    if program.scalar is not None and lanes:
+        scalar = [program.scalar[i] for i in indices]
     if not isinstance(indices, range):
         columns = [[column[i] for i in indices] for column in columns]
         given = [None if column is None else [column[i] for i in indices] for column in given]
@@ -163,5 +171,6 @@ def _batch(
         program.stored,
         grain,
         threads,
+        scalar,
     )
     return batch, produced

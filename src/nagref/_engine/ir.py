@@ -166,6 +166,13 @@ class Program(NamedTuple):
     storage dtype. ``stored`` names outputs kept in a dtype of their own, not
     the storage dtype (by register: Optax's float32 trace of bfloat16
     parameters); the inputs that fill such a register have that dtype too.
+    ``scalar``, where given, holds per leaf (in the trees' order) a mapping
+    from an instruction's position in ``recipe`` to the elements it computes
+    with the split's tail rounding (a boolean array in the leaf's shape, True
+    where it does), replacing the split's ``n mod lanes`` tails for that leaf:
+    a kernel whose SIMD rows depend on the tensors' strides (PyTorch's
+    ``TensorIterator``, :mod:`nagref.conventions._layouts`). An empty mapping
+    or None: the leaf is split as usual.
     """
 
     recipe: Recipe
@@ -175,6 +182,7 @@ class Program(NamedTuple):
     hypers: Mapping[str, Hyper] = MappingProxyType({})
     split: Split | None = None
     stored: Mapping[str, str] = MappingProxyType({})
+    scalar: Sequence[Mapping[int, Any] | None] | None = None
 
 
 class Batch(NamedTuple):
@@ -190,6 +198,8 @@ class Batch(NamedTuple):
     :class:`Split`); where it cuts a leaf into more than one chunk
     (:func:`chunked`), each chunk has its own body and tail (:func:`pieces`),
     and the executor gives the batch to the interpreter, not a kernel.
+    ``scalar``: per leaf of the batch, the program's masks (see
+    :class:`Program`); a batch with any runs on the interpreter.
     """
 
     segments: tuple[Segment, ...]
@@ -201,6 +211,7 @@ class Batch(NamedTuple):
     stored: Mapping[str, str] = MappingProxyType({})
     grain: int = 0
     threads: int = 1
+    scalar: Sequence[Mapping[int, Any] | None] | None = None
 
 
 def bind(program: Program, hypers: Mapping[str, Hyper]) -> Program:

@@ -25,7 +25,7 @@ import pkgutil
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from ._registry import Capabilities, Convention, Hypers, Variant
+from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
     from . import keras, optax, pytorch, tensorflow
@@ -65,6 +65,7 @@ __all__ = [
     "REGISTRY",
     "Capabilities",
     "Convention",
+    "Extra",
     "Hypers",
     "Variant",
     "keras",

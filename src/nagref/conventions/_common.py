@@ -9,7 +9,8 @@ from typing import Any
 from .._apply import apply, check
 from .._checks import describe, dtype_name
 from .._dtypes import TABLE, round_to
-from .._engine.ir import Hyper, Instr, Program, instr, per_dtype
+from .._engine.ir import Hyper, Instr, Program, Rounding, instr, per_dtype
+from .._tree import flatten, flatten_like, unflatten
 from ._registry import REAL_FLOATS
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "from_zero",
     "number",
     "run",
+    "stand_in",
+    "written",
 ]
 
 
@@ -80,6 +83,35 @@ def check_trees(
 ) -> None:
     """Check the trees and ``out`` as :func:`run` does, computing and writing nothing."""
     check(per_dtype(program), trees, out=out, n_outputs=2, dtypes=DTYPES)
+
+
+def stand_in(dtype: str) -> Program:
+    """A program for :func:`check_trees` alone (it is never run): any dtype, two outputs."""
+    return Program((), Rounding(contract=False), ("p", "g"), ("p", "b"), {})
+
+
+def written(out: tuple[Any, Any] | None, results: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``results`` (param and state trees, computed whole) written into ``out``'s arrays.
+
+    Each array of ``out[k]`` (checked before anything was computed) receives
+    the leaf of ``results[k]`` in its place, and is returned in its stead;
+    an ``out[k]`` of None, or a None result, is left as it is.
+    """
+    if out is None:
+        return results
+    trees = list(results)
+    for k, tree in enumerate(results):
+        if out[k] is None or tree is None:
+            continue
+        entries, structure = flatten(tree)
+        values = [leaf for _, leaf in entries]
+        targets: list[Any] = flatten_like(structure, out[k], f"out[{k}]")
+        for j, (target, value) in enumerate(zip(targets, values, strict=True)):
+            if value is not None and target is not value:
+                target[...] = value
+                values[j] = target
+        trees[k] = unflatten(structure, values)
+    return trees[0], trees[1]
 
 
 #: A state that starts at zero (the frameworks' zeros initializer), as a

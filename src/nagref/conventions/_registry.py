@@ -27,6 +27,7 @@ __all__ = [
     "REAL_FLOATS",
     "Capabilities",
     "Convention",
+    "Extra",
     "Hypers",
     "Variant",
     "always",
@@ -64,6 +65,26 @@ class Variant:
     dtypes: tuple[str, ...] = REAL_FLOATS
     live: Callable[[str], bool] = always
     cost: int = 1
+
+
+@dataclass(frozen=True)
+class Extra:
+    """Keyword arguments beyond a variant's options that change the bits: a case of the vectors.
+
+    ``name`` names the case kind; ``keywords`` are added to every step's
+    arguments, on parameters of ``shape``; a variant whose options include
+    all of ``unless`` does not take them (torch's fused kernel refuses a
+    strided grad).
+    """
+
+    name: str
+    keywords: Mapping[str, object]
+    shape: tuple[int, ...]
+    unless: Mapping[str, object] = field(default_factory=dict)
+
+    def applies(self, variant: Variant) -> bool:
+        """Whether ``variant`` takes these keywords."""
+        return not self.unless or any(variant.options.get(k) != v for k, v in self.unless.items())
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,8 @@ class Convention:
         state_dtype: the dtype of the state, given a variant's options and
             the parameters' dtype (Optax's ``accumulator_dtype``); by default
             the parameters'.
+        extras: keyword arguments beyond the variants' options that change
+            the bits (PyTorch's tensor layouts), each a case of the vectors.
     """
 
     name: str
@@ -131,6 +154,7 @@ class Convention:
     requirement: str
     process_per_variant: bool = False
     state_dtype: Callable[[Mapping[str, object], str], str] = same_dtype
+    extras: tuple[Extra, ...] = ()
 
     @property
     def driver(self) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._checks import dtype_name
-from .._engine.ir import Program, Rounding
 from .._tree import flatten, flatten_like, unflatten
-from ._common import check_trees, donated
+from ._common import check_trees, donated, written
+from ._common import stand_in as checked
 
 __all__ = ["has_none", "partial_step"]
 
@@ -65,7 +65,7 @@ def partial_step(
         stand_in["momentum_buffer"] = unflatten(
             structure, [p if b is None else b for p, b in zip(params, bufs, strict=True)]
         )
-    check_trees(stand_in, _stand_in, donated(out, "momentum_buffer", has_buffer))
+    check_trees(stand_in, checked, donated(out, "momentum_buffer", has_buffer))
     live = [i for i, g in enumerate(grads) if g is not None]
     fresh = [i for i in live if bufs[i] is None] if has_buffer else []
     if fused and fresh and len(fresh) < len(live):
@@ -89,20 +89,7 @@ def partial_step(
         for k, i in enumerate(indices):
             new_params[i] = p_new[k]
             new_bufs[i] = None if b_new is None else b_new[k]
-    if out is not None:
-        for k, results in enumerate((new_params, new_bufs)):
-            if out[k] is None:
-                continue
-            targets: list[Any] = flatten_like(structure, out[k], f"out[{k}]")
-            for j, (target, value) in enumerate(zip(targets, results, strict=True)):
-                if value is not None and target is not value:
-                    target[...] = value
-                    results[j] = target
-    return unflatten(structure, new_params), (
-        unflatten(structure, new_bufs) if has_buffer else None
+    return written(
+        out,
+        (unflatten(structure, new_params), unflatten(structure, new_bufs) if has_buffer else None),
     )
-
-
-def _stand_in(dtype: str) -> Program:
-    """A stand-in program for :func:`partial_step`'s check of the trees (it is not run)."""
-    return Program((), Rounding(contract=False), ("p", "g"), ("p", "b"), {})

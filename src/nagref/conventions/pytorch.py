@@ -51,10 +51,10 @@ are not checked: there torch computes inf, and so does nagref.
 
 from __future__ import annotations
 
-import math
+import functools
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from .._dtypes import largest
 from .._engine.ir import OPMATH, VIA_OPMATH, Hyper, Program, Recipe, Split, instr
 from .._typing import ArrayTree
 from ._aten import (
@@ -64,6 +64,7 @@ from ._aten import (
     REDUCED_LANES,
     REDUCED_TAIL,
     VERSIONS,
+    check_alphas,
     check_capability,
     check_threads,
     check_version,
@@ -77,9 +78,11 @@ from ._aten import (
     runs_here,
     runs_release,
 )
-from ._common import IN_OPMATH, REAL_FLOATS, donated, number, run
-from ._registry import Capabilities, Convention, Hypers, Variant
+from ._common import IN_OPMATH, REAL_FLOATS, check_trees, donated, number, run, written
+from ._common import stand_in as _checked
+from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 from ._skipped import has_none, partial_step
+from ._strided import in_memory, layouts, masks, relaid_trees, sgd_in_place
 
 __all__ = [
     "CONVENTION",
@@ -119,6 +122,9 @@ def sgd(
     threads: int | None = None,
     cpu_capability: str | None = None,
     version: str = "2.13",
+    param_layout: str | Sequence[int] | None = None,
+    grad_layout: str | Sequence[int] | None = None,
+    momentum_buffer_layout: str | Sequence[int] | None = None,
     out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
     """One step of ``torch.optim.SGD`` (CPU), without mutating its inputs.
@@ -160,6 +166,17 @@ def sgd(
             kernel updates float16 and bfloat16 (float32 arithmetic, each
             intermediate kept in float32, a scalar epilogue of n mod 16
             elements; see the module's docstring), which 2.13's does not.
+        param_layout, grad_layout, momentum_buffer_layout: how torch holds
+            each tensor: a name (``"contiguous"``; ``"transposed"``: the
+            dimensions reversed in memory, as ``x.mT``; ``"strided"``: every
+            other element of the last dimension, ``base[..., ::2]``) or the
+            strides in elements, for every leaf. None: each leaf's own
+            strides (a torch tensor's or NumPy array's, else contiguous);
+            the buffer's as torch's first step made it. They change float16
+            and bfloat16 ``add_`` and the fused kernel's pairing and epilogue
+            (:mod:`nagref.conventions._layouts`). New results keep dense
+            layouts (a strided param's comes back contiguous: give
+            ``param_layout`` again at the next step).
         out: ``(param_out, momentum_buffer_out)``: arrays to write the results into
             (they may be the inputs themselves, an in-place step; either may
             be None for a new array), or None for new arrays.
@@ -189,7 +206,8 @@ def sgd(
                 p, g, b, lr=lr, momentum=momentum, dampening=dampening,
                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                 foreach=paths_foreach, fused=fused, threads=threads,
-                cpu_capability=cpu_capability, version=version,
+                cpu_capability=cpu_capability, version=version, param_layout=param_layout,
+                grad_layout=grad_layout, momentum_buffer_layout=momentum_buffer_layout,
             )  # fmt: skip
 
         return partial_step(
@@ -199,6 +217,20 @@ def sgd(
 
     first = momentum_buffer is None
     recipe = _recipe(momentum, weight_decay, nesterov, maximize, first)
+    in_place = sgd_in_place(bool(foreach))
+    starting = _recipe(momentum, weight_decay, nesterov, maximize, True)
+    held = {"param": param_layout, "grad": grad_layout, "momentum_buffer": momentum_buffer_layout}
+    laid = layouts(
+        param, grad, momentum_buffer, held, first=starting, in_place=in_place, fused=fused
+    )
+    if laid is not None and fused:  # walked in memory order, as 1-D tensors
+        in_order = functools.partial(
+            sgd, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov, maximize=maximize, fused=True, threads=threads,
+            cpu_capability=cpu_capability, version=version,
+        )  # fmt: skip
+        check_trees(_trees(param, grad, momentum_buffer), _checked, out)
+        return written(out, in_memory(param, grad, momentum_buffer, laid, in_order))
     hypers = {
         "neg_lr": Hyper(-lr, VIA_OPMATH),
         # mul_ takes its scalar in opmath; _foreach_mul_ rounds it to the dtype first
@@ -209,9 +241,14 @@ def sgd(
     }
     # torch 2.14's fused 16-bit kernel: opmath_t(x), each double -> float32 once
     fused16_hypers = {name: Hyper(h.value, (OPMATH,)) for name, h in hypers.items()}
-    trees: dict[str, Any] = {"param": param, "grad": grad}
-    if not first:
-        trees["momentum_buffer"] = momentum_buffer
+    trees = _trees(param, grad, momentum_buffer)
+
+    def scalar(dtype: str) -> Any:  # the masks of the dtype's leaves
+        if laid is None or capability == "default" or dtype not in REDUCED_LANES:
+            return None
+        lanes = REDUCED_LANES[dtype]
+        return masks(recipe, laid, dtype, first=first, in_place=in_place, lanes=lanes,
+                     grain=GRAIN, threads=n_threads)  # fmt: skip
 
     inputs = ("p", "g") if first else ("p", "g", "b")
     outputs = ("p", "b" if momentum != 0 else None)
@@ -220,9 +257,9 @@ def sgd(
 
     def program(dtype: str) -> Program:
         if not fused:
-            _check_alphas(recipe, hypers, dtype, given)
+            check_alphas(recipe, hypers, dtype, given)
             rounding, split = elementwise(recipe, capability, n_threads)
-            return Program(recipe, rounding, inputs, outputs, hypers, split)
+            return Program(recipe, rounding, inputs, outputs, hypers, split, scalar=scalar(dtype))
         # whole 64-byte units per thread: the tail is the tensor's, whatever the threads
         tail = _recipe(momentum, weight_decay, nesterov, maximize, first, scalar_tail=True)
         if dtype in IN_OPMATH:
@@ -241,28 +278,16 @@ def sgd(
         return Program(recipe, EACH, inputs, outputs, hypers, Split(tail, EACH, _FUSED_LANES))
 
     new_param, new_buffer = run(trees, program, donated(out, "momentum_buffer", momentum != 0))
-    return new_param, new_buffer
+    if laid is None:
+        return new_param, new_buffer
+    return relaid_trees(new_param, new_buffer, laid, out)
 
 
-#: The registers that reach torch as ``add_``'s alpha, and the argument each comes from.
-_ALPHAS = {"neg_lr": "lr", "wd": "weight_decay", "keep": "dampening", "mu_alpha": "momentum"}
-
-
-def _check_alphas(
-    recipe: Recipe, hypers: dict[str, Hyper], dtype: str, given: dict[str, float]
-) -> None:
-    """Raise where torch's ``checked_convert`` of an ``add_`` alpha to ``dtype`` would."""
-    limit = largest(dtype)
-    used = {arg for step in recipe for arg in step.args}
-    for register, name in _ALPHAS.items():
-        alpha = hypers[register].value
-        assert isinstance(alpha, float)
-        if register in used and math.isfinite(alpha) and abs(alpha) > limit:
-            raise ValueError(
-                f"{name}={given[name]!r} is out of range for {dtype} parameters: torch.optim.SGD "
-                f"converts alpha={alpha!r} to {dtype} and raises 'value cannot be converted "
-                f"without overflow' (|alpha| must be at most {limit!r})"
-            )
+def _trees(param: Any, grad: Any, momentum_buffer: Any) -> dict[str, Any]:
+    trees = {"param": param, "grad": grad}
+    if momentum_buffer is not None:
+        trees["momentum_buffer"] = momentum_buffer
+    return trees
 
 
 def _recipe(
@@ -367,4 +392,9 @@ CONVENTION = Convention(
     ),
     capabilities=Capabilities(dampening=True, weight_decay=True, maximize=True),
     requirement="torch==2.13.0",
+    extras=(
+        Extra("transposed", {"param_layout": "transposed", "grad_layout": "transposed"}, (5, 37)),
+        Extra("transposed-grad", {"grad_layout": "transposed"}, (5, 37)),
+        Extra("strided-grad", {"grad_layout": "strided"}, (64,), unless={"fused": True}),
+    ),
 )

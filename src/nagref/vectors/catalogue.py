@@ -6,7 +6,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,8 @@ class Subject:
     dtypes: tuple[str, ...] = DTYPES
     #: the state's dtype, given the parameters' (Optax's float32 trace of 16-bit parameters)
     state_dtype: Callable[[str], str] = lambda dtype: dtype
+    #: further cases: (kind, keywords added to every step, the parameters' shape)
+    extras: tuple[tuple[str, Hypers, tuple[int, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,11 @@ def _convention(convention: Convention, variant: Variant) -> Subject:
         first_state=convention.first_state,
         dtypes=variant.dtypes,
         state_dtype=lambda dtype: convention.state_dtype(variant.options, dtype),
+        extras=tuple(
+            (e.name, cast(Hypers, dict(e.keywords)), e.shape)
+            for e in convention.extras
+            if e.applies(variant)
+        ),
     )
 
 
@@ -170,16 +177,30 @@ def cases(
                         name = f"{kind}-nesterov" if nesterov else kind
                         key = (convention, variant, dtype, name)
                         yield _run(key, subject, nesterov=nesterov, kind=kind, steps=steps)
+                    for kind, keywords, shape in subject.extras:
+                        name = f"{kind}-nesterov" if nesterov else kind
+                        key = (convention, variant, dtype, name)
+                        yield _run(
+                            key, subject, nesterov=nesterov, kind="lr-change", steps=4,
+                            shape=shape, keywords=keywords,
+                        )  # fmt: skip
 
 
 def _run(
-    key: tuple[str, str, str, str], subject: Subject, *, nesterov: bool, kind: str, steps: int
+    key: tuple[str, str, str, str],
+    subject: Subject,
+    *,
+    nesterov: bool,
+    kind: str,
+    steps: int,
+    shape: tuple[int, ...] = (SIZE,),
+    keywords: Hypers | None = None,
 ) -> Case:
     convention, variant, dtype, name = key
     rng = np.random.default_rng(zlib.crc32(f"{convention}/{variant}/{dtype}/{name}".encode()))
     # rounded once (bfloat16 too, which ml_dtypes would round twice, through float32)
-    param = narrow(rng.standard_normal(SIZE), dtype)
-    grads = [narrow(rng.standard_normal(SIZE), dtype) for _ in range(steps)]
+    param = narrow(rng.standard_normal(shape), dtype)
+    grads = [narrow(rng.standard_normal(shape), dtype) for _ in range(steps)]
     if kind == "special":
         row = _dtypes.lookup(dtype)
         tiny = math.ldexp(1.0, row.min_exponent + 1 - row.precision)  # the smallest subnormal
@@ -187,7 +208,10 @@ def _run(
         for t, g in enumerate(grads):
             for i, value in enumerate(pool):
                 g[(5 * t + 3 * i) % SIZE] = value
-    hypers = [subject.hypers(t, kind == "lr-change", nesterov) for t in range(steps)]
+    hypers = [
+        {**subject.hypers(t, kind == "lr-change", nesterov), **(keywords or {})}
+        for t in range(steps)
+    ]
     state_dtype = subject.state_dtype(dtype)
     initial_state = _initial_state(subject, param, state_dtype)
     case = Case(

@@ -10,7 +10,11 @@ another, its case raises, rather than run the kernels of a release it does
 not model. Torch reads ``ATEN_CPU_CAPABILITY`` once, so this worker runs
 the cases of its own kernels (a variant's, when it is started for one; else
 whatever torch picks here), and hands a case of other kernels to a helper
-worker of its own, started with the variable set, one per capability.
+worker of its own, started with the variable set, one per capability. A
+case's ``extra`` may name layouts (``param_layout``, ``grad_layout``: a
+name or strides, as :func:`nagref.conventions.pytorch.sgd` takes them): the
+param and each step's grad are then torch tensors with those strides, views
+of larger zeroed storage, and torch makes the buffer's as it does.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...conventions import lookup
+from ...conventions._layouts import named
 from ...conventions.pytorch import release
 from ..cases import Spec, arrays
 from ..suite import Worker
@@ -68,7 +73,17 @@ def start(variant: str | None) -> tuple[str, Run]:
             return helpers[capability].run(spec)
         torch.set_num_threads(int(options.get("threads", 1)))
         param, grads = arrays(spec)
-        p = to_torch(param)
+
+        def laid(x: Any, role: str) -> Any:  # x as a tensor with the case's layout for role
+            tensor, given = to_torch(x), options.get(f"{role}_layout")
+            if given is None:
+                return tensor
+            strides = named(given, x.shape, f"{role}_layout")
+            extent = 1 + sum((n - 1) * s for n, s in zip(x.shape, strides, strict=True))
+            held = torch.zeros(extent if x.size else 0, dtype=tensor.dtype)
+            return held.as_strided(x.shape, strides).copy_(tensor)
+
+        p = laid(param, "param")
         opt = torch.optim.SGD(
             [p],
             lr=spec.lr[0],
@@ -83,7 +98,7 @@ def start(variant: str | None) -> tuple[str, Run]:
         out: Trajectory = []
         for lr, g in zip(spec.lr, per_step(grads), strict=True):
             opt.param_groups[0]["lr"] = lr
-            p.grad = to_torch(g)
+            p.grad = laid(g, "grad")
             opt.step()
             buf = opt.state[p].get("momentum_buffer")
             out.append((from_torch(p), None if buf is None else from_torch(buf)))

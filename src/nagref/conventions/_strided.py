@@ -1,0 +1,225 @@
+"""PyTorch steps on tensors that are not contiguous: each leaf's layout, and what it changes.
+
+:mod:`._layouts` models how torch walks one tensor's memory; this module
+applies it to a step's pytrees (see :func:`nagref.conventions.pytorch.sgd`'s
+``layout``): it finds each leaf's strides (given, read from a torch tensor
+or NumPy array, or, for the buffer, as torch's first step made it), the
+elements each ``add_`` computes in its scalar loop (:func:`layouts`), and
+runs the fused kernel, which walks memory, not logical order
+(:func:`in_memory`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from .._checks import dtype_name
+from .._compat import array_namespace, device
+from .._engine.ir import Instr, Recipe
+from .._tree import flatten, flatten_like, unflatten
+from ._layouts import Strides, contiguous, dense, memory_axes, named, read, walk
+
+__all__ = ["Leaf", "in_memory", "layouts", "masks", "relaid", "relaid_trees", "sgd_in_place"]
+
+_REGISTERS = {"param": "p", "grad": "g", "momentum_buffer": "b"}
+
+
+class Leaf(NamedTuple):
+    """One parameter's shape and the strides of its tensors, by register (``p``, ``g``, ``b``),
+    and the parameter itself (its namespace and device make the masks)."""
+
+    shape: tuple[int, ...]
+    strides: dict[str, Strides]
+    param: Any
+
+    @property
+    def contiguous(self) -> bool:
+        return all(s == contiguous(self.shape) for s in self.strides.values())
+
+
+def layouts(
+    param: Any,
+    grad: Any,
+    buffer: Any,
+    layout: Mapping[str, object],
+    *,
+    first: Recipe,
+    in_place: Callable[[Instr], bool],
+    fused: bool,
+) -> list[Leaf] | None:
+    """Each leaf's layout, or None where every tensor is contiguous (the usual case).
+
+    ``layout`` (by role: ``"param"``, ``"grad"``, ``"momentum_buffer"``)
+    gives a layout's name or strides for every leaf of that role; a role
+    whose layout is None takes each leaf's own strides (a
+    torch tensor's or a NumPy array's; others are contiguous), except the
+    buffer, which has the layout torch's first step gave it: ``first`` (the
+    first step's recipe) run on the param and grad layouts (``clone``'s
+    rules), or the grad's (``empty_like``) where ``fused``.
+    """
+    given = {role: value for role, value in layout.items() if value is not None}
+    entries, structure = flatten(param)
+    trees = {"param": [leaf for _, leaf in entries], "grad": flatten_like(structure, grad, "grad")}
+    if buffer is not None:
+        trees["momentum_buffer"] = flatten_like(structure, buffer, "momentum_buffer")
+    leaves: list[Leaf] = []
+    for i, p in enumerate(trees["param"]):
+        shape = tuple(int(e) for e in getattr(p, "shape", ()))
+        strides: dict[str, Strides] = {}
+        for role in ("param", "grad"):
+            own = read(trees[role][i], role) if role not in given else None
+            strides[_REGISTERS[role]] = (
+                named(given[role], shape, f"{role}_layout") if role in given
+                else own if own is not None else contiguous(shape)
+            )  # fmt: skip
+        if "momentum_buffer" in given:
+            strides["b"] = named(given["momentum_buffer"], shape, "momentum_buffer_layout")
+        elif fused:
+            strides["b"] = strides["g"]
+        else:
+            strides["b"] = walk(
+                first, shape, strides, in_place=in_place, lanes=1, grain=0, threads=1
+            )[1].get("b", contiguous(shape))
+        leaves.append(Leaf(shape, strides, p))
+    if all(leaf.contiguous for leaf in leaves):
+        return None
+    return leaves
+
+
+def masks(
+    recipe: Recipe,
+    leaves: Sequence[Leaf],
+    dtype: str,
+    *,
+    first: bool,
+    in_place: Callable[[Instr], bool],
+    lanes: int,
+    grain: int,
+    threads: int,
+) -> list[dict[int, Any] | None]:
+    """Per leaf of ``dtype``, the scalar elements of each of ``recipe``'s multiply-adds
+    (see :func:`walk`); None for the others."""
+    registers = ("p", "g") if first else ("p", "g", "b")
+    out: list[dict[int, Any] | None] = []
+    for leaf in leaves:
+        if dtype_name(leaf.param) != dtype:
+            out.append(None)
+            continue
+        inputs = {r: leaf.strides[r] for r in registers}
+        xp = array_namespace(leaf.param)
+        found = walk(
+            recipe, leaf.shape, inputs, in_place=in_place, lanes=lanes, grain=grain,
+            threads=threads, xp=xp, device=device(leaf.param),
+        )[0]  # fmt: skip
+        out.append(found or None)
+    return out
+
+
+def relaid(x: Any, shape: tuple[int, ...], strides: Strides) -> Any:
+    """``x`` laid out with ``strides``, where they are dense and ``x`` (a torch tensor or NumPy
+    array) has others: a new array (the interpreter's results follow its operands' layouts)."""
+    own = read(x, "a result")
+    if own is None or own == strides or not dense(shape, strides) or math.prod(shape) <= 1:
+        return x
+    xp = array_namespace(x)
+    axes = memory_axes(shape, strides)
+    flat = xp.reshape(xp.asarray(xp.permute_dims(x, axes), copy=True), (-1,))
+    return xp.permute_dims(xp.reshape(flat, tuple(shape[a] for a in axes)), _inverse(axes))
+
+
+def relaid_trees(
+    param: Any, buffer: Any, leaves: Sequence[Leaf], out: tuple[Any, Any] | None
+) -> tuple[Any, Any]:
+    """A step's new param and buffer trees in their tensors' layouts (``out``'s arrays kept)."""
+    trees: list[Any] = [param, buffer]
+    for k, (tree, register) in enumerate(((param, "p"), (buffer, "b"))):
+        if tree is None or (out is not None and out[k] is not None):
+            continue
+        entries, structure = flatten(tree)
+        trees[k] = unflatten(
+            structure,
+            [
+                relaid(x, leaf.shape, leaf.strides[register])
+                for (_, x), leaf in zip(entries, leaves, strict=True)
+            ],
+        )
+    return trees[0], trees[1]
+
+
+def in_memory(
+    param: Any,
+    grad: Any,
+    buffer: Any,
+    leaves: Sequence[Leaf],
+    step: Callable[[Any, Any, Any], tuple[Any, Any]],
+) -> tuple[Any, Any]:
+    """The fused kernel's step: each tensor walked in its memory order, element k with element k.
+
+    torch's fused CPU kernel (``_fused_sgd_``) reads each tensor from its
+    first element in memory for ``numel`` elements, so it pairs the k-th
+    element in memory of the param, the grad and the buffer, whatever their
+    logical positions; its scalar epilogue is the last elements in memory.
+    A tensor that is not dense would have it read or write memory outside
+    the tensor, which nagref cannot know: it is refused. ``step`` runs the
+    fused kernel on 1-D leaves; the results come back in the param's and
+    the buffer's layouts.
+    """
+    for leaf in leaves:
+        for register, strides in leaf.strides.items():
+            if register == "b" and buffer is None:
+                continue
+            if not dense(leaf.shape, strides):
+                role = next(r for r, name in _REGISTERS.items() if name == register)
+                raise ValueError(
+                    f"{role} has strides {strides} (shape {leaf.shape}), not dense: torch's "
+                    "fused kernel walks numel elements of memory from the tensor's start, "
+                    "reading or writing memory outside it, which nagref is not given "
+                    "(fused=False steps such tensors as torch's other paths do)"
+                )
+    entries, structure = flatten(param)
+    trees = {"p": [leaf for _, leaf in entries], "g": flatten_like(structure, grad, "grad")}
+    if buffer is not None:
+        trees["b"] = flatten_like(structure, buffer, "momentum_buffer")
+
+    def flat(x: Any, leaf: Leaf, register: str) -> Any:
+        xp = array_namespace(x)
+        axes = memory_axes(leaf.shape, leaf.strides[register])
+        return xp.reshape(xp.permute_dims(x, axes), (-1,))
+
+    def back(x: Any, leaf: Leaf, register: str) -> Any:
+        xp = array_namespace(x)
+        axes = memory_axes(leaf.shape, leaf.strides[register])
+        return xp.permute_dims(xp.reshape(x, tuple(leaf.shape[a] for a in axes)), _inverse(axes))
+
+    columns = {
+        r: [flat(x, leaf, r) for x, leaf in zip(xs, leaves, strict=True)] for r, xs in trees.items()
+    }
+    new_p, new_b = step(columns["p"], columns["g"], columns.get("b"))
+    p_out = [back(x, leaf, "p") for x, leaf in zip(new_p, leaves, strict=True)]
+    if new_b is None:
+        return unflatten(structure, p_out), None
+    b_out = [back(x, leaf, "b") for x, leaf in zip(new_b, leaves, strict=True)]
+    return unflatten(structure, p_out), unflatten(structure, b_out)
+
+
+def sgd_in_place(foreach: bool) -> Callable[[Instr], bool]:
+    """Which of ``torch.optim.SGD``'s operations torch runs in place (for the tensors' layouts).
+
+    ``param.add_``, ``buf.mul_`` and ``buf.add_``; the foreach path's
+    Nesterov step too (``_foreach_add_(device_grads, bufs)``), where the
+    single-tensor path makes a new tensor (``grad.add(buf)``).
+    """
+
+    def in_place(s: Instr) -> bool:
+        return s.out in ("p", "b") or (foreach and s.out == "g" and "b" in s.args)
+
+    return in_place
+
+
+def _inverse(axes: Sequence[int]) -> tuple[int, ...]:
+    inverse = [0] * len(axes)
+    for position, axis in enumerate(axes):
+        inverse[axis] = position
+    return tuple(inverse)
