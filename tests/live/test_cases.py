@@ -25,9 +25,10 @@ def test_variants_hold_exactly_the_registrys_live_rows() -> None:
         for c in REGISTRY.values()
         for v in c.variants
         for d in v.dtypes
-        if v.live(d)
+        if v.live(d) and v.table
     ]
     assert _rows() == expected
+    assert ("pytorch", "compiled", "float32") not in expected  # its own suite runs it
     assert len(set(expected)) == len(expected)
     # a convention or variant with no live dtype gets no entry at all
     assert all(variants and all(variants.values()) for variants in VARIANTS.values())

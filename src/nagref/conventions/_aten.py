@@ -88,13 +88,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._checks import describe
-from .._dtypes import largest
 from .._engine.ir import Hyper, Program, Recipe, Rounding, Split
 from .._host import cpu_flags, x86_64
 from ._common import IN_OPMATH
 
 __all__ = [
-    "ALPHAS",
     "CPU_CAPABILITIES",
     "EACH",
     "FUSED16",
@@ -104,7 +102,6 @@ __all__ = [
     "REDUCED_LANES",
     "REDUCED_TAIL",
     "VERSIONS",
-    "check_alphas",
     "check_capability",
     "check_threads",
     "check_version",
@@ -363,24 +360,3 @@ def runs_release(version: str, capability: str) -> Callable[[str], bool]:
         return installed is not None and release(installed) == version and here(dtype)
 
     return live
-
-
-#: The registers that reach torch as ``add_``'s alpha, and the argument each comes from.
-ALPHAS = {"neg_lr": "lr", "wd": "weight_decay", "keep": "dampening", "mu_alpha": "momentum"}
-
-
-def check_alphas(
-    recipe: Recipe, hypers: dict[str, Hyper], dtype: str, given: dict[str, float]
-) -> None:
-    """Raise where torch's ``checked_convert`` of an ``add_`` alpha to ``dtype`` would."""
-    limit = largest(dtype)
-    used = {arg for step in recipe for arg in step.args}
-    for register, name in ALPHAS.items():
-        alpha = hypers[register].value
-        assert isinstance(alpha, float)
-        if register in used and math.isfinite(alpha) and abs(alpha) > limit:
-            raise ValueError(
-                f"{name}={given[name]!r} is out of range for {dtype} parameters: torch.optim.SGD "
-                f"converts alpha={alpha!r} to {dtype} and raises 'value cannot be converted "
-                f"without overflow' (|alpha| must be at most {limit!r})"
-            )

@@ -49,6 +49,21 @@ def same_dtype(options: Mapping[str, object], dtype: str) -> str:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a convention (and its live driver) can express beyond lr, momentum and nesterov."""
+
+    dampening: bool = False
+    weight_decay: bool = False
+    maximize: bool = False
+    #: the live driver can change the learning rate between steps
+    changing_lr: bool = True
+    #: momentum=None means no state at all (Optax)
+    momentum_none: bool = False
+    #: the live driver's framework steps 0-d tensors as the convention models them
+    scalars: bool = True
+
+
+@dataclass(frozen=True)
 class Variant:
     """One way a framework runs the update (a code path, a backend, a compiler).
 
@@ -57,7 +72,12 @@ class Variant:
     ``live(dtype)`` whether the live framework on this machine runs this
     variant in that dtype (a variant that models another CPU does not);
     ``cost`` how many ordinary live cases one of its cases costs (a variant
-    that compiles at every step), by which the live suite divides its cases.
+    that compiles at every step), by which the live suite divides its cases;
+    ``table``: whether the live table (``nagref conformance``, the live
+    suite's rows) runs it, or only a suite of its own (a variant that
+    compiles every case: ``torch.compile``); ``capabilities``: what its live
+    driver expresses, where that is less than its convention's (None: the
+    convention's).
     """
 
     name: str
@@ -65,6 +85,8 @@ class Variant:
     dtypes: tuple[str, ...] = REAL_FLOATS
     live: Callable[[str], bool] = always
     cost: int = 1
+    table: bool = True
+    capabilities: Capabilities | None = None
 
 
 @dataclass(frozen=True)
@@ -85,19 +107,6 @@ class Extra:
     def applies(self, variant: Variant) -> bool:
         """Whether ``variant`` takes these keywords."""
         return not self.unless or any(variant.options.get(k) != v for k, v in self.unless.items())
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a convention (and its live driver) can express beyond lr, momentum and nesterov."""
-
-    dampening: bool = False
-    weight_decay: bool = False
-    maximize: bool = False
-    #: the live driver can change the learning rate between steps
-    changing_lr: bool = True
-    #: momentum=None means no state at all (Optax)
-    momentum_none: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,10 @@ class Convention:
     def qualname(self) -> str:
         """The function's importable name, e.g. ``nagref.conventions.pytorch.sgd``."""
         return f"{self.function.__module__}.{self.function.__name__}"
+
+    def can(self, variant: Variant) -> Capabilities:
+        """What ``variant``'s live driver expresses: its own capabilities, or the convention's."""
+        return variant.capabilities or self.capabilities
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; a ValueError names the variants there are."""

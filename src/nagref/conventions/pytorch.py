@@ -39,14 +39,7 @@ torch release (``version``: 2.14's fused kernel updates float16 and
 bfloat16) change these bits as :mod:`nagref.conventions._aten` describes,
 with what was measured of each.
 
-What torch refuses, nagref refuses: ``add_``'s ``alpha`` (−lr, the weight
-decay, 1 − dampening, and the momentum of Nesterov's ``grad.add(buf,
-alpha=momentum)``) is converted to the tensor's dtype by
-``c10::checked_convert``, which raises ("value cannot be converted to type
-c10::Half without overflow") for a finite value beyond the dtype's largest
-number: an lr above 65504 with float16 parameters, above 3.39e38 with
-bfloat16, above 3.4e38 with float32. ``mul_``'s scalar and the fused kernel
-are not checked: there torch computes inf, and so does nagref.
+What torch refuses, nagref refuses: see :mod:`nagref.conventions._arguments`.
 """
 
 from __future__ import annotations
@@ -57,6 +50,7 @@ from typing import Any, TypeVar
 
 from .._engine.ir import OPMATH, VIA_OPMATH, Hyper, Program, Recipe, Split, instr
 from .._typing import ArrayTree
+from ._arguments import check_alphas, check_arguments
 from ._aten import (
     CPU_CAPABILITIES,
     EACH,
@@ -64,7 +58,6 @@ from ._aten import (
     REDUCED_LANES,
     REDUCED_TAIL,
     VERSIONS,
-    check_alphas,
     check_capability,
     check_threads,
     check_version,
@@ -78,8 +71,11 @@ from ._aten import (
     runs_here,
     runs_release,
 )
-from ._common import IN_OPMATH, REAL_FLOATS, check_trees, donated, number, run, written
+from ._common import IN_OPMATH, REAL_FLOATS, check_trees, donated, run, written
 from ._common import stand_in as _checked
+from ._inductor import check_leaves
+from ._inductor import compiled as inductor
+from ._inductor import variants as compiled_variants
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 from ._skipped import has_none, partial_step
 from ._strided import in_memory, layouts, masks, relaid_trees, sgd_in_place
@@ -122,6 +118,7 @@ def sgd(
     threads: int | None = None,
     cpu_capability: str | None = None,
     version: str = "2.13",
+    compiled: bool = False,
     param_layout: str | Sequence[int] | None = None,
     grad_layout: str | Sequence[int] | None = None,
     momentum_buffer_layout: str | Sequence[int] | None = None,
@@ -151,21 +148,18 @@ def sgd(
         fused: model the fused kernel (``fused=True``). float16 and bfloat16
             need ``version="2.14"``: torch 2.13's fused kernel does not
             update them (NotImplementedError).
-        threads: torch's intra-op threads (``torch.get_num_threads()``), a
-            whole number >= 1; they cut a float16 or bfloat16 tensor of more
-            than :data:`GRAIN` elements into chunks, each with its own scalar
-            tail (see the module's docstring). None: torch's default here,
-            :func:`default_threads` (nagref imports nothing of torch's).
+        threads: torch's intra-op threads, a whole number >= 1 (None:
+            :func:`default_threads`, torch's own count here); they cut a
+            float16 or bfloat16 tensor of more than :data:`GRAIN` elements
+            into chunks, each with its own scalar tail.
         cpu_capability: the kernels torch runs, as ``ATEN_CPU_CAPABILITY``
             names them: ``"avx512"``, ``"avx2"`` (the same bits) or
-            ``"default"`` (no SIMD: nothing fuses). None: what torch picks
-            here, :func:`default_cpu_capability`.
-        version: the torch release whose CPU kernels are modelled, one of
-            :data:`VERSIONS`: ``"2.13"`` (torch 2.13.0) or ``"2.14"`` (torch
-            2.14.1). They give the same bits, except that 2.14's fused
-            kernel updates float16 and bfloat16 (float32 arithmetic, each
-            intermediate kept in float32, a scalar epilogue of n mod 16
-            elements; see the module's docstring), which 2.13's does not.
+            ``"default"`` (nothing fuses); None: :func:`default_cpu_capability`.
+        version: the torch release modelled, one of :data:`VERSIONS`
+            (``"2.14"``: its fused kernel updates float16 and bfloat16).
+        compiled: model ``torch.compile(optimizer.step)`` (inductor's C++:
+            nothing fused, 16-bit formats kept in float32, hyperparameters
+            literals; :mod:`nagref.conventions._inductor`). Not with ``fused``.
         param_layout, grad_layout, momentum_buffer_layout: how torch holds
             each tensor: a name (``"contiguous"``; ``"transposed"``: the
             dimensions reversed in memory, as ``x.mT``; ``"strided"``: every
@@ -184,18 +178,12 @@ def sgd(
     Returns:
         ``(param, momentum_buffer)``; the buffer is None when momentum == 0.
     """
-    lr, momentum = number("lr", lr), number("momentum", momentum)
-    dampening, weight_decay = number("dampening", dampening), number("weight_decay", weight_decay)
-    if lr < 0.0:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if momentum < 0.0:
-        raise ValueError(f"Invalid momentum value: {momentum}")
-    if weight_decay < 0.0:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-    if fused and foreach:
-        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    lr, momentum, dampening, weight_decay = check_arguments(
+        lr, momentum, dampening, weight_decay,
+        nesterov=nesterov, foreach=foreach, fused=fused, compiled=compiled,
+    )  # fmt: skip
+    if compiled:
+        check_leaves(param, foreach)
     n_threads = check_threads(threads)
     capability = check_capability(cpu_capability)
     release_modelled = check_version(version)
@@ -206,7 +194,8 @@ def sgd(
                 p, g, b, lr=lr, momentum=momentum, dampening=dampening,
                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                 foreach=paths_foreach, fused=fused, threads=threads,
-                cpu_capability=cpu_capability, version=version, param_layout=param_layout,
+                cpu_capability=cpu_capability, version=version, compiled=compiled,
+                param_layout=param_layout,
                 grad_layout=grad_layout, momentum_buffer_layout=momentum_buffer_layout,
             )  # fmt: skip
 
@@ -244,7 +233,7 @@ def sgd(
     trees = _trees(param, grad, momentum_buffer)
 
     def scalar(dtype: str) -> Any:  # the masks of the dtype's leaves
-        if laid is None or capability == "default" or dtype not in REDUCED_LANES:
+        if laid is None or capability == "default" or dtype not in REDUCED_LANES or compiled:
             return None
         lanes = REDUCED_LANES[dtype]
         return masks(recipe, laid, dtype, first=first, in_place=in_place, lanes=lanes,
@@ -256,6 +245,8 @@ def sgd(
     given = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay}
 
     def program(dtype: str) -> Program:
+        if compiled:
+            return inductor(recipe, inputs=inputs, outputs=outputs, hypers=hypers)
         if not fused:
             check_alphas(recipe, hypers, dtype, given)
             rounding, split = elementwise(recipe, capability, n_threads)
@@ -361,6 +352,8 @@ _PATHS: dict[str, dict[str, object]] = {
 #: ``version`` option: 2.14 gives the same bits on each). ``fused-2.14``,
 #: ``fused-2.14-avx2`` and ``fused-2.14-default`` are torch 2.14's fused
 #: kernel in float16 and bfloat16, run live only where torch 2.14 is installed.
+#: ``compiled`` and ``foreach-compiled`` are ``torch.compile(optimizer.step)``
+#: (a compilation per case: checked live by their own suite, not the table).
 CONVENTION = Convention(
     name="pytorch",
     function=sgd,
@@ -389,6 +382,7 @@ CONVENTION = Convention(
             )
             for capability in CPU_CAPABILITIES
         ),
+        *compiled_variants(_PATHS),
     ),
     capabilities=Capabilities(dampening=True, weight_decay=True, maximize=True),
     requirement="torch==2.13.0",

@@ -14,7 +14,9 @@ worker of its own, started with the variable set, one per capability. A
 case's ``extra`` may name layouts (``param_layout``, ``grad_layout``: a
 name or strides, as :func:`nagref.conventions.pytorch.sgd` takes them): the
 param and each step's grad are then torch tensors with those strides, views
-of larger zeroed storage, and torch makes the buffer's as it does.
+of larger zeroed storage, and torch makes the buffer's as it does. A
+variant with ``compiled`` runs ``torch.compile(optimizer.step)``, compiled
+afresh for each case.
 """
 
 from __future__ import annotations
@@ -95,16 +97,39 @@ def start(variant: str | None) -> tuple[str, Run]:
             foreach=bool(options.get("foreach", False)),
             fused=bool(options.get("fused", False)),
         )
+        step = _compiled(torch, opt) if options.get("compiled") else opt.step
         out: Trajectory = []
         for lr, g in zip(spec.lr, per_step(grads), strict=True):
             opt.param_groups[0]["lr"] = lr
             p.grad = laid(g, "grad")
-            opt.step()
+            step()
             buf = opt.state[p].get("momentum_buffer")
             out.append((from_torch(p), None if buf is None else from_torch(buf)))
         return out
 
     return f"torch {torch.__version__}", run
+
+
+def _compiled(torch: Any, opt: Any) -> Any:
+    """``torch.compile(opt.step)``, compiled afresh for this case and never run eagerly.
+
+    dynamo's caches are reset (an earlier case's graphs would count towards
+    its recompile limit, after which it silently runs the step eagerly), and
+    the limit raised: every new learning rate is a new compilation.
+    """
+    dynamo = torch._dynamo
+    dynamo.reset()
+    dynamo.config.recompile_limit = 10_000
+    dynamo.config.accumulated_recompile_limit = 10_000
+    compiled = torch.compile(opt.step)
+
+    def step() -> None:
+        before = dynamo.utils.counters["stats"]["unique_graphs"]
+        compiled()
+        if not dynamo.utils.counters["stats"]["unique_graphs"] and not before:
+            raise RuntimeError("torch.compile ran no graph: the step ran eagerly")
+
+    return step
 
 
 def _helper(capability: str) -> Worker:
