@@ -39,7 +39,7 @@ torch release (``version``: 2.14's fused kernel updates float16 and
 bfloat16) change these bits as :mod:`nagref.conventions._aten` describes,
 with what was measured of each.
 
-What torch refuses, nagref refuses: see :mod:`nagref.conventions._arguments`.
+What torch refuses, nagref refuses: see :mod:`nagref.conventions._argument_checks`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 
 from .._engine.ir import OPMATH, VIA_OPMATH, Hyper, Program, Recipe, Split, instr
 from .._typing import ArrayTree
-from ._arguments import check_alphas, check_arguments
+from ._argument_checks import check_alphas, check_arguments
 from ._aten import (
     CPU_CAPABILITIES,
     EACH,

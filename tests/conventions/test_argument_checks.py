@@ -1,4 +1,4 @@
-"""torch.optim.SGD's argument checks (conventions._arguments), message for message with torch."""
+"""torch.optim.SGD's argument checks (conventions._argument_checks), message for message."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from conformance import require
 from nagref.conventions import pytorch
-from nagref.conventions._arguments import check_arguments
+from nagref.conventions._argument_checks import check_arguments
 
 torch = require("torch")
 
