@@ -68,21 +68,24 @@ def layouts(
     for i, p in enumerate(trees["param"]):
         shape = tuple(int(e) for e in getattr(p, "shape", ()))
         strides: dict[str, Strides] = {}
-        for role in ("param", "grad"):
-            own = read(trees[role][i], role) if role not in given else None
-            strides[_REGISTERS[role]] = (
-                named(given[role], shape, f"{role}_layout") if role in given
-                else own if own is not None else contiguous(shape)
-            )  # fmt: skip
-        if "momentum_buffer" in given:
-            strides["b"] = named(given["momentum_buffer"], shape, "momentum_buffer_layout")
-        elif fused:
-            strides["b"] = strides["g"]
-        else:
-            strides["b"] = walk(
-                first, shape, strides, in_place=in_place, lanes=1, grain=0, threads=1
-            )[1].get("b", contiguous(shape))
+        for role in ("param", "grad", "momentum_buffer"):
+            if role in given:
+                strides[_REGISTERS[role]] = named(given[role], shape, f"{role}_layout")
+            elif role != "momentum_buffer":
+                own = read(trees[role][i], role)
+                strides[_REGISTERS[role]] = contiguous(shape) if own is None else own
         leaves.append(Leaf(shape, strides, p))
+    if all(leaf.contiguous for leaf in leaves) and "momentum_buffer" not in given:
+        return None  # contiguous tensors give a contiguous buffer: nothing to derive
+    for leaf in leaves:  # the buffer's layout, as torch's first step made it
+        if "b" not in leaf.strides:
+            leaf.strides["b"] = (
+                leaf.strides["g"]
+                if fused
+                else walk(
+                    first, leaf.shape, leaf.strides, in_place=in_place, lanes=1, grain=0, threads=1
+                )[1].get("b", contiguous(leaf.shape))
+            )
     if all(leaf.contiguous for leaf in leaves):
         return None
     return leaves
@@ -123,10 +126,8 @@ def relaid(x: Any, shape: tuple[int, ...], strides: Strides) -> Any:
     own = read(x, "a result")
     if own is None or own == strides or not dense(shape, strides) or math.prod(shape) <= 1:
         return x
-    xp = array_namespace(x)
-    axes = memory_axes(shape, strides)
-    flat = xp.reshape(xp.asarray(xp.permute_dims(x, axes), copy=True), (-1,))
-    return xp.permute_dims(xp.reshape(flat, tuple(shape[a] for a in axes)), _inverse(axes))
+    copied = array_namespace(x).asarray(_to_memory(x, shape, strides), copy=True)
+    return _from_memory(copied, shape, strides)
 
 
 def relaid_trees(
@@ -183,25 +184,22 @@ def in_memory(
     if buffer is not None:
         trees["b"] = flatten_like(structure, buffer, "momentum_buffer")
 
-    def flat(x: Any, leaf: Leaf, register: str) -> Any:
-        xp = array_namespace(x)
-        axes = memory_axes(leaf.shape, leaf.strides[register])
-        return xp.reshape(xp.permute_dims(x, axes), (-1,))
-
-    def back(x: Any, leaf: Leaf, register: str) -> Any:
-        xp = array_namespace(x)
-        axes = memory_axes(leaf.shape, leaf.strides[register])
-        return xp.permute_dims(xp.reshape(x, tuple(leaf.shape[a] for a in axes)), _inverse(axes))
-
     columns = {
-        r: [flat(x, leaf, r) for x, leaf in zip(xs, leaves, strict=True)] for r, xs in trees.items()
+        r: [_to_memory(x, leaf.shape, leaf.strides[r]) for x, leaf in zip(xs, leaves, strict=True)]
+        for r, xs in trees.items()
     }
     new_p, new_b = step(columns["p"], columns["g"], columns.get("b"))
-    p_out = [back(x, leaf, "p") for x, leaf in zip(new_p, leaves, strict=True)]
-    if new_b is None:
-        return unflatten(structure, p_out), None
-    b_out = [back(x, leaf, "b") for x, leaf in zip(new_b, leaves, strict=True)]
-    return unflatten(structure, p_out), unflatten(structure, b_out)
+
+    def back(xs: Any, register: str) -> Any:
+        return unflatten(
+            structure,
+            [
+                _from_memory(x, leaf.shape, leaf.strides[register])
+                for x, leaf in zip(xs, leaves, strict=True)
+            ],
+        )
+
+    return back(new_p, "p"), None if new_b is None else back(new_b, "b")
 
 
 def sgd_in_place(foreach: bool) -> Callable[[Instr], bool]:
@@ -216,6 +214,19 @@ def sgd_in_place(foreach: bool) -> Callable[[Instr], bool]:
         return s.out in ("p", "b") or (foreach and s.out == "g" and "b" in s.args)
 
     return in_place
+
+
+def _to_memory(x: Any, shape: tuple[int, ...], strides: Strides) -> Any:
+    """A dense tensor's elements as a 1-D array in memory order (of a tensor so laid out)."""
+    xp = array_namespace(x)
+    return xp.reshape(xp.permute_dims(x, memory_axes(shape, strides)), (-1,))
+
+
+def _from_memory(flat: Any, shape: tuple[int, ...], strides: Strides) -> Any:
+    """The inverse of :func:`_to_memory`: a view of ``flat`` with ``shape``, laid out so."""
+    xp = array_namespace(flat)
+    axes = memory_axes(shape, strides)
+    return xp.permute_dims(xp.reshape(flat, tuple(shape[a] for a in axes)), _inverse(axes))
 
 
 def _inverse(axes: Sequence[int]) -> tuple[int, ...]:
