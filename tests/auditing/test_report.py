@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nagref
-from nagref import formulations
+from nagref import auditing, formulations
 from nagref.auditing import Trajectory, format_report
 from nagref.cli import main
 from nagref.conventions import keras, optax, pytorch, tensorflow
@@ -147,6 +147,34 @@ def test_a_vector_file_audits_to_its_own_function(tmp_path: Path) -> None:
     )
     report = nagref.audit(tmp_path / "keras-numpy-float32-lr-change-nesterov.json")
     assert "keras numpy, nesterov" in report.bitwise
+
+
+RECORDINGS = Path(__file__).parents[2] / "conformance" / "recordings"
+
+
+def test_a_recordings_dampening_weight_decay_and_maximize_are_replayed() -> None:
+    audited = distinguished = 0
+    for path in sorted(RECORDINGS.glob("pytorch-*.json")):
+        spec = json.loads(path.read_text())["spec"]
+        given = spec["dampening"] or spec["weight_decay"] or spec["maximize"]
+        if not given or spec["variant"] not in ("single-tensor", "foreach", "compiled"):
+            continue
+        report = nagref.audit(path)
+        assert f"pytorch {spec['variant']}" in [n.split(",")[0] for n in report.bitwise], path.name
+        assert (report.dampening, report.weight_decay) == (
+            spec["dampening"], spec["weight_decay"] or 0.0
+        ), path.name  # fmt: skip
+        assert report.maximize is spec["maximize"]
+        first = format_report(report).splitlines()[0]
+        assert ("maximize True" in first) is spec["maximize"], first
+        audited += 1
+        # the same arrays replayed without them: mostly, the variant no longer reproduces them
+        tr = auditing.load(path)
+        bare = Trajectory(tr.initial, tr.grads, tr.params, tr.lr, tr.momentum, tr.nesterov)
+        plain = [n.split(",")[0] for n in nagref.audit(bare).bitwise]
+        distinguished += f"pytorch {spec['variant']}" not in plain
+    assert audited >= 30  # of the live suite's recordings
+    assert distinguished > audited // 2, (distinguished, audited)
 
 
 def test_the_command_line_prints_the_ranking_or_json_and_exits_by_the_verdict(

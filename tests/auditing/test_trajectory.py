@@ -71,6 +71,7 @@ def test_a_good_file_loads_with_per_step_and_optional_entries(tmp_path: Path) ->
         ({"initial": np.zeros(5, np.int32)}, "initial has dtype int32"),
         ({"params": np.zeros((3, 5), np.float64)}, "must share a dtype"),
         ({"nesterov": np.float64(0.5)}, "nesterov must be a scalar bool"),
+        ({"maximize": np.array([True])}, "maximize must be a scalar bool"),
         ({"dampening": np.float64(2.0)}, r"dampening must be in \[0, 1\], got 2.0"),
         ({"weight_decay": np.array([0.1])}, "weight_decay must be a real scalar"),
         ({"optimizer": np.float64(1)}, "unknown key 'optimizer'"),
@@ -185,6 +186,7 @@ def test_damaged_archives_never_crash_the_loader(
         "dampening": np.float64(value),
         "weight_decay": np.float64(value),
         "nesterov": np.zeros(shape, bool),
+        "maximize": np.full(shape, value),
         "dtype": np.array("float32"),
     }
     buffer = io.BytesIO()

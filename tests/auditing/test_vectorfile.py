@@ -54,7 +54,12 @@ def _reference(data: dict[str, Any]) -> dict[str, Any]:
     nesterov = bool(last.get("nesterov", last.get("use_nesterov", False)))
     if data["variant"] in ("nag", "sutskever_nag", "bengio", "dozat", "nesterov_1983"):
         nesterov = True
+    fixed = {
+        k: from_hex(last[k]["hex"]) if last.get(k) else 0.0 for k in ("dampening", "weight_decay")
+    }
     return {
+        **fixed,
+        "maximize": last.get("maximize", False),
         "initial": decode_floats(data["initial"]["param"], dtype, shape),
         "grads": np.stack([decode_floats(s["grad"], dtype, shape) for s in steps]),
         "params": np.stack([decode_floats(s["expected"]["param"], dtype, shape) for s in steps]),
@@ -75,7 +80,8 @@ def _same(tr: Trajectory, want: dict[str, Any]) -> None:
     assert tr.lr == want["lr"]
     assert tr.momentum == want["momentum"]
     assert tr.nesterov is want["nesterov"]
-    assert (tr.dampening, tr.weight_decay) == (0.0, 0.0)
+    assert (tr.dampening, tr.weight_decay) == (want["dampening"], want["weight_decay"])
+    assert tr.maximize is want["maximize"]
 
 
 def test_every_vector_of_a_convention_reads_back_as_before(tmp_path: Path) -> None:
@@ -177,6 +183,16 @@ def test_the_hyperparameters_are_read_strictly(tmp_path: Path) -> None:
     h["nesterov"] = "yes"
     _refused(tmp_path, data, 'step 3: nesterov must be true or false, got "yes"')
     h["nesterov"] = False
+    h["maximize"] = "yes"
+    _refused(tmp_path, data, 'step 3: maximize must be true or false, got "yes"')
+    h["maximize"] = True  # the other steps do not say: false
+    _refused(tmp_path, data, "step 3: maximize is true, unlike the step before")
+    del h["maximize"]
+    h["dampening"] = True
+    _refused(tmp_path, data, 'step 3: dampening must be a float {"hex", ...}, got true')
+    h["dampening"] = {"hex": "0x1.0p-1", "decimal": "0.5"}
+    _refused(tmp_path, data, "step 3: dampening is 0.5, unlike the step before")
+    h["dampening"] = None  # null: none
     (tmp_path / "v.json").write_text(dumps(data))
     assert load(tmp_path / "v.json").lr[2] == 0.125
 

@@ -55,13 +55,13 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
     """The candidates that apply: both Nesterov settings where the file does not say.
 
     The rules and the published formulations take part where the trajectory
-    has no weight decay and no dampening; every registered convention where
+    has no weight decay, dampening or maximize; every registered convention where
     it can express the trajectory's (its capabilities) and models its dtype.
     """
     tr = trajectory
     h = _Hypers(tr)
     settings = (False, True) if tr.nesterov is None else (tr.nesterov,)
-    plain = tr.weight_decay == 0.0 and tr.dampening == 0.0  # forms without either
+    plain = tr.weight_decay == 0.0 and tr.dampening == 0.0 and not tr.maximize
     if plain:
         yield Candidate("nagref.sgd", lambda p, g, s, t: (rules.sgd(p, g, lr=h.lr(t)), s), _ZEROS)
     for nesterov in settings:
@@ -70,7 +70,11 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
             yield from _plain_forms(h, nesterov)
         for convention in REGISTRY.values():
             can = convention.capabilities
-            if (tr.dampening and not can.dampening) or (tr.weight_decay and not can.weight_decay):
+            if (
+                (tr.dampening and not can.dampening)
+                or (tr.weight_decay and not can.weight_decay)
+                or (tr.maximize and not can.maximize)
+            ):
                 continue
             for variant in convention.variants:
                 if tr.dtype in variant.dtypes:
@@ -148,6 +152,7 @@ def _convention(h: _Hypers, convention: Convention, variant: Variant, nesterov: 
             nesterov=nesterov,
             dampening=h.tr.dampening,
             weight_decay=h.tr.weight_decay or None,
+            maximize=h.tr.maximize,
         )
         return convention.step(p, g, s, hypers, variant=variant)
 

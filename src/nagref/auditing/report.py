@@ -54,6 +54,10 @@ class AuditReport:
     nesterov: bool | None
     tolerance_ulps: float
     matches: tuple[Match, ...]
+    #: the recorded dampening, weight decay and maximize: candidates replay them
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+    maximize: bool = False
 
     @property
     def bitwise(self) -> list[str]:
@@ -129,6 +133,9 @@ def audit(
         tr.nesterov,
         tolerance,
         tuple(matches),
+        tr.dampening,
+        tr.weight_decay,
+        tr.maximize,
     )
 
 
@@ -194,7 +201,8 @@ def format_report(report: AuditReport) -> str:
     nesterov = "not recorded (both tried)" if report.nesterov is None else str(report.nesterov)
     lines = [
         f"audit of {report.source}: {report.steps} steps, {report.dtype}, shape "
-        f"{report.shape}, nesterov {nesterov}",
+        f"{report.shape}, nesterov {nesterov}"
+        + "".join(f", {k} {v!r}" for k, v in _recorded(report)),
         "",
     ]
     header = ("rank", "candidate", "result", "max ulp", "first divergence")
@@ -215,6 +223,12 @@ def format_report(report: AuditReport) -> str:
         rows.append((str(i), m.candidate, result, ulp, where))
     lines += [*aligned(header, rows), "", report.verdict]
     return "\n".join(lines)
+
+
+def _recorded(report: AuditReport) -> list[tuple[str, object]]:
+    """The dampening, weight decay and maximize a run recorded, where not the default."""
+    given = ("dampening", report.dampening), ("weight_decay", report.weight_decay)
+    return [*((k, v) for k, v in given if v), *((("maximize", True),) if report.maximize else ())]
 
 
 def _finite(value: Any) -> Any:

@@ -40,7 +40,7 @@ MAX_BYTES = 1 << 30
 #: The arrays an ``.npz`` trajectory may hold; the first five are required. ``dtype``
 #: names the arrays' dtype: required where it is not theirs (bfloat16, as bits).
 NPZ_KEYS = ("initial", "grads", "params", "lr", "momentum", "nesterov", "dampening",
-            "weight_decay", "dtype")  # fmt: skip
+            "weight_decay", "maximize", "dtype")  # fmt: skip
 #: What each hyperparameter must be, for both loaders and a hand-built Trajectory.
 RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "lr": (lambda x: 0.0 <= x < math.inf, "finite and >= 0"),
@@ -86,6 +86,7 @@ class Trajectory:
     dampening: float = 0.0
     weight_decay: float = 0.0
     source: str = ""
+    maximize: bool = False  # the gradient ascended (torch's maximize=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str):
@@ -108,6 +109,9 @@ class Trajectory:
             raise TypeError(f"{where}: nesterov must be True, False or None, got {self.nesterov!r}")
         if self.nesterov is not None:
             object.__setattr__(self, "nesterov", bool(self.nesterov))
+        if not isinstance(self.maximize, (bool, np.bool_)):
+            raise TypeError(f"{where}: maximize must be True or False, got {self.maximize!r}")
+        object.__setattr__(self, "maximize", bool(self.maximize))
         for key in ("dampening", "weight_decay"):
             if not _real(getattr(self, key)):
                 raise TypeError(f"{where}: {key} must be a real number, got {getattr(self, key)!r}")
@@ -277,25 +281,22 @@ def _check(file: Path, a: dict[str, npt.NDArray[Any]]) -> Trajectory:
     steps = _check_arrays(where, a["initial"], a["grads"], a["params"])
     lr = _per_step(where, "lr", a["lr"], steps)
     momentum = _per_step(where, "momentum", a["momentum"], steps)
-    nesterov = None
-    if "nesterov" in a:
-        value = a["nesterov"]
-        if value.shape != () or value.dtype.kind not in "bi" or int(value) not in (0, 1):
-            raise TrajectoryError(f"{file}: nesterov must be a scalar bool, got {_show(value)}")
-        nesterov = bool(value)
+    nesterov = _flag(where, "nesterov", a)
     dampening = _scalar(where, "dampening", a)
     weight_decay = _scalar(where, "weight_decay", a)
-    return Trajectory(
-        a["initial"],
-        a["grads"],
-        a["params"],
-        lr,
-        momentum,
-        nesterov,
-        dampening,
-        weight_decay,
-        where,
-    )
+    maximize = bool(_flag(where, "maximize", a))
+    return Trajectory(a["initial"], a["grads"], a["params"], lr, momentum, nesterov,
+                      dampening, weight_decay, where, maximize)  # fmt: skip
+
+
+def _flag(where: str, key: str, a: dict[str, npt.NDArray[Any]]) -> bool | None:
+    """A scalar bool ``key`` (0 or 1 counts), or None where the archive has none."""
+    if key not in a:
+        return None
+    value = a[key]
+    if value.shape != () or value.dtype.kind not in "bi" or int(value) not in (0, 1):
+        raise TrajectoryError(f"{where}: {key} must be a scalar bool, got {_show(value)}")
+    return bool(value)
 
 
 def _declared(where: str, value: npt.NDArray[Any] | None) -> str | None:
@@ -392,6 +393,6 @@ def _from_json(file: Path, handle: IO[bytes]) -> Trajectory:
         for t, (n, x) in enumerate(zip(vector.momentum_names, vector.momentum, strict=True), 1)
     )
     nesterov = True if vector.variant in _NESTEROV_VARIANTS else vector.nesterov
-    return Trajectory(
-        vector.initial, vector.grads, vector.params, lr, momentum, nesterov, source=where
-    )
+    d, wd = (check(where, k, getattr(vector, k)) for k in ("dampening", "weight_decay"))
+    return Trajectory(vector.initial, vector.grads, vector.params, lr, momentum, nesterov,
+                      d, wd, where, vector.maximize)  # fmt: skip

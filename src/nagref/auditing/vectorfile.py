@@ -37,7 +37,11 @@ __all__ = ["KEYS", "LR_NAMES", "MU_NAMES", "REQUIRED", "MalformedError", "Vector
 #: The hyperparameters that name the learning rate and the momentum, the first found first.
 LR_NAMES = ("lr", "learning_rate", "alpha", "epsilon", "eta")
 MU_NAMES = ("momentum", "mu", "beta")
-
+#: The hyperparameters one value holds for a whole run: each name it goes by, and its default.
+FIXED: dict[str, tuple[tuple[str, ...], bool | float]] = {  # weight_decay: the framework's own
+    "nesterov": (("nesterov", "use_nesterov"), False), "dampening": (("dampening",), 0.0),
+    "weight_decay": (("weight_decay",), 0.0), "maximize": (("maximize",), False),
+}  # fmt: skip
 
 #: The members the objects of a vector must hold, and may hold (``spec`` and
 #: ``hyperparameters`` are open), as the schema says: :func:`..vectors.encode.members`.
@@ -62,6 +66,9 @@ class Vector:
     momentum: tuple[float, ...]  # 0.0 for a step that names none
     momentum_names: tuple[str, ...]  # "momentum" for a step that names none
     nesterov: bool
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+    maximize: bool = False
 
 
 def read(handle: IO[bytes]) -> Vector:
@@ -124,7 +131,7 @@ class _Walk:
         self.steps = 0
         self.lr: tuple[list[str], list[float]] = ([], [])  # names (constants) and values
         self.momentum: tuple[list[str], list[float]] = ([], [])
-        self.nesterov: bool | None = None
+        self.fixed: dict[str, bool | float] = {}  # FIXED's, as the first step gives them
 
     def vector(self) -> Vector:
         seen = set()
@@ -155,19 +162,16 @@ class _Walk:
             raise MalformedError(self.misfit[state.name])
         for (category, bits), where in self.first.items():
             self.bits_allowed(where, bits, self.kind if category == "param" else state)
+        fixed = self.fixed
         return Vector(
-            self.dtype,
-            self.shape,
-            self.variant,
+            self.dtype, self.shape, self.variant,
             self.array("initial", "initial.param").reshape(self.shape),
             self.array("grads", "grad").reshape((self.steps, *self.shape)),
             self.array("params", "expected.param").reshape((self.steps, *self.shape)),
-            tuple(self.lr[1]),
-            tuple(self.lr[0]),
-            tuple(self.momentum[1]),
-            tuple(self.momentum[0]),
-            bool(self.nesterov),
-        )
+            tuple(self.lr[1]), tuple(self.lr[0]), tuple(self.momentum[1]), tuple(self.momentum[0]),
+            bool(fixed["nesterov"]), float(fixed["dampening"]), float(fixed["weight_decay"]),
+            bool(fixed["maximize"]),
+        )  # fmt: skip
 
     def member(self, key: str) -> None:
         t = self.t
@@ -342,13 +346,16 @@ class _Walk:
             name, value = self.named(where, group, given, required=group is LR_NAMES)
             names.append(name)
             values.append(value)
-        key = "nesterov" if "nesterov" in given else "use_nesterov"
-        flag = given.get(key, False)
-        if not isinstance(flag, bool):
-            raise MalformedError(f"{where}: {key} must be true or false, got {json.dumps(flag)}")
-        if self.nesterov is not None and flag != self.nesterov:
-            raise MalformedError(f"{where}: {key} is {json.dumps(flag)}, unlike the step before")
-        self.nesterov = flag
+        for field, (aliases, default) in FIXED.items():
+            key = next((alias for alias in aliases if alias in given), aliases[0])
+            found = given.get(key, default)
+            setting = default if found is None and not isinstance(default, bool) else found
+            if not isinstance(setting, bool | float) or type(setting) is not type(default):
+                wanted = "true or false" if isinstance(default, bool) else 'a float {"hex", ...}'
+                raise MalformedError(f"{where}: {key} must be {wanted}, got {json.dumps(setting)}")
+            if self.fixed.setdefault(field, setting) != setting:
+                got = json.dumps(setting)
+                raise MalformedError(f"{where}: {key} is {got}, unlike the step before")
 
     @staticmethod
     def named(
