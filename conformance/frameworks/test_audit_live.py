@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,9 +14,12 @@ import pytest
 import nagref
 from conformance import require
 from conformance.frameworks.conftest import LiveWorker
+from nagref.auditing import format_report
 from nagref.conventions import lookup
+from nagref.conventions._aten import default_cpu_capability
 from nagref.live import VARIANTS, Spec
 from nagref.live.cases import arrays
+from nagref.live.drivers import from_torch
 from nagref.live.recordings import Recorded, write
 
 torch = require("torch")
@@ -117,3 +121,72 @@ def test_the_audit_names_the_variant_of_a_recorded_run(
     report = nagref.audit(write(tmp_path, recorded))
     named = [name.split(",")[0] for name in report.bitwise]
     assert f"{convention} {variant}" in named, report.bitwise
+
+
+# -- threads and layouts: the audit names the setting a torch run had ---------------------
+
+
+def _record_torch(
+    path: Path, param: Any, grads: list[Any], *, threads: int = 1, **options: object
+) -> Path:
+    """``torch.optim.SGD`` steps on ``param`` (whatever its layout) with each gradient as given."""
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        opt = torch.optim.SGD([param], lr=0.1, momentum=0.9, nesterov=True, **options)
+        initial = from_torch(param.detach().clone())
+        recorded = [from_torch(g.contiguous().clone()) for g in grads]  # foreach's Nesterov
+        params = []  # adds the buffer into the grads in place
+        for grad in grads:
+            param.grad = grad
+            opt.step()
+            params.append(from_torch(param.detach().clone()))
+    finally:
+        torch.set_num_threads(threads_before)
+    np.savez(
+        path, initial=initial, grads=np.stack(recorded),
+        params=np.stack(params), lr=0.1, momentum=0.9, nesterov=True,
+        dtype=str(param.dtype).removeprefix("torch."),
+    )  # fmt: skip
+    return path
+
+
+def _torch_randn(shape: tuple[int, ...], dtype: Any, seed: int) -> Any:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+SETTINGS = [  # (variant, setting, the recorded run: param and its gradients, options)
+    ("single-tensor", ", 2 threads",
+     lambda: (_torch_randn((65537,), torch.float16, 1),
+              [_torch_randn((65537,), torch.float16, s) for s in (2, 3, 4)], 2, {})),
+    ("single-tensor", ", 3+ threads",  # 4 threads cut 3 chunks
+     lambda: (_torch_randn((65537,), torch.bfloat16, 1),
+              [_torch_randn((65537,), torch.bfloat16, s) for s in (2, 3, 4)], 4, {})),
+    ("single-tensor", ", transposed",
+     lambda: (_torch_randn((37, 5), torch.bfloat16, 1).t(),
+              [_torch_randn((37, 5), torch.bfloat16, s).t() for s in (2, 3, 4)], 1, {})),
+    ("foreach", ", strided-grad",
+     lambda: (_torch_randn((64,), torch.float16, 1),
+              [_torch_randn((128,), torch.float16, s)[::2] for s in (2, 3, 4)], 1,
+              {"foreach": True})),
+    ("fused", ", transposed-grad",
+     lambda: (_torch_randn((5, 37), torch.float32, 1),
+              [_torch_randn((37, 5), torch.float32, s).t() for s in (2, 3, 4)], 1,
+              {"fused": True})),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("variant", "setting", "make"), SETTINGS, ids=[s[1][2:] for s in SETTINGS])
+def test_the_audit_names_the_threads_or_layout_of_a_recorded_torch_run(
+    variant: str, setting: str, make: Any, tmp_path: Path
+) -> None:
+    param, grads, threads, options = make()
+    path = _record_torch(tmp_path / "run.npz", param, grads, threads=threads, **options)
+    capability = default_cpu_capability()  # the kernels this torch runs
+    name = f"pytorch {variant}{'' if capability == 'avx512' else '-' + capability}, nesterov"
+    report = nagref.audit(path)
+    if capability == "default":  # every element scalar: neither threads nor layouts matter
+        assert name in report.bitwise, report.bitwise
+        return
+    assert name + setting in report.bitwise, (report.bitwise, format_report(report))
+    assert name not in report.bitwise  # the contiguous, one-thread model differs

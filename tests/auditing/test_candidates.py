@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,11 +52,12 @@ def _expected(dtype: str, settings: tuple[bool, ...], allowed: set[str], plain: 
             names += NESTEROV_FORMS if nesterov else MOMENTUM_FORMS
         tag = ", nesterov" if nesterov else ""
         names += [
-            f"{c.name} {v.name}{tag}"
+            f"{c.name} {v.name}{tag}{label}"
             for c in REGISTRY.values()
             if c.name in allowed
             for v in c.variants
             if dtype in v.dtypes
+            for label, _ in (("", {}), *c.settings_for(v, (9,), dtype))
         ]
     return names
 
@@ -158,8 +160,11 @@ def test_each_convention_candidate_replays_its_conventions_call(
     checked, skipped = 0, 0
     for convention in REGISTRY.values():
         for variant in convention.variants:
-            for nesterov in (False, True):
-                name = f"{convention.name} {variant.name}{', nesterov' if nesterov else ''}"
+            for nesterov, (label, extra) in itertools.product(
+                (False, True), (("", {}), *convention.settings_for(variant, (9,), tr.dtype))
+            ):
+                tag = ", nesterov" if nesterov else ""
+                name = f"{convention.name} {variant.name}{tag}{label}"
                 if name not in by_name:
                     continue
                 if nesterov and dampening:
@@ -178,7 +183,7 @@ def test_each_convention_candidate_replays_its_conventions_call(
                         got = cand.step(x, tr.grads[t], s, t)
                         want = _direct(
                             convention.name,
-                            dict(variant.options),
+                            {**variant.options, **extra},
                             x,
                             tr.grads[t],
                             s,

@@ -447,7 +447,11 @@ def test_the_bfloat16_snippets_on_the_page_write_files_that_audit_as_they_say(
         subprocess.run([sys.executable, name], cwd=tmp_path, check=True)
     monkeypatch.chdir(tmp_path)
     expected = [
-        ("torch-bf16.npz", "<u2", ["pytorch single-tensor", "pytorch single-tensor-avx2"]),
+        (
+            "torch-bf16.npz",
+            "<u2",
+            [f"pytorch single-tensor{c}{g}" for c in ("", "-avx2") for g in ("", ", strided-grad")],
+        ),
         ("jax-bf16.npz", "|V2", ["optax eager", "optax jit"]),
     ]
     for npz, stored, bitwise in expected:

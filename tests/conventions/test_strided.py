@@ -16,8 +16,9 @@ import pytest
 from conformance import require
 from nagref._engine.ir import instr
 from nagref.conventions import pytorch
+from nagref.conventions._aten import GRAIN
 from nagref.conventions._layouts import read
-from nagref.conventions._strided import layouts, relaid, sgd_in_place
+from nagref.conventions._strided import AUDIT_THREADS, layouts, relaid, sgd_in_place
 
 torch = require("torch")
 
@@ -137,3 +138,51 @@ def test_the_foreach_nesterov_step_is_in_place_on_the_grad() -> None:
     assert not sgd_in_place(False)(nesterov)
     assert sgd_in_place(False)(instr("p", "muladd", "g", "neg_lr", "p"))
     assert not sgd_in_place(True)(instr("g", "muladd", "p", "wd", "g"))
+
+
+# -- what the audit tries: the settings that change a run's bits -------------------------
+
+
+def _labels(variant: str, shape: tuple[int, ...], dtype: str) -> list[str]:
+    convention = pytorch.CONVENTION
+    return [
+        label for label, _ in convention.settings_for(convention.variant(variant), shape, dtype)
+    ]
+
+
+def test_the_audit_tries_each_thread_count_that_moves_a_tail() -> None:
+    # 65,537 float16 elements: 1, 2 or 3 chunks (⌈n / 32768⌉ = 3), each its own tail
+    assert _labels("single-tensor", (65537,), "float16") == [
+        ", 2 threads", ", 3+ threads", ", strided-grad", ", strided-grad, 2 threads",
+        ", strided-grad, 3+ threads",
+    ]  # fmt: skip
+    # 65,536: two chunks of 32,768, whole vectors: the one thread's bits
+    assert _labels("foreach-avx2", (65536,), "bfloat16") == [", strided-grad"]
+    # no more than AUDIT_THREADS counts, each distinct
+    many = [
+        x for x in _labels("single-tensor", (GRAIN * 100 + 1,), "float16") if "strided" not in x
+    ]
+    assert len(many) == AUDIT_THREADS - 1
+    assert many[-1] == f", {AUDIT_THREADS} threads"
+
+
+def test_the_audit_tries_layouts_where_they_change_the_bits() -> None:
+    assert _labels("single-tensor", (5, 37), "float16") == [
+        ", transposed",
+        ", transposed-grad",
+        ", strided-grad",
+    ]
+    assert _labels("single-tensor", (1, 37), "float16") == [
+        ", strided-grad"
+    ]  # nothing to transpose
+    # float32 and float64 add_ round alike scalar or SIMD; the default kernels are all scalar
+    assert _labels("single-tensor", (5, 37), "float32") == []
+    assert _labels("foreach-default", (5, 37, 65537), "float16") == []
+    # the fused kernel pairs elements in memory, in every dtype (a strided grad is refused)
+    assert _labels("fused", (5, 37), "float64") == [", transposed", ", transposed-grad"]
+    assert _labels("fused-2.14-default", (5, 37), "float16") == [
+        ", transposed",
+        ", transposed-grad",
+    ]
+    assert _labels("fused", (65537,), "float32") == []  # its threads cut whole vectors
+    assert _labels("compiled", (5, 37, 65537), "float16") == []  # inductor: no tails, no SIMD

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,10 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
 
     The rules and the published formulations take part where the trajectory
     has no weight decay, dampening or maximize; every registered convention where
-    it can express the trajectory's (its capabilities) and models its dtype.
+    it can express the trajectory's (its capabilities) and models its dtype,
+    each variant also under the settings that change its bits on a run of
+    this shape and dtype (``Convention.settings_for``: PyTorch's thread counts
+    and tensor layouts), named after it (``"pytorch single-tensor, 2 threads"``).
     """
     tr = trajectory
     h = _Hypers(tr)
@@ -77,11 +80,15 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
             ):
                 continue
             for variant in convention.variants:
-                if tr.dtype in variant.dtypes:
-                    step = _convention(h, convention, variant, nesterov)
-                    state_dtype = convention.state_dtype(variant.options, tr.dtype)
-                    initial = _initial(convention, state_dtype)
-                    yield Candidate(f"{convention.name} {variant.name}{tag}", step, initial)
+                if tr.dtype not in variant.dtypes:
+                    continue
+                state_dtype = convention.state_dtype(variant.options, tr.dtype)
+                initial = _initial(convention, state_dtype)
+                shape = tuple(tr.initial.shape)
+                for label, extra in (("", {}), *convention.settings_for(variant, shape, tr.dtype)):
+                    step = _convention(h, convention, variant, nesterov, extra)
+                    name = f"{convention.name} {variant.name}{tag}{label}"
+                    yield Candidate(name, step, initial)
 
 
 def _initial(convention: Convention, state_dtype: str) -> Callable[[Array], Any]:
@@ -144,7 +151,13 @@ def _plain_forms(h: _Hypers, nesterov: bool) -> Iterator[Candidate]:
         )
 
 
-def _convention(h: _Hypers, convention: Convention, variant: Variant, nesterov: bool) -> Step:
+def _convention(
+    h: _Hypers,
+    convention: Convention,
+    variant: Variant,
+    nesterov: bool,
+    extra: Mapping[str, object],
+) -> Step:
     def step(p: Array, g: Array, s: Any, t: int) -> tuple[Array, Any]:
         hypers = StepHypers(
             lr=h.lr(t),
@@ -154,6 +167,6 @@ def _convention(h: _Hypers, convention: Convention, variant: Variant, nesterov: 
             weight_decay=h.tr.weight_decay or None,
             maximize=h.tr.maximize,
         )
-        return convention.step(p, g, s, hypers, variant=variant)
+        return convention.step(p, g, s, hypers, variant=variant, extra=extra)
 
     return step

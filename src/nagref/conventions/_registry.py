@@ -17,7 +17,7 @@ select the variant (``foreach=True``, ``backend="jax"``, ``jit=True``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,8 +29,10 @@ __all__ = [
     "Convention",
     "Extra",
     "Hypers",
+    "Setting",
     "Variant",
     "always",
+    "no_settings",
     "same_dtype",
 ]
 
@@ -46,6 +48,18 @@ def always(dtype: str) -> bool:
 def same_dtype(options: Mapping[str, object], dtype: str) -> str:
     """A state kept in the parameters' dtype, whatever the variant."""
     return dtype
+
+
+#: A setting the audit tries beyond a variant's options: a label (", 2 threads") and
+#: the keyword arguments it adds to every step.
+Setting = tuple[str, Mapping[str, object]]
+
+
+def no_settings(
+    extras: Sequence[Extra], variant: Variant, shape: tuple[int, ...], dtype: str
+) -> tuple[Setting, ...]:
+    """A convention whose bits depend on nothing beyond its variants' options."""
+    return ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,10 @@ class Convention:
             the parameters'.
         extras: keyword arguments beyond the variants' options that change
             the bits (PyTorch's tensor layouts), each a case of the vectors.
+        settings: what the audit tries beyond a variant, given the extras,
+            the variant and a run's shape and dtype: the settings that change
+            that run's bits (PyTorch's thread counts and layouts), each a
+            label and keywords (see :meth:`settings_for`).
     """
 
     name: str
@@ -164,6 +182,9 @@ class Convention:
     process_per_variant: bool = False
     state_dtype: Callable[[Mapping[str, object], str], str] = same_dtype
     extras: tuple[Extra, ...] = ()
+    settings: Callable[[Sequence[Extra], Variant, tuple[int, ...], str], Sequence[Setting]] = (
+        no_settings
+    )
 
     @property
     def driver(self) -> str:
@@ -178,6 +199,10 @@ class Convention:
     def can(self, variant: Variant) -> Capabilities:
         """What ``variant``'s live driver expresses: its own capabilities, or the convention's."""
         return variant.capabilities or self.capabilities
+
+    def settings_for(self, variant: Variant, shape: tuple[int, ...], dtype: str) -> list[Setting]:
+        """The settings that change ``variant``'s bits on a run of ``shape`` and ``dtype``."""
+        return list(self.settings(self.extras, variant, shape, dtype))
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; a ValueError names the variants there are."""

@@ -17,11 +17,26 @@ from typing import Any, NamedTuple
 
 from .._checks import dtype_name
 from .._compat import array_namespace, device
-from .._engine.ir import Instr, Recipe
+from .._engine.ir import Instr, Recipe, pieces
 from .._tree import flatten, flatten_like, unflatten
+from ._aten import GRAIN, REDUCED_LANES
 from ._layouts import Strides, contiguous, dense, memory_axes, named, read, walk
+from ._registry import Extra, Setting, Variant
 
-__all__ = ["Leaf", "in_memory", "layouts", "masks", "relaid", "relaid_trees", "sgd_in_place"]
+__all__ = [
+    "AUDIT_THREADS",
+    "Leaf",
+    "audit_settings",
+    "in_memory",
+    "layouts",
+    "masks",
+    "relaid",
+    "relaid_trees",
+    "sgd_in_place",
+]
+
+#: The most threads the audit tries (torch's default is the physical cores).
+AUDIT_THREADS = 64
 
 _REGISTERS = {"param": "p", "grad": "g", "momentum_buffer": "b"}
 
@@ -234,3 +249,49 @@ def _inverse(axes: Sequence[int]) -> tuple[int, ...]:
     for position, axis in enumerate(axes):
         inverse[axis] = position
     return tuple(inverse)
+
+
+def audit_settings(
+    extras: Sequence[Extra], variant: Variant, shape: tuple[int, ...], dtype: str
+) -> list[Setting]:
+    """The thread counts and layouts that change the bits of ``variant`` on a run, for the audit.
+
+    Threads cut a float16 or bfloat16 tensor of more than :data:`GRAIN`
+    elements into chunks, each with its own scalar tail (not under the
+    ``"default"`` capability, where every element is scalar, nor in the fused
+    kernel or a compiled step): each count from 2 to min(⌈n / GRAIN⌉,
+    :data:`AUDIT_THREADS`) whose chunks' tails differ from every smaller
+    count's, each named by the fewest threads that give its bits (``"3+
+    threads"``: that many or more). A layout (``extras``: the vectors' cases) decides which elements
+    of a float16 or bfloat16 ``add_`` run scalar, and the fused kernel's
+    pairing and epilogue in every dtype; a transposed one only where two
+    dimensions exceed 1. Each setting is a label and keywords, layouts and
+    counts combined.
+    """
+    options = variant.options
+    if options.get("compiled"):
+        return []
+    fused = bool(options.get("fused"))
+    reduced = dtype in REDUCED_LANES and options.get("cpu_capability") != "default"
+    counts, n = [1], math.prod(shape)
+    if reduced and not fused:
+        seen = {tuple(pieces(REDUCED_LANES[dtype], n, GRAIN, 1))}
+        for count in range(2, min(-(-n // GRAIN), AUDIT_THREADS) + 1):
+            if (split := tuple(pieces(REDUCED_LANES[dtype], n, GRAIN, count))) not in seen:
+                seen.add(split)
+                counts.append(count)
+    laid: list[Setting] = [("", {})]
+    if fused or reduced:
+        square = sum(d > 1 for d in shape) >= 2
+        for extra in extras:
+            transposes = "transposed" in extra.keywords.values()
+            if extra.applies(variant) and (square or not transposes):
+                laid.append((f", {extra.name}", extra.keywords))
+    most = -(-n // GRAIN)  # any more threads cut no more chunks: "3+ threads"
+    return [
+        (label + (f", {count}{'+' * (count == most)} threads" if count > 1 else ""),
+         {**keywords, **({"threads": count} if count > 1 else {})})
+        for label, keywords in laid
+        for count in counts
+        if label or count > 1
+    ]  # fmt: skip

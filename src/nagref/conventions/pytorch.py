@@ -78,7 +78,7 @@ from ._inductor import compiled as inductor
 from ._inductor import variants as compiled_variants
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 from ._skipped import has_none, partial_step
-from ._strided import in_memory, layouts, masks, relaid_trees, sgd_in_place
+from ._strided import audit_settings, in_memory, layouts, masks, relaid_trees, sgd_in_place
 
 __all__ = [
     "CONVENTION",
@@ -391,4 +391,5 @@ CONVENTION = Convention(
         Extra("transposed-grad", {"grad_layout": "transposed"}, (5, 37)),
         Extra("strided-grad", {"grad_layout": "strided"}, (64,), unless={"fused": True}),
     ),
+    settings=audit_settings,
 )
