@@ -37,8 +37,7 @@ def check_arguments(
 ) -> tuple[float, float, float, float]:
     """``(lr, momentum, dampening, weight_decay)`` as floats, checked as torch checks them.
 
-    ``compiled`` (nagref's ``torch.compile`` model) must be a bool, and is
-    not modelled with ``fused``.
+    ``compiled`` (nagref's ``torch.compile`` model) must be a bool.
     """
     lr_, momentum_ = number("lr", lr), number("momentum", momentum)
     dampening_, weight_decay_ = number("dampening", dampening), number("weight_decay", weight_decay)
@@ -54,11 +53,6 @@ def check_arguments(
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
     if not isinstance(compiled, bool):
         raise TypeError(f"compiled must be a bool, got {describe(compiled)}")
-    if compiled and fused:
-        raise ValueError(
-            "compiled=True with fused=True is not modelled (torch.compile of the fused "
-            "kernel was not measured); the single-tensor and foreach paths are"
-        )
     return lr_, momentum_, dampening_, weight_decay_
 
 

@@ -159,7 +159,8 @@ def sgd(
             (``"2.14"``: its fused kernel updates float16 and bfloat16).
         compiled: model ``torch.compile(optimizer.step)`` (inductor's C++:
             nothing fused, 16-bit formats kept in float32, hyperparameters
-            literals; :mod:`nagref.conventions._inductor`). Not with ``fused``.
+            literals; :mod:`nagref.conventions._inductor`). With ``fused``,
+            torch runs its fused kernel as eagerly (``torch.compiler.disable``).
         param_layout, grad_layout, momentum_buffer_layout: how torch holds
             each tensor: a name (``"contiguous"``; ``"transposed"``: the
             dimensions reversed in memory, as ``x.mT``; ``"strided"``: every
@@ -182,6 +183,7 @@ def sgd(
         lr, momentum, dampening, weight_decay,
         nesterov=nesterov, foreach=foreach, fused=fused, compiled=compiled,
     )  # fmt: skip
+    compiled = compiled and not fused  # dynamo does not trace into the fused kernel
     if compiled:
         check_leaves(param, foreach)
     n_threads = check_threads(threads)
@@ -352,7 +354,7 @@ _PATHS: dict[str, dict[str, object]] = {
 #: ``version`` option: 2.14 gives the same bits on each). ``fused-2.14``,
 #: ``fused-2.14-avx2`` and ``fused-2.14-default`` are torch 2.14's fused
 #: kernel in float16 and bfloat16, run live only where torch 2.14 is installed.
-#: ``compiled`` and ``foreach-compiled`` are ``torch.compile(optimizer.step)``
+#: ``compiled``, ``foreach-compiled`` and ``fused-compiled`` are ``torch.compile(optimizer.step)``
 #: (a compilation per case: checked live by their own suite, not the table).
 CONVENTION = Convention(
     name="pytorch",

@@ -97,7 +97,11 @@ def start(variant: str | None) -> tuple[str, Run]:
             foreach=bool(options.get("foreach", False)),
             fused=bool(options.get("fused", False)),
         )
-        step = _compiled(torch, opt) if options.get("compiled") else opt.step
+        step = (
+            _compiled(torch, opt, fused=bool(options.get("fused")))
+            if options.get("compiled")
+            else opt.step
+        )
         out: Trajectory = []
         for lr, g in zip(spec.lr, per_step(grads), strict=True):
             opt.param_groups[0]["lr"] = lr
@@ -110,8 +114,11 @@ def start(variant: str | None) -> tuple[str, Run]:
     return f"torch {torch.__version__}", run
 
 
-def _compiled(torch: Any, opt: Any) -> Any:
+def _compiled(torch: Any, opt: Any, *, fused: bool) -> Any:
     """``torch.compile(opt.step)``, compiled afresh for this case and never run eagerly.
+
+    With ``fused``, dynamo sees the step but does not trace into the fused
+    kernel (torch's ``torch.compiler.disable``): no graph holds it.
 
     dynamo's caches are reset (an earlier case's graphs would count towards
     its recompile limit, after which it silently runs the step eagerly), and
@@ -126,7 +133,9 @@ def _compiled(torch: Any, opt: Any) -> Any:
 
     def step() -> None:
         compiled()
-        if not dynamo.utils.counters["stats"]["unique_graphs"]:
+        if not dynamo.utils.counters["frames"]["total"]:
+            raise RuntimeError("torch.compile saw no frame: the step ran eagerly")
+        if not fused and not dynamo.utils.counters["stats"]["unique_graphs"]:
             raise RuntimeError("torch.compile ran no graph: the step ran eagerly")
 
     return step
