@@ -10,6 +10,8 @@ import pytest
 from backends import XP, Backend, load
 from hypothesis import HealthCheck, settings
 
+from nagref.live.table import LiveRow, run_live
+
 # CI is reproducible: the default profile draws the same examples on every
 # run. "thorough" draws fresh ones, many more, to explore.
 settings.register_profile(
@@ -34,3 +36,19 @@ def xp(request: pytest.FixtureRequest) -> XP:
     if backend not in _LOADED:
         _LOADED[backend] = load(backend)
     return _LOADED[backend]
+
+
+#: (rows, progress calls): one real run of the live table, 1 case per row, seed 3
+LiveTableRun = tuple[list[LiveRow], list[tuple[int, int, str]]]
+
+
+@pytest.fixture(scope="session")
+def live_table_run() -> LiveTableRun:
+    """The live table run once against the installed frameworks, for every test that reads it.
+
+    Starting every framework's worker takes most of a minute: the tests of
+    ``run_live`` and of ``nagref conformance``'s table and JSON share this run.
+    """
+    calls: list[tuple[int, int, str]] = []
+    rows = run_live(cases=1, seed=3, progress=lambda d, t, w: calls.append((d, t, w)))
+    return rows, calls

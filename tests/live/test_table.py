@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
+from conftest import LiveTableRun
 
 from nagref.live import VARIANTS, Spec, table, worker_groups
 from nagref.live.suite import (
@@ -133,9 +134,8 @@ def test_run_live_reports_a_framework_that_does_not_import(
     )
 
 
-def test_run_live_on_the_installed_frameworks() -> None:
-    calls: list[tuple[int, int, str]] = []
-    rows = run_live(cases=1, seed=3, progress=lambda d, t, w: calls.append((d, t, w)))
+def test_run_live_on_the_installed_frameworks(live_table_run: LiveTableRun) -> None:
+    rows, calls = live_table_run  # run_live(cases=1, seed=3, progress=...)
     expected = [(c, v, d) for c, vs in VARIANTS.items() for v, ds in vs.items() for d in ds]
     assert sorted((r.convention, r.variant, r.dtype) for r in rows) == sorted(expected)
     assert len(rows) == len(expected)

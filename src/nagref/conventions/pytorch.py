@@ -73,7 +73,7 @@ from ._aten import (
 )
 from ._common import IN_OPMATH, REAL_FLOATS, check_trees, donated, run, written
 from ._common import stand_in as _checked
-from ._inductor import check_leaves
+from ._inductor import check_compiled_leaves
 from ._inductor import compiled as inductor
 from ._inductor import variants as compiled_variants
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
@@ -184,11 +184,11 @@ def sgd(
         nesterov=nesterov, foreach=foreach, fused=fused, compiled=compiled,
     )  # fmt: skip
     compiled = compiled and not fused  # dynamo does not trace into the fused kernel
-    if compiled:
-        check_leaves(param, foreach)
     n_threads = check_threads(threads)
     capability = check_capability(cpu_capability)
     release_modelled = check_version(version)
+    if compiled:
+        check_compiled_leaves(param, foreach, release_modelled)
     if has_none(grad) or has_none(momentum_buffer):
 
         def step(p: Any, g: Any, b: Any, paths_foreach: bool | None) -> tuple[Any, Any]:
