@@ -38,13 +38,10 @@ def xp(request: pytest.FixtureRequest) -> XP:
     return _LOADED[backend]
 
 
-#: (rows, progress calls): one real run of the live table, 1 case per row, seed 3
-LiveTableRun = tuple[list[LiveRow], list[tuple[int, int, str]]]
-
-
 @pytest.fixture(scope="session")
-def live_table_run() -> LiveTableRun:
-    """The live table run once against the installed frameworks, for every test that reads it.
+def live_table_run() -> tuple[list[LiveRow], list[tuple[int, int, str]]]:
+    """The live table run once against the installed frameworks, for every test that reads it:
+    its rows, and the progress calls ``(done, total, what)``.
 
     Starting every framework's worker takes most of a minute: the tests of
     ``run_live`` and of ``nagref conformance``'s table and JSON share this run.

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LiveTableRun
 
 import nagref.rules
 from nagref import __version__, auditing, cli
@@ -138,7 +137,9 @@ def test_python_dash_m_and_version() -> None:
     assert version.stdout.strip() == f"nagref {__version__}"
 
 
-def _share(monkeypatch: pytest.MonkeyPatch, run: LiveTableRun) -> None:
+def _share(
+    monkeypatch: pytest.MonkeyPatch, run: tuple[list[LiveRow], list[tuple[int, int, str]]]
+) -> None:
     """``nagref conformance --cases 1`` reads the session's one live-table run (conftest)."""
 
     def run_live(cases: int, **options: object) -> list[LiveRow]:
@@ -152,7 +153,7 @@ def _share(monkeypatch: pytest.MonkeyPatch, run: LiveTableRun) -> None:
 def test_conformance_runs_the_live_frameworks_table(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    live_table_run: LiveTableRun,
+    live_table_run: tuple[list[LiveRow], list[tuple[int, int, str]]],
 ) -> None:
     _share(monkeypatch, live_table_run)
     assert main(["conformance", "--steps", "1", "--cases", "1", "--no-theory"]) == 0
@@ -275,7 +276,7 @@ def test_a_signal_is_one_line_and_its_exit_code(
 def test_conformance_json_holds_every_table_and_the_frameworks_found(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    live_table_run: LiveTableRun,
+    live_table_run: tuple[list[LiveRow], list[tuple[int, int, str]]],
 ) -> None:
     _share(monkeypatch, live_table_run)
     assert (

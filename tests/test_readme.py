@@ -1,4 +1,4 @@
-"""The README: its example runs, and it gives exactly the two set-up commands CI runs."""
+"""The README: its example runs, and it gives exactly the three set-up commands CI runs."""
 
 from __future__ import annotations
 
@@ -17,13 +17,18 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
 
 
-def test_exactly_two_set_up_commands_and_ci_reads_them() -> None:
+def test_exactly_three_set_up_commands_and_ci_reads_them() -> None:
     commands = _blocks("bash")
-    assert len(commands) == 2
+    assert len(commands) == 3
     assert "nagref conformance" in commands[0]
     assert "torch==2.13.0" in commands[1]
     assert "'.[test,frameworks]'" in commands[1]  # the live conformance suite runs in CI
     assert commands[1].index("torch==2.13.0") < commands[1].index(".[test,")  # torch first
+    # torch 2.14.1 in its own environment, first, without the other frameworks
+    assert "torch==2.14.1" in commands[2]
+    assert ".venv-torch2.14" in commands[2]
+    assert "frameworks]" not in commands[2]
+    assert commands[2].index("torch==2.14.1") < commands[2].index(".[test]")
     script = ROOT / ".ci" / "run"
     if not script.exists():  # an installed copy of the tests, outside the repository
         pytest.skip("no .ci/run beside these tests")
@@ -32,7 +37,7 @@ def test_exactly_two_set_up_commands_and_ci_reads_them() -> None:
             "bash",
             "-c",
             f"source <(sed -n '/^readme_command()/,/^}}/p' {script}); "
-            "readme_command conformance; readme_command test",
+            "readme_command conformance; readme_command test; readme_command torch-2.14",
         ],
         cwd=ROOT,
         capture_output=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
-from conftest import LiveTableRun
 
 from nagref.live import VARIANTS, Spec, table, worker_groups
 from nagref.live.suite import (
@@ -134,7 +133,9 @@ def test_run_live_reports_a_framework_that_does_not_import(
     )
 
 
-def test_run_live_on_the_installed_frameworks(live_table_run: LiveTableRun) -> None:
+def test_run_live_on_the_installed_frameworks(
+    live_table_run: tuple[list[LiveRow], list[tuple[int, int, str]]],
+) -> None:
     rows, calls = live_table_run  # run_live(cases=1, seed=3, progress=...)
     expected = [(c, v, d) for c, vs in VARIANTS.items() for v, ds in vs.items() for d in ds]
     assert sorted((r.convention, r.variant, r.dtype) for r in rows) == sorted(expected)
