@@ -31,6 +31,7 @@ from conformance.frameworks.conftest import LiveWorker
 from nagref.conventions import pytorch
 from nagref.conventions._aten import release
 from nagref.live import Spec, compare, run_nagref
+from nagref.live.drivers import from_torch
 
 torch = require("torch")
 
@@ -218,3 +219,41 @@ def test_the_live_driver_lays_out_a_cases_tensors(
     )
     plain = compare(spec, live, run_nagref(replace(spec, extra={})))
     assert (plain.mismatches > 0) == moves
+
+
+def test_a_late_first_buffer_beside_strided_grads_under_foreach_nesterov() -> None:
+    """A dtype group where one parameter starts its buffer late: torch runs the others'
+    ``buf.mul_`` one by one, but its Nesterov step stays ``_foreach_add_`` in place on
+    the strided grads, so their updates run torch's scalar loop."""
+    rng = np.random.default_rng(7)
+    differ = contiguous_differ = 0
+    for trial in range(12):
+        dtype = (torch.float16, torch.bfloat16)[trial % 2]
+        shape = (int(rng.integers(3, 40)), int(rng.integers(3, 40)))
+        a, b = (torch.tensor(rng.standard_normal(shape)).to(dtype) for _ in range(2))
+        opt = torch.optim.SGD([a, b], lr=0.05, momentum=0.9, nesterov=True, foreach=True)
+        ours: Any = [from_torch(a.clone()), from_torch(b.clone())]
+        plain: Any = list(ours)
+        bufs = plain_bufs = None
+        for step in range(3):  # b has no grad at the first step: its buffer starts at the second
+            grads = [
+                _laid(torch.tensor(rng.standard_normal(shape)).to(dtype), ("sliced", [0, 1], 1, 2))
+                for _ in range(2)
+            ]
+            given = [from_torch(g.contiguous()) for g in grads]
+            given[1] = given[1] if step else None
+            keywords: dict[str, Any] = {"lr": 0.05, "momentum": 0.9, "nesterov": True}
+            ours, bufs = pytorch.sgd(
+                ours, given, bufs, foreach=True, threads=1, grad_layout="strided", **keywords
+            )
+            plain, plain_bufs = pytorch.sgd(plain, given, plain_bufs, foreach=True, **keywords)
+            a.grad, b.grad = grads[0], grads[1] if step else None
+            opt.step()
+            for mine, contiguous_model, theirs in zip(ours, plain, (a, b), strict=True):
+                differ += int((np.asarray(mine).view(np.int16) != _bits(theirs)).sum())
+                contiguous_differ += int(
+                    (np.asarray(contiguous_model).view(np.int16) != _bits(theirs)).sum()
+                )
+    assert differ == 0
+    if HERE != "default":
+        assert contiguous_differ > 0  # the strided grads' scalar loop mattered

@@ -30,7 +30,7 @@ def partial_step(
     grad: Any,
     buffer: Any,
     out: tuple[Any, Any] | None,
-    step: Callable[[Any, Any, Any, bool | None], tuple[Any, Any]],
+    step: Callable[[Any, Any, Any, bool | None, bool], tuple[Any, Any]],
     *,
     has_buffer: bool,
     foreach: bool | None,
@@ -42,7 +42,10 @@ def partial_step(
     they are) and starts the buffer of one that has none (its first step).
     The foreach path then updates the other buffers of that dtype with the
     single-tensor ``buf.mul_(momentum)`` (``_multi_tensor_sgd``: not every
-    state has a buffer), so they round as ``foreach=False`` does.
+    state has a buffer), so they round as ``foreach=False`` does, while its
+    Nesterov step and update stay foreach ops (in place on the grads: their
+    layouts count). ``step(params, grads, bufs, foreach, buffers_by_tensor)``
+    runs each group.
     """
     leaves, structure = flatten(param)
     params = [leaf for _, leaf in leaves]
@@ -74,18 +77,20 @@ def partial_step(
             "(torch's fused step starts every buffer or none)"
         )
     starting = {dtype_name(params[i]) for i in fresh}  # dtype groups that start a buffer
-    groups: list[tuple[list[int], bool | None]] = [
-        (fresh, foreach),
-        ([i for i in live if i not in fresh and dtype_name(params[i]) in starting], False),
-        ([i for i in live if i not in fresh and dtype_name(params[i]) not in starting], foreach),
-    ]
+    groups: list[tuple[list[int], bool | None, bool]] = [
+        (fresh, foreach, False),
+        ([i for i in live if i not in fresh and dtype_name(params[i]) in starting], foreach, True),
+        ([i for i in live if i not in fresh and dtype_name(params[i]) not in starting], foreach,
+         False),
+    ]  # fmt: skip
     new_params: list[Any] = list(params)
     new_bufs: list[Any] = list(bufs)
-    for indices, path in groups:  # computed whole before anything is written to out
+    for indices, path, by_tensor in groups:  # computed whole before anything is written to out
         if not indices:
             continue
         known = None if bufs[indices[0]] is None or not has_buffer else [bufs[i] for i in indices]
-        p_new, b_new = step([params[i] for i in indices], [grads[i] for i in indices], known, path)
+        chosen = [params[i] for i in indices], [grads[i] for i in indices], known
+        p_new, b_new = step(*chosen, path, by_tensor and bool(foreach))
         for k, i in enumerate(indices):
             new_params[i] = p_new[k]
             new_bufs[i] = None if b_new is None else b_new[k]

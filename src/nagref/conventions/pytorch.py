@@ -123,6 +123,7 @@ def sgd(
     grad_layout: str | Sequence[int] | None = None,
     momentum_buffer_layout: str | Sequence[int] | None = None,
     out: tuple[T | None, T | None] | None = None,
+    _buffers_by_tensor: bool = False,
 ) -> tuple[T, T | None]:
     """One step of ``torch.optim.SGD`` (CPU), without mutating its inputs.
 
@@ -172,6 +173,8 @@ def sgd(
             (:mod:`nagref.conventions._layouts`). New results keep dense
             layouts (a strided param's comes back contiguous: give
             ``param_layout`` again at the next step).
+        _buffers_by_tensor: internal (:func:`._skipped.partial_step`): the
+            foreach path with single-tensor ``buf.mul_`` (a late first buffer).
         out: ``(param_out, momentum_buffer_out)``: arrays to write the results into
             (they may be the inputs themselves, an in-place step; either may
             be None for a new array), or None for new arrays.
@@ -191,11 +194,11 @@ def sgd(
         check_compiled_leaves(param, foreach, release_modelled)
     if has_none(grad) or has_none(momentum_buffer):
 
-        def step(p: Any, g: Any, b: Any, paths_foreach: bool | None) -> tuple[Any, Any]:
+        def step(p: Any, g: Any, b: Any, paths_foreach: bool | None, by_tensor: bool) -> Any:
             return sgd(
                 p, g, b, lr=lr, momentum=momentum, dampening=dampening,
                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                foreach=paths_foreach, fused=fused, threads=threads,
+                foreach=paths_foreach, _buffers_by_tensor=by_tensor, fused=fused, threads=threads,
                 cpu_capability=cpu_capability, version=version, compiled=compiled,
                 param_layout=param_layout,
                 grad_layout=grad_layout, momentum_buffer_layout=momentum_buffer_layout,
@@ -225,7 +228,7 @@ def sgd(
     hypers = {
         "neg_lr": Hyper(-lr, VIA_OPMATH),
         # mul_ takes its scalar in opmath; _foreach_mul_ rounds it to the dtype first
-        "mu": Hyper(momentum, VIA_OPMATH if foreach else ("compute",)),
+        "mu": Hyper(momentum, VIA_OPMATH if foreach and not _buffers_by_tensor else ("compute",)),
         "mu_alpha": Hyper(momentum, VIA_OPMATH),  # add_'s alpha is rounded to the dtype
         "keep": Hyper(1.0 - dampening, VIA_OPMATH),
         "wd": Hyper(weight_decay, VIA_OPMATH),
