@@ -232,3 +232,18 @@ def test_audit_names_the_argument_it_refuses(
     with pytest.raises(error, match=message) as info:
         nagref.audit(kwargs["trajectory"], tolerance_ulps=kwargs["tolerance_ulps"])
     assert not isinstance(info.value, OverflowError)
+
+
+def test_the_audit_names_the_threads_of_the_recorded_two_thread_run() -> None:
+    """The issue's case recorded from torch with 2 threads: 32,769 float16 elements cut into
+    two chunks, each with its own scalar tail (elements 16384 and 32768 differ from one
+    thread's)."""
+    path = RECORDINGS / "pytorch-single-tensor-float16-4.json"
+    assert json.loads(path.read_text())["spec"]["extra"] == {"threads": 2.0}
+    report = nagref.audit(path)
+    assert "pytorch single-tensor, 2+ threads" in report.bitwise  # more threads cut no more
+    assert "pytorch single-tensor" not in report.bitwise
+    one = next(m for m in report.matches if m.candidate == "pytorch single-tensor")
+    assert one.first is not None
+    assert one.elements_differing == 2
+    assert one.first.index == (16384,)
