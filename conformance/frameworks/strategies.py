@@ -22,7 +22,8 @@ UNIT = st.floats(0.0, 1.0, exclude_max=True)
 @st.composite
 def specs(draw: st.DrawFn, convention: str, variant: str, dtype: str) -> Spec:
     """A case for one convention's variant and dtype."""
-    can = REGISTRY[convention].capabilities
+    record = REGISTRY[convention]
+    can = record.can(record.variant(variant))  # the variant's own, where it has them
     steps = draw(STEPS)
     base = draw(st.floats(1e-4, 0.5))
     if can.changing_lr and draw(st.booleans()):  # lr changes every step

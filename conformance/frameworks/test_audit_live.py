@@ -107,7 +107,7 @@ def test_the_audit_names_the_variant_of_a_recorded_run(
         shape=(37,),
         seed=2026,
         lr=(0.05, 0.04, 0.06, 0.05, 0.03)
-        if lookup(convention).capabilities.changing_lr
+        if lookup(convention).can(lookup(convention).variant(variant)).changing_lr
         else (0.05,) * 5,
         momentum=0.9,
         nesterov=True,

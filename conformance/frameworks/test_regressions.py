@@ -133,7 +133,8 @@ def test_16_bit_hyperparameters_that_round_differently_through_float32(
     convention: str, variant: str, dtype: str
 ) -> None:
     twice_lr, twice_mu = TWICE[dtype]
-    changing = REGISTRY[convention].capabilities.changing_lr
+    record = REGISTRY[convention]
+    changing = record.can(record.variant(variant)).changing_lr
     lr = (twice_lr, 0.1) * 3 + (twice_lr,) if changing else (twice_lr,) * 7
     worker = Worker(convention, worker_variant(convention, variant))
     try:

@@ -131,7 +131,9 @@ def _direct(
     """The convention's own function, called with its own keyword names."""
     lr, mu = LR[t], MU[t]
     if name == "tensorflow":  # its own argument order: var, accum, grad
-        return tensorflow.apply_momentum(p, s, g, lr=lr, momentum=mu, use_nesterov=nesterov)
+        return tensorflow.apply_momentum(
+            p, s, g, lr=lr, momentum=mu, use_nesterov=nesterov, **options
+        )
     table: dict[str, tuple[Callable[..., tuple[Any, Any]], dict[str, Any]]] = {
         "pytorch": (
             pytorch.sgd,

@@ -7,7 +7,7 @@ import pytest
 from backends import numpy_dtype
 
 from nagref._dtypes import round_to
-from nagref.conventions import optax
+from nagref.conventions import _common, optax
 
 
 def _arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -195,8 +195,8 @@ def test_the_variants_without_native_float16_run_live_where_xla_can_be_kept_to_a
     monkeypatch: pytest.MonkeyPatch, x86: bool, native: bool, live: bool
 ) -> None:
     # on x86-64 the live driver keeps XLA to AVX2 (XLA_FLAGS=--xla_cpu_max_isa=AVX2)
-    monkeypatch.setattr(optax, "x86_64", lambda: x86)
-    monkeypatch.setattr(optax, "_native_float16", lambda: native)
+    monkeypatch.setattr(_common, "x86_64", lambda: x86)
+    monkeypatch.setattr(_common, "native_float16", lambda: native)
     jit = optax.CONVENTION.variant("jit")
     assert jit.live("float16") is live
     assert jit.live("bfloat16")

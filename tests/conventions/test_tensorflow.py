@@ -46,3 +46,64 @@ def test_the_v1_optimizer_rounds_lr_and_momentum_to_float32_first() -> None:
         tensorflow.apply_momentum(
             var, accum, grad, lr=lr, momentum=mu, v1_optimizer="yes"  # type: ignore[arg-type]
         )
+
+
+def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """a·b + c rounded once, for float32 (exact in float64, then one rounding)."""
+    return (a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)).astype(a.dtype)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("folded", [False, True])
+def test_jit_compile_is_xlas_kernel_contracted(nesterov: bool, folded: bool) -> None:
+    """float32: a' = fma(a, mu, g); var - fma(g, lr, fl(fl(a' mu) lr)) (folded: fl(a' fl(mu lr)))
+    or fma(-a', lr, var). The float64 sums in _fma are exact for these magnitudes."""
+    rng = np.random.default_rng(4)
+    var, accum, grad = (rng.uniform(0.5, 1.0, 4000).astype(np.float32) for _ in range(3))
+    lr, mu = np.float32(0.0123457), np.float32(0.9)
+    new_var, new_accum = tensorflow.apply_momentum(
+        var, accum, grad, lr=float(lr), momentum=float(mu), use_nesterov=nesterov,
+        jit_compile=True, folded=folded, native_float16=True,
+    )  # fmt: skip
+    a = _fma(accum, np.full_like(accum, mu), grad)
+    assert new_accum.tobytes() == a.tobytes()
+    if nesterov:
+        scaled = a * (mu * lr) if folded else (a * mu) * lr
+        want = var - _fma(grad, np.full_like(grad, lr), scaled)
+    else:
+        want = _fma(-a, np.full_like(a, lr), var)
+    assert new_var.tobytes() == want.tobytes()
+    eager, _ = tensorflow.apply_momentum(
+        var, accum, grad, lr=float(lr), momentum=float(mu), use_nesterov=nesterov
+    )
+    assert eager.tobytes() != new_var.tobytes()  # the eager kernel rounds every operation
+
+
+def test_jit_compile_keeps_bfloat16_and_non_native_float16_rounding() -> None:
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(5)
+    for dtype, native in ((ml_dtypes.bfloat16, True), (np.float16, False)):
+        var, accum, grad = (rng.standard_normal(500).astype(dtype) for _ in range(3))
+        keywords = {"lr": 0.05, "momentum": 0.9, "use_nesterov": False}
+        jit, _ = tensorflow.apply_momentum(
+            var, accum, grad, jit_compile=True, native_float16=native, **keywords
+        )
+        eager, _ = tensorflow.apply_momentum(var, accum, grad, **keywords)
+        assert jit.tobytes() == eager.tobytes()  # each operation rounded to 16 bits, alike
+    native, _ = tensorflow.apply_momentum(
+        var, accum, grad, jit_compile=True, native_float16=True, **keywords
+    )
+    assert native.tobytes() != jit.tobytes()  # AVX512-FP16: float16 FMAs
+
+
+def test_jit_compile_refuses_what_it_does_not_model() -> None:
+    x = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="folded=True needs jit_compile=True"):
+        tensorflow.apply_momentum(x, x, x, lr=0.1, momentum=0.9, folded=True)
+    with pytest.raises(NotImplementedError, match="jit_compile=True with v1_optimizer=True"):
+        tensorflow.apply_momentum(x, x, x, lr=0.1, momentum=0.9, jit_compile=True,
+                                  v1_optimizer=True)  # fmt: skip
+    with pytest.raises(TypeError, match="jit_compile must be a bool, got 1"):
+        tensorflow.apply_momentum(x, x, x, lr=0.1, momentum=0.9, jit_compile=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="native_float16 must be a bool or None, got 'yes'"):
+        tensorflow.apply_momentum(x, x, x, lr=0.1, momentum=0.9, native_float16="yes")  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from .._apply import apply, check
 from .._checks import describe, dtype_name
 from .._dtypes import TABLE, round_to
 from .._engine.ir import Hyper, Instr, Program, Rounding, instr, per_dtype
+from .._host import native_float16, x86_64
 from .._tree import flatten, flatten_like, unflatten
 from ._registry import REAL_FLOATS
 
@@ -24,6 +25,8 @@ __all__ = [
     "dtype_name",
     "float32",
     "from_zero",
+    "native_here",
+    "not_native_here",
     "number",
     "run",
     "stand_in",
@@ -49,6 +52,17 @@ FLUSHED: frozenset[str] = frozenset(
     for name in REAL_FLOATS
     if TABLE[name].min_exponent == TABLE[TABLE[name].opmath].min_exponent
 )
+
+
+def native_here(dtype: str) -> bool:
+    """A ``native_float16=True`` variant's ``live``: float16, on a CPU with AVX512-FP16."""
+    return dtype == "float16" and native_float16()
+
+
+def not_native_here(dtype: str) -> bool:
+    """A ``native_float16=False`` variant's ``live``: every dtype on x86-64, where XLA can
+    be kept to AVX2 (the live driver starts such a worker so on an AVX512-FP16 CPU)."""
+    return not native_here(dtype) or x86_64()
 
 
 def number(name: str, value: object) -> float:

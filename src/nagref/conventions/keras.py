@@ -95,11 +95,20 @@ from typing import Any, TypeVar
 
 from .._checks import describe
 from .._engine.ir import VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
-from .._host import native_float16 as _native_float16
-from .._host import x86_64
 from .._typing import ArrayTree
 from ._aten import check_capability, check_threads, elementwise, runs_here
-from ._common import FLUSHED, IN_OPMATH, ZERO, donated, float32, from_zero, number, run
+from ._common import (
+    FLUSHED,
+    IN_OPMATH,
+    ZERO,
+    donated,
+    float32,
+    from_zero,
+    native_here,
+    not_native_here,
+    number,
+    run,
+)
 from ._keras_xla import compiled_program, run_by_size
 from ._recipes import velocity_lr_inside
 from ._registry import REAL_FLOATS, Capabilities, Convention, Hypers, Variant
@@ -316,16 +325,6 @@ def _keywords(h: Hypers) -> dict[str, object]:
     return keywords
 
 
-def _native_here(dtype: str) -> bool:
-    return dtype == "float16" and _native_float16()
-
-
-def _not_native_here(dtype: str) -> bool:
-    """A variant without native float16: live in every dtype on x86-64, where XLA
-    can be kept to AVX2 (the live driver does so on an AVX512-FP16 CPU)."""
-    return not _native_here(dtype) or x86_64()
-
-
 #: The torch backend's variants pin one thread and the CPU capability (see
 #: :mod:`nagref.conventions.pytorch`), so that a vector does not depend on the
 #: machine; the live driver sets them before Keras imports torch.
@@ -360,7 +359,7 @@ CONVENTION = Convention(
                 f"{backend}-jit",
                 {"backend": backend, "jit": True, "native_float16": False},
                 REAL_FLOATS,
-                _not_native_here,
+                not_native_here,
                 cost=10,
             )
             for backend in JIT_BACKENDS
@@ -370,7 +369,7 @@ CONVENTION = Convention(
                 f"{backend}-jit-avx512fp16",
                 {"backend": backend, "jit": True, "native_float16": True},
                 ("float16",),
-                _native_here,
+                native_here,
                 cost=10,
             )
             for backend in JIT_BACKENDS

@@ -56,9 +56,18 @@ from .._checks import describe
 from .._dtypes import TABLE
 from .._engine.ir import COMPUTE, VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._host import native_float16 as _native_float16
-from .._host import x86_64
 from .._typing import ArrayTree
-from ._common import FLUSHED, IN_OPMATH, ZERO, donated, from_zero, number, run
+from ._common import (
+    FLUSHED,
+    IN_OPMATH,
+    ZERO,
+    donated,
+    from_zero,
+    native_here,
+    not_native_here,
+    number,
+    run,
+)
 from ._registry import REAL_FLOATS, Capabilities, Convention, Hypers, Variant
 
 __all__ = ["CONVENTION", "LEARNING_RATE_FORMS", "sgd"]
@@ -248,16 +257,6 @@ def _keywords(h: Hypers) -> dict[str, object]:
     return {"learning_rate": h.lr, "momentum": h.momentum, "nesterov": h.nesterov}
 
 
-def _native_here(dtype: str) -> bool:
-    return dtype == "float16" and _native_float16()
-
-
-def _not_native_here(dtype: str) -> bool:
-    """A variant without native float16: live in every dtype on x86-64, where XLA
-    can be kept to AVX2 (the live driver starts such a worker on an AVX512-FP16 CPU)."""
-    return not _native_here(dtype) or x86_64()
-
-
 def _state_dtype(options: Mapping[str, object], dtype: str) -> str:
     wide = options.get("accumulator_dtype")
     return dtype if wide is None else str(wide)
@@ -286,38 +285,38 @@ CONVENTION = Convention(
     stores="b",
     keywords=_keywords,
     variants=(
-        Variant("eager", {"jit": False, "native_float16": False}, REAL_FLOATS, _not_native_here),
+        Variant("eager", {"jit": False, "native_float16": False}, REAL_FLOATS, not_native_here),
         # cost 2: jax.jit compiles each case anew (its momentum is a constant of the program)
         Variant(
-            "jit", {"jit": True, "native_float16": False}, REAL_FLOATS, _not_native_here, cost=2
+            "jit", {"jit": True, "native_float16": False}, REAL_FLOATS, not_native_here, cost=2
         ),
         Variant(
-            "eager-avx512fp16", {"jit": False, "native_float16": True}, ("float16",), _native_here
+            "eager-avx512fp16", {"jit": False, "native_float16": True}, ("float16",), native_here
         ),
         Variant(
             "jit-avx512fp16",
             {"jit": True, "native_float16": True},
             ("float16",),
-            _native_here,
+            native_here,
             cost=2,
         ),
         # the learning rate's other forms, where their bits differ from a schedule's
         # (a compilation per step under jax.jit, for a constant per step)
-        Variant("jit-float-lr", _form("float"), ("float16",), _not_native_here, cost=10),
+        Variant("jit-float-lr", _form("float"), ("float16",), not_native_here, cost=10),
         Variant(
             "eager-float-schedule-lr",
             _form("float_schedule", jit=False),
             ("float16",),
-            _not_native_here,
+            not_native_here,
         ),
         Variant(
             "jit-float-schedule-lr",
             _form("float_schedule"),
             ("float16",),
-            _not_native_here,
+            not_native_here,
             cost=10,
         ),
-        Variant("jit-array-lr", _form("array"), _HALVES, _not_native_here, cost=10),
+        Variant("jit-array-lr", _form("array"), _HALVES, not_native_here, cost=10),
         *(
             Variant(
                 f"{mode}-float32-trace{suffix}",
@@ -327,8 +326,8 @@ CONVENTION = Convention(
                 cost=2 if mode == "jit" else 1,
             )
             for suffix, native, dtypes, live in (
-                ("", False, _HALVES, _not_native_here),
-                ("-avx512fp16", True, ("float16",), _native_here),
+                ("", False, _HALVES, not_native_here),
+                ("-avx512fp16", True, ("float16",), native_here),
             )
             for mode in ("eager", "jit")
         ),

@@ -14,6 +14,7 @@ driver and speaks JSON lines with the suite.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +22,19 @@ import numpy as np
 
 from ..cases import Spec
 
-__all__ = ["Run", "Trajectory", "from_torch", "per_step", "to_torch"]
+__all__ = ["LIMIT", "Run", "Trajectory", "from_torch", "limit_xla", "per_step", "to_torch"]
+
+#: XLA's flag that keeps its CPU code to an instruction set, and the value
+#: that leaves out AVX512-FP16 (a worker of a ``native_float16=False`` variant)
+LIMIT = "--xla_cpu_max_isa=AVX2"
 
 Trajectory = list[tuple[np.ndarray, np.ndarray | None]]
 Run = Callable[[Spec], Trajectory]
+
+
+def limit_xla() -> None:
+    """Keep this process's XLA to AVX2 (:data:`LIMIT`): set before JAX or TensorFlow starts it."""
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LIMIT}".strip()
 
 
 def per_step(grads: np.ndarray) -> list[np.ndarray]:

@@ -29,11 +29,7 @@ import numpy as np
 from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
-from . import Run, Trajectory, per_step
-
-#: XLA's flag that keeps its CPU code to an instruction set, and the value
-#: that leaves out AVX512-FP16
-LIMIT = "--xla_cpu_max_isa=AVX2"
+from . import LIMIT, Run, Trajectory, limit_xla, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
@@ -45,7 +41,7 @@ def start(variant: str | None) -> tuple[str, Run]:
     jit = bool(options.get("jit", False))
     limited = jit and options.get("native_float16") is False and native_float16()
     if limited:
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LIMIT}".strip()
+        limit_xla()
     os.environ["KERAS_BACKEND"] = backend
     capability = options.get("cpu_capability")
     if capability is not None:

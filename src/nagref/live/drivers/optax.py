@@ -15,7 +15,6 @@ schedule returning a float64 ``jnp`` constant.
 from __future__ import annotations
 
 import atexit
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -25,11 +24,7 @@ from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
 from ..suite import Worker
-from . import Run, Trajectory, per_step
-
-#: XLA's flag that keeps its CPU code to an instruction set, and the value
-#: that leaves out AVX512-FP16
-LIMIT = "--xla_cpu_max_isa=AVX2"
+from . import LIMIT, Run, Trajectory, limit_xla, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
@@ -38,7 +33,7 @@ def start(variant: str | None) -> tuple[str, Run]:
         variant is not None and convention.variant(variant).options.get("native_float16") is False
     )
     if limited:
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LIMIT}".strip()
+        limit_xla()
     import jax
 
     jax.config.update("jax_enable_x64", True)

@@ -3,42 +3,81 @@
 Variant ``apply_momentum`` calls the raw op with ``tf.constant(x, dtype)``
 hyperparameters; ``momentum_optimizer_v1`` runs
 ``tf.compat.v1.train.MomentumOptimizer`` (eagerly), its learning rate a
-callable that returns each step's Python float.
+callable that returns each step's Python float; ``apply_momentum-jit`` (and
+``-avx512fp16``) calls the raw op inside ``tf.function(jit_compile=True)``,
+compiled afresh for each case (``-folded``: lr and momentum constants of the
+function, so the learning rate cannot change), with XLA kept to AVX2 where
+``native_float16`` is False on a CPU with AVX512-FP16 (a helper worker, as the Optax driver's).
 """
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import numpy as np
 
+from ..._host import native_float16
+from ...conventions import lookup
 from ..cases import Spec, arrays
-from . import Run, Trajectory, per_step
+from ..suite import Worker
+from . import LIMIT, Run, Trajectory, limit_xla, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
+    convention = lookup("tensorflow")
+    # a helper (below), started for a variant without native float16 on a CPU with it
+    limited = variant is not None and convention.variant(variant).options.get(
+        "native_float16"
+    ) is False and native_float16()  # fmt: skip
+    if limited:
+        limit_xla()
     import tensorflow as tf
+
+    helpers: list[Worker] = []
+
+    @atexit.register
+    def close_helpers() -> None:
+        for helper in helpers:
+            helper.close()
 
     def run(spec: Spec) -> Trajectory:
         if spec.variant == "momentum_optimizer_v1":
             return _run_v1(tf, spec)
+        options = convention.variant(spec.variant).options
+        jit, folded = bool(options.get("jit_compile")), bool(options.get("folded"))
+        emulate = jit and options.get("native_float16") is False and spec.dtype == "float16"
+        if emulate and native_float16() and not limited:
+            if not helpers:  # one worker kept to AVX2, for every such variant
+                helpers.append(Worker("tensorflow", spec.variant))
+            return helpers[0].run(spec)
         param, grads = arrays(spec)
         var = tf.Variable(param.copy())
         accum = tf.Variable(np.zeros_like(param))
+
+        def apply(lr: Any, g: Any, momentum: Any) -> None:
+            if folded:  # the compiled function's own constants, not its arguments
+                lr = tf.constant(spec.lr[0], dtype=spec.dtype)
+                momentum = tf.constant(spec.momentum or 0.0, dtype=spec.dtype)
+            tf.raw_ops.ResourceApplyMomentum(
+                var=var.handle, accum=accum.handle, lr=lr, grad=g, momentum=momentum,
+                use_nesterov=spec.nesterov,
+            )  # fmt: skip
+
+        step = tf.function(apply, jit_compile=True) if jit else apply
         out: Trajectory = []
         for lr, g in zip(spec.lr, per_step(grads), strict=True):
-            tf.raw_ops.ResourceApplyMomentum(
-                var=var.handle,
-                accum=accum.handle,
-                lr=tf.constant(lr, dtype=spec.dtype),
-                grad=tf.constant(g),
-                momentum=tf.constant(spec.momentum or 0.0, dtype=spec.dtype),
-                use_nesterov=spec.nesterov,
-            )
+            momentum = tf.constant(spec.momentum or 0.0, dtype=spec.dtype)
+            step(tf.constant(lr, dtype=spec.dtype), tf.constant(g), momentum)
             out.append((var.numpy().copy(), accum.numpy().copy()))
         return out
 
-    return f"tensorflow {tf.__version__}", run
+    version = f"tensorflow {tf.__version__}"
+    if limited:
+        return f"{version}, XLA_FLAGS={LIMIT}", run
+    if native_float16():  # where the variants without it run float16 (in the helper)
+        return f"{version}; jit float16 without AVX512-FP16: XLA_FLAGS={LIMIT}", run
+    return version, run
 
 
 def _run_v1(tf: Any, spec: Spec) -> Trajectory:
