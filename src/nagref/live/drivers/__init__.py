@@ -14,6 +14,7 @@ driver and speaks JSON lines with the suite.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,18 @@ from typing import Any
 import numpy as np
 
 from ..cases import Spec
+from ..suite import Worker
 
-__all__ = ["LIMIT", "Run", "Trajectory", "from_torch", "limit_xla", "per_step", "to_torch"]
+__all__ = [
+    "LIMIT",
+    "Run",
+    "Trajectory",
+    "avx2_helper",
+    "from_torch",
+    "limit_xla",
+    "per_step",
+    "to_torch",
+]
 
 #: XLA's flag that keeps its CPU code to an instruction set, and the value
 #: that leaves out AVX512-FP16 (a worker of a ``native_float16=False`` variant)
@@ -35,6 +46,30 @@ Run = Callable[[Spec], Trajectory]
 def limit_xla() -> None:
     """Keep this process's XLA to AVX2 (:data:`LIMIT`): set before JAX or TensorFlow starts it."""
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LIMIT}".strip()
+
+
+def avx2_helper(convention: str) -> Run:
+    """Run a case in one worker of ``convention`` kept to AVX2, started at its first case.
+
+    A driver hands it the float16 cases of variants without native float16
+    on a CPU with AVX512-FP16: XLA's instruction set is fixed when its
+    process starts. The worker is started for the case's variant (whose
+    ``native_float16`` is False: its driver calls :func:`limit_xla`), serves
+    every such variant, and is closed when this process exits.
+    """
+    helpers: list[Worker] = []
+
+    @atexit.register
+    def close() -> None:
+        for helper in helpers:
+            helper.close()
+
+    def run(spec: Spec) -> Trajectory:
+        if not helpers:
+            helpers.append(Worker(convention, spec.variant))
+        return helpers[0].run(spec)
+
+    return run
 
 
 def per_step(grads: np.ndarray) -> list[np.ndarray]:

@@ -14,7 +14,6 @@ schedule returning a float64 ``jnp`` constant.
 
 from __future__ import annotations
 
-import atexit
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +22,7 @@ import numpy as np
 from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
-from ..suite import Worker
-from . import LIMIT, Run, Trajectory, limit_xla, per_step
+from . import LIMIT, Run, Trajectory, avx2_helper, limit_xla, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
@@ -40,20 +38,13 @@ def start(variant: str | None) -> tuple[str, Run]:
     import jax.numpy as jnp
     import optax
 
-    helpers: list[Worker] = []
-
-    @atexit.register
-    def close_helpers() -> None:
-        for helper in helpers:
-            helper.close()
+    helper = avx2_helper("optax")
 
     def run(spec: Spec) -> Trajectory:
         options = convention.variant(spec.variant).options
         emulate = options.get("native_float16") is False and spec.dtype == "float16"
         if emulate and native_float16() and not limited:
-            if not helpers:  # one worker kept to AVX2, for every such variant
-                helpers.append(Worker("optax", spec.variant))
-            return helpers[0].run(spec)
+            return helper(spec)
         param, grads = arrays(spec)
         wide = options.get("accumulator_dtype")
         form = options.get("learning_rate_form", "schedule")

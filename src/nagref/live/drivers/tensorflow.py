@@ -12,7 +12,6 @@ function, so the learning rate cannot change), with XLA kept to AVX2 where
 
 from __future__ import annotations
 
-import atexit
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,7 @@ import numpy as np
 from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
-from ..suite import Worker
-from . import LIMIT, Run, Trajectory, limit_xla, per_step
+from . import LIMIT, Run, Trajectory, avx2_helper, limit_xla, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
@@ -34,12 +32,7 @@ def start(variant: str | None) -> tuple[str, Run]:
         limit_xla()
     import tensorflow as tf
 
-    helpers: list[Worker] = []
-
-    @atexit.register
-    def close_helpers() -> None:
-        for helper in helpers:
-            helper.close()
+    helper = avx2_helper("tensorflow")
 
     def run(spec: Spec) -> Trajectory:
         if spec.variant == "momentum_optimizer_v1":
@@ -48,9 +41,7 @@ def start(variant: str | None) -> tuple[str, Run]:
         jit, folded = bool(options.get("jit_compile")), bool(options.get("folded"))
         emulate = jit and options.get("native_float16") is False and spec.dtype == "float16"
         if emulate and native_float16() and not limited:
-            if not helpers:  # one worker kept to AVX2, for every such variant
-                helpers.append(Worker("tensorflow", spec.variant))
-            return helpers[0].run(spec)
+            return helper(spec)
         param, grads = arrays(spec)
         var = tf.Variable(param.copy())
         accum = tf.Variable(np.zeros_like(param))
