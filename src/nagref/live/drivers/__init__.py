@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._host import native_float16
 from ..cases import Spec
 from ..suite import Worker
 
@@ -29,6 +30,7 @@ __all__ = [
     "Run",
     "Trajectory",
     "avx2_helper",
+    "described",
     "from_torch",
     "limit_xla",
     "per_step",
@@ -70,6 +72,16 @@ def avx2_helper(convention: str) -> Run:
         return helpers[0].run(spec)
 
     return run
+
+
+def described(version: str, limited: bool, cases: str) -> str:
+    """A driver's ``version`` and how its XLA runs: kept to AVX2 (``limited``, a helper), or
+    handing ``cases`` (those without native float16) to a helper so kept on this CPU."""
+    if limited:
+        return f"{version}, XLA_FLAGS={LIMIT}"
+    if native_float16():
+        return f"{version}; {cases} without AVX512-FP16: XLA_FLAGS={LIMIT}"
+    return version
 
 
 def per_step(grads: np.ndarray) -> list[np.ndarray]:

@@ -22,7 +22,7 @@ import numpy as np
 from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
-from . import LIMIT, Run, Trajectory, avx2_helper, limit_xla, per_step
+from . import Run, Trajectory, avx2_helper, described, limit_xla, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
@@ -93,9 +93,4 @@ def start(variant: str | None) -> tuple[str, Run]:
             out.append((np.asarray(p).copy(), trace))
         return out
 
-    version = f"optax {optax.__version__}, jax {jax.__version__}"
-    if limited:
-        return f"{version}, XLA_FLAGS={LIMIT}", run
-    if native_float16():  # where the variants without it run float16 (in the helper)
-        return f"{version}; float16 without AVX512-FP16: XLA_FLAGS={LIMIT}", run
-    return version, run
+    return described(f"optax {optax.__version__}, jax {jax.__version__}", limited, "float16"), run

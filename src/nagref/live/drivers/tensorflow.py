@@ -19,7 +19,7 @@ import numpy as np
 from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
-from . import LIMIT, Run, Trajectory, avx2_helper, limit_xla, per_step
+from . import Run, Trajectory, avx2_helper, described, limit_xla, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
@@ -63,12 +63,7 @@ def start(variant: str | None) -> tuple[str, Run]:
             out.append((var.numpy().copy(), accum.numpy().copy()))
         return out
 
-    version = f"tensorflow {tf.__version__}"
-    if limited:
-        return f"{version}, XLA_FLAGS={LIMIT}", run
-    if native_float16():  # where the variants without it run float16 (in the helper)
-        return f"{version}; jit float16 without AVX512-FP16: XLA_FLAGS={LIMIT}", run
-    return version, run
+    return described(f"tensorflow {tf.__version__}", limited, "jit float16"), run
 
 
 def _run_v1(tf: Any, spec: Spec) -> Trajectory:
