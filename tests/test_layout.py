@@ -204,6 +204,7 @@ TESTED_ELSEWHERE = {
     "nagref.live.drivers": "tests/live/test_worker.py",
     "nagref.live.drivers.keras": "tests/live/test_worker.py",
     "nagref.live.drivers.optax": "tests/live/test_worker.py",
+    "nagref.live.drivers.jax_example_libraries": "tests/live/test_worker.py",
     "nagref.live.drivers.pytorch": "tests/live/test_worker.py",
     "nagref.live.drivers.tensorflow": "tests/live/test_worker.py",
     "nagref.conventions._common": "tests/conventions/test_<convention>.py",

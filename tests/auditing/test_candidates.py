@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from nagref._compare import bitwise_equal
 from nagref._dtypes import numpy_dtype
 from nagref.auditing.candidates import Candidate, candidates
 from nagref.auditing.trajectory import Trajectory, load
-from nagref.conventions import REGISTRY, keras, optax, pytorch, tensorflow
+from nagref.conventions import REGISTRY, lookup
 
 LR = (0.1, 0.2, 0.05)
 MU = (0.9, 0.8, 0.7)
@@ -130,20 +129,21 @@ def _direct(
 ) -> tuple[Any, Any]:
     """The convention's own function, called with its own keyword names."""
     lr, mu = LR[t], MU[t]
-    if name == "tensorflow":  # its own argument order: var, accum, grad
-        return tensorflow.apply_momentum(
-            p, s, g, lr=lr, momentum=mu, use_nesterov=nesterov, **options
-        )
-    table: dict[str, tuple[Callable[..., tuple[Any, Any]], dict[str, Any]]] = {
-        "pytorch": (
-            pytorch.sgd,
-            {"lr": lr, "dampening": tr.dampening, "weight_decay": tr.weight_decay},
-        ),
-        "keras": (keras.sgd, {"learning_rate": lr, "weight_decay": tr.weight_decay or None}),
-        "optax": (optax.sgd, {"learning_rate": lr}),
-    }
-    function, keywords = table[name]
-    return function(p, g, s, momentum=mu, nesterov=nesterov, **keywords, **options)
+    table: dict[str, dict[str, Any]] = {
+        "pytorch": {
+            "lr": lr, "momentum": mu, "nesterov": nesterov, "dampening": tr.dampening,
+            "weight_decay": tr.weight_decay,
+        },
+        "keras": {
+            "learning_rate": lr, "momentum": mu, "nesterov": nesterov,
+            "weight_decay": tr.weight_decay or None,
+        },
+        "optax": {"learning_rate": lr, "momentum": mu, "nesterov": nesterov},
+        "tensorflow": {"lr": lr, "momentum": mu, "use_nesterov": nesterov},
+        "jax_example_libraries": {"step_size": lr, "mass": mu, "nesterov": nesterov},
+    }  # fmt: skip
+    # in its own argument order (tensorflow: var, accum, grad)
+    return lookup(name).call(p, g, s, **table[name], **options)
 
 
 def _same(a: Any, b: Any) -> bool:

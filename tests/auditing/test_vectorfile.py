@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nagref._compare import bitwise_equal
-from nagref.auditing import Trajectory, TrajectoryError, load
+from nagref.auditing import Trajectory, TrajectoryError, load, vectorfile
 from nagref.auditing.vectorfile import KEYS, REQUIRED
 from nagref.conventions import REGISTRY
 from nagref.vectors import schema
@@ -45,13 +45,15 @@ def _reference(data: dict[str, Any]) -> dict[str, Any]:
     """What the loader read before it streamed: json.loads, decode_floats, the first name."""
     dtype, shape = data["dtype"], tuple(data["shape"])
 
-    def first(h: dict[str, Any], names: tuple[str, ...], default: float | None) -> float:
+    def first(h: dict[str, Any], names: tuple[str, ...], default: Any, flag: bool = False) -> Any:
         name = next((n for n in names if n in h), None)
-        return default if name is None else from_hex(h[name]["hex"])  # type: ignore[return-value]
+        if name is None:
+            return default
+        return h[name] if flag else from_hex(h[name]["hex"])
 
     steps = data["steps"]
     last = steps[-1]["hyperparameters"]
-    nesterov = bool(last.get("nesterov", last.get("use_nesterov", False)))
+    nesterov = bool(first(last, vectorfile.FIXED["nesterov"][0], False, flag=True))
     if data["variant"] in ("nag", "sutskever_nag", "bengio", "dozat", "nesterov_1983"):
         nesterov = True
     fixed = {
@@ -63,10 +65,9 @@ def _reference(data: dict[str, Any]) -> dict[str, Any]:
         "initial": decode_floats(data["initial"]["param"], dtype, shape),
         "grads": np.stack([decode_floats(s["grad"], dtype, shape) for s in steps]),
         "params": np.stack([decode_floats(s["expected"]["param"], dtype, shape) for s in steps]),
-        "lr": tuple(first(s["hyperparameters"], ("lr", "learning_rate", "alpha", "epsilon",
-                                                 "eta"), None) for s in steps),
-        "momentum": tuple(first(s["hyperparameters"], ("momentum", "mu", "beta"), 0.0)
-                          for s in steps),
+        # the names the loader knows (the conventions' from the registry)
+        "lr": tuple(first(s["hyperparameters"], vectorfile.LR_NAMES, None) for s in steps),
+        "momentum": tuple(first(s["hyperparameters"], vectorfile.MU_NAMES, 0.0) for s in steps),
         "nesterov": nesterov,
     }  # fmt: skip
 
@@ -98,13 +99,20 @@ def test_the_recordings_read_back_as_before() -> None:
     loaded = 0
     for path in paths:
         data = json.loads(path.read_text())
-        if any(s["hyperparameters"].get("momentum", 0) is None for s in data["steps"]):
-            with pytest.raises(TrajectoryError, match=r"momentum must be a float .* got null"):
+        if any(_null_momentum(s["hyperparameters"]) for s in data["steps"]):
+            names = "|".join(vectorfile.MU_NAMES)
+            with pytest.raises(TrajectoryError, match=rf"({names}) must be a float .* got null"):
                 load(path)  # optax without momentum: the audit needs a number
             continue
         _same(load(path), _reference(data))
         loaded += 1
     assert loaded > len(paths) // 2
+
+
+def _null_momentum(hyperparameters: dict[str, Any]) -> bool:
+    """Whether the momentum the audit reads (its first name there) is null."""
+    named = [n for n in vectorfile.MU_NAMES if n in hyperparameters]
+    return bool(named) and hyperparameters[named[0]] is None
 
 
 def _case(variant: str = "nag", name: str = "special") -> dict[str, Any]:

@@ -6,6 +6,7 @@ import importlib
 import inspect
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +16,10 @@ from nagref.conventions import REGISTRY, Capabilities, Convention, Hypers, Varia
 
 
 def test_every_convention_module_has_a_record_found_by_listing_the_package() -> None:
-    modules = {
-        name
-        for name in ("keras", "optax", "pytorch", "tensorflow")
-        if importlib.util.find_spec(f"nagref.conventions.{name}") is not None
-    }
+    # the package's public modules, by their files
+    files = Path(conventions.__file__).parent.glob("*.py")
+    modules = {f.stem for f in files if not f.stem.startswith("_")}
+    assert {"keras", "optax", "pytorch", "tensorflow"} <= modules
     assert set(REGISTRY) == modules
     assert list(REGISTRY) == sorted(REGISTRY)
     for name, record in REGISTRY.items():
@@ -61,7 +61,8 @@ def test_step_calls_the_function_with_its_own_names_and_order(record: Convention
 
 
 def test_an_unknown_convention_or_variant_is_an_error_never_a_fallback() -> None:
-    with pytest.raises(ValueError, match="unknown convention 'caffe'; the conventions are keras"):
+    known = "unknown convention 'caffe'; the conventions are " + ", ".join(REGISTRY)
+    with pytest.raises(ValueError, match=known):
         lookup("caffe")
     with pytest.raises(ValueError, match="pytorch has no variant 'cuda'; its variants are single"):
         lookup("pytorch").variant("cuda")
@@ -91,3 +92,33 @@ def test_a_module_without_a_record_is_refused(monkeypatch: pytest.MonkeyPatch) -
 def test_capabilities_and_variants_default_to_the_dtype_table() -> None:
     assert Variant("x").dtypes == tuple(d for d in _dtypes.REAL if _dtypes.TABLE[d].conventions)
     assert Capabilities() == Capabilities(False, False, False, True, False)
+
+
+@pytest.mark.parametrize("record", list(REGISTRY.values()), ids=list(REGISTRY))
+def test_names_are_the_functions_own_keywords(record: Convention) -> None:
+    names = record.names()
+    parameters = inspect.signature(record.function).parameters
+    assert {"lr", "momentum", "nesterov"} <= set(names)
+    for field, keyword in names.items():
+        assert parameters[keyword].kind is inspect.Parameter.KEYWORD_ONLY, (field, keyword)
+    assert len(set(names.values())) == len(names)  # one keyword per field
+
+
+def test_names_tell_each_field_by_its_value() -> None:
+    assert lookup("pytorch").names() == {
+        "lr": "lr",
+        "momentum": "momentum",
+        "nesterov": "nesterov",
+        "dampening": "dampening",
+        "weight_decay": "weight_decay",
+    }
+    assert lookup("tensorflow").names() == {
+        "lr": "lr",
+        "momentum": "momentum",
+        "nesterov": "use_nesterov",
+    }
+    assert lookup("jax_example_libraries").names() == {
+        "lr": "step_size",
+        "momentum": "mass",
+        "nesterov": "nesterov",
+    }

@@ -21,26 +21,28 @@ import json
 import math
 import mmap
 from dataclasses import dataclass
-from functools import cache
 from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .. import _dtypes
-from ..vectors import hexfloat, schema
+from ..conventions import keyword_names
+from ..vectors import hexfloat
+from ..vectors.catalogue import CONVENTIONS
 from ..vectors.encode import members
 from .jsontokens import MAX_MEMBERS, MalformedError, Tokens
 
 __all__ = ["KEYS", "LR_NAMES", "MU_NAMES", "REQUIRED", "MalformedError", "Vector", "read"]
 
-#: The hyperparameters that name the learning rate and the momentum, the first found first.
-LR_NAMES = ("lr", "learning_rate", "alpha", "epsilon", "eta")
-MU_NAMES = ("momentum", "mu", "beta")
+#: The hyperparameters that name the learning rate and the momentum, the first found first
+#: (the rules' and formulations' names, then each convention's own).
+LR_NAMES = keyword_names("lr", "lr", "learning_rate", "alpha", "epsilon", "eta")
+MU_NAMES = keyword_names("momentum", "momentum", "mu", "beta")
 #: The hyperparameters one value holds for a whole run: each name it goes by, and its default.
 FIXED: dict[str, tuple[tuple[str, ...], bool | float]] = {  # weight_decay: the framework's own
-    "nesterov": (("nesterov", "use_nesterov"), False), "dampening": (("dampening",), 0.0),
-    "weight_decay": (("weight_decay",), 0.0), "maximize": (("maximize",), False),
+    name: (keyword_names(name, name), default) for name, default in
+    (("nesterov", False), ("dampening", 0.0), ("weight_decay", 0.0), ("maximize", False))
 }  # fmt: skip
 
 #: The members the objects of a vector must hold, and may hold (``spec`` and
@@ -79,11 +81,6 @@ def read(handle: IO[bytes]) -> Vector:
     """
     with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         return _Walk(Tokens(data), len(data)).vector()
-
-
-@cache
-def _conventions() -> frozenset[str]:
-    return frozenset(schema()["properties"]["convention"]["enum"])
 
 
 class _Sink:
@@ -183,7 +180,7 @@ class _Walk:
             if key == "variant":
                 self.variant = text
         elif key == "convention":
-            if (name := t.string(key)) not in _conventions():
+            if (name := t.string(key)) not in CONVENTIONS:
                 raise MalformedError(f"convention: {name!r} is not one nagref knows")
         elif key in ("dtype", "state_dtype"):  # the parameters', and the state's if not theirs
             if (dtype := t.string(key)) not in _dtypes.REAL:

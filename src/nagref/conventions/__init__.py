@@ -10,6 +10,8 @@ them are pure: they take the state as an argument and return the new state.
 * :func:`nagref.conventions.keras.sgd`: Keras 3 ``SGD.apply`` per backend.
 * :func:`nagref.conventions.optax.sgd`: ``optax.sgd`` + ``apply_updates``.
 * :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
+* :func:`nagref.conventions.jax_example_libraries.update`:
+  ``jax.example_libraries.optimizers`` ``momentum``, ``nesterov`` and ``sgd``.
 
 :data:`REGISTRY` holds every module's record, found by listing this package:
 a new convention is a new module here, and nothing in this file changes.
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
-    from . import keras, optax, pytorch, tensorflow
+    from . import jax_example_libraries, keras, optax, pytorch, tensorflow
 
 
 def _discover() -> dict[str, Convention]:
@@ -52,6 +54,13 @@ def _discover() -> dict[str, Convention]:
 REGISTRY: dict[str, Convention] = _discover()
 
 
+def keyword_names(field: str, *first: str) -> tuple[str, ...]:
+    """``first``, then each convention's keyword for a :class:`Hypers` field (``"lr"``), in
+    registry order, each name once (:meth:`Convention.names`)."""
+    own = (n for c in REGISTRY.values() if (n := c.names().get(field)))
+    return tuple(dict.fromkeys((*first, *own)))
+
+
 def lookup(name: str) -> Convention:
     """The convention called ``name``; an unknown name is a ValueError that lists them."""
     try:
@@ -68,7 +77,9 @@ __all__ = [
     "Extra",
     "Hypers",
     "Variant",
+    "jax_example_libraries",
     "keras",
+    "keyword_names",
     "lookup",
     "optax",
     "pytorch",

@@ -204,6 +204,25 @@ class Convention:
         """The settings that change ``variant``'s bits on a run of ``shape`` and ``dtype``."""
         return list(self.settings(self.extras, variant, shape, dtype))
 
+    def names(self) -> dict[str, str]:
+        """Each :class:`Hypers` field's keyword in the function, where it has one.
+
+        Found by stepping ``keywords`` with values that tell the fields apart
+        (``{"lr": "step_size", "momentum": "mass", "nesterov": "nesterov"}``):
+        what the audit reads a vector's hyperparameters by.
+        """
+        probes = (
+            Hypers(0.125, 0.375, True, 0.625, 0.875, False),
+            Hypers(0.25, 0.5, False, 0.75, 0.0625, True),
+        )
+        first, second = (self.keywords(h) for h in probes)
+        found: dict[str, str] = {}
+        for key in first.keys() & second.keys():
+            for name in ("lr", "momentum", "nesterov", "dampening", "weight_decay", "maximize"):
+                if (first[key], second[key]) == tuple(getattr(h, name) for h in probes):
+                    found.setdefault(name, key)
+        return found
+
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; a ValueError names the variants there are."""
         for variant in self.variants:

@@ -8,27 +8,21 @@ The recurrence (``optax/_src/alias.py``, ``transforms/_accumulation.py``
     u_k = -\alpha_k (g_k + \mu t_k) \text{ (nesterov) or } -\alpha_k t_k,\qquad
     \theta_k = \theta_{k-1} + u_k
 
-Rounding, as measured against Optax 0.2.8 on JAX 0.10.2 (CPU): eagerly,
-every operation rounds separately; under ``jax.jit`` XLA contracts μ·t + g,
-μ·t + g (Nesterov) and θ + (−α)·d into fused multiply-adds in float32 and
-float64, and in float16 only where the CPU has native float16 arithmetic
-(AVX512-FP16: a correctly rounded float16 FMA; elsewhere each operation
-rounds separately; see :mod:`nagref._host`). bfloat16 is computed in
-float32 with each result rounded to bfloat16, eager or jitted: XLA keeps
-every bfloat16 round trip and contracts nothing across one (measured: 0
-differing elements of 457,380 each eagerly and under ``jax.jit``, a constant
-and a scheduled learning rate). JAX on CPU flushes float32, float64 and bfloat16 subnormals
-to zero (bfloat16's in float32, before the rounding), eager or jitted.
+Rounding and conversions are JAX's (:mod:`nagref.conventions._jax`; measured
+against Optax 0.2.8 on JAX 0.10.2, CPU): eagerly, every operation rounds
+separately; under ``jax.jit`` XLA contracts μ·t + g, μ·t + g (Nesterov) and
+θ + (−α)·d into fused multiply-adds in float32 and float64, and in float16
+only where the CPU has native float16 arithmetic (AVX512-FP16; see
+:mod:`nagref._host`). bfloat16 is computed in float32 with each result
+rounded to bfloat16, eager or jitted (measured: 0 differing elements of
+457,380 each eagerly and under ``jax.jit``, a constant and a scheduled
+learning rate). Subnormals of float32, float64 and bfloat16 are flushed.
 
 Hyperparameters reach the 16-bit formats as XLA converts them, which
 depends on where the value is converted (``learning_rate_form``; each
 measured against Optax 0.2.8 on JAX 0.10.2 at values whose 16-bit rounding
-differs once and through float32). At run time, XLA converts float64 to
-bfloat16 through float32, rounding twice, and to float16 too, except
-directly (once) on a CPU with native float16 arithmetic. On the host, JAX
-converts a Python float with NumPy: once, except bfloat16, which
-``ml_dtypes`` reaches through float32. A float64 constant of a jitted
-program is folded by XLA: once, directly. So:
+differs once and through float32): at run time, on the host, or folded.
+So:
 
 * the momentum, a Python constant: at run time eagerly; on the host under
   ``jax.jit``, which folds it into the program;
@@ -54,20 +48,10 @@ from typing import Any, TypeVar
 
 from .._checks import describe
 from .._dtypes import TABLE
-from .._engine.ir import COMPUTE, VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
-from .._host import native_float16 as _native_float16
+from .._engine.ir import COMPUTE, Hyper, Program, Rounding, instr
 from .._typing import ArrayTree
-from ._common import (
-    FLUSHED,
-    IN_OPMATH,
-    ZERO,
-    donated,
-    from_zero,
-    native_here,
-    not_native_here,
-    number,
-    run,
-)
+from . import _jax
+from ._common import FLUSHED, ZERO, donated, from_zero, native_here, not_native_here, number, run
 from ._registry import REAL_FLOATS, Capabilities, Convention, Hypers, Variant
 
 __all__ = ["CONVENTION", "LEARNING_RATE_FORMS", "sgd"]
@@ -76,9 +60,6 @@ T = TypeVar("T", bound=ArrayTree)
 
 #: How a learning rate can reach ``optax.sgd`` (see ``sgd``'s ``learning_rate_form``).
 LEARNING_RATE_FORMS = ("schedule", "float", "float_schedule", "array")
-
-_EAGER = Rounding(contract=False, compute=IN_OPMATH, flush=FLUSHED)
-_JIT = Rounding(contract=True, flush=FLUSHED)
 
 
 def sgd(
@@ -134,8 +115,7 @@ def sgd(
         ``(param, trace)``; the trace is None when momentum is None.
     """
     alpha = number("learning_rate", learning_rate)
-    if native_float16 is not None and not isinstance(native_float16, bool):
-        raise TypeError(f"native_float16 must be a bool or None, got {describe(native_float16)}")
+    native = _jax.native(native_float16)
     if not isinstance(jit, bool):
         raise TypeError(f"jit must be a bool, got {describe(jit)}")
     if learning_rate_form not in LEARNING_RATE_FORMS:
@@ -161,10 +141,9 @@ def sgd(
     steps.append(
         instr("p", "muladd", "neg_lr", direction, "p", note="apply_updates: p + (-lr * update)")
     )
-    native = _native_float16() if native_float16 is None else native_float16
     # where each hyperparameter is converted to the dtype (module docstring)
-    mu_at = "host" if jit else "run_time"
-    lr_at = {
+    mu_at: _jax.Conversion = "host" if jit else "run_time"
+    lr_at: _jax.Conversion = {
         "schedule": "run_time",
         "float": mu_at,
         "float_schedule": "host",
@@ -172,14 +151,9 @@ def sgd(
     }[learning_rate_form]
 
     def hypers(dtype: str) -> dict[str, Hyper]:
-        via = {
-            "run_time": ("storage",) if native and dtype == "float16" else VIA_OPMATH,
-            "host": VIA_HOST,
-            "folded": ("storage",),
-        }
         return {
-            "neg_lr": Hyper(-alpha, via[lr_at]),
-            "mu": Hyper(0.0 if mu is None else mu, via[mu_at]),
+            "neg_lr": Hyper(-alpha, _jax.via(lr_at, dtype, native)),
+            "mu": Hyper(0.0 if mu is None else mu, _jax.via(mu_at, dtype, native)),
         }
 
     trees: dict[str, Any] = {"param": param, "grad": grad}
@@ -195,18 +169,12 @@ def sgd(
     outputs = ("p", "t" if mu is not None else None)
 
     def program(dtype: str) -> Program:
-        fused = Program(recipe, _JIT, inputs, outputs, {**hypers(dtype), **zero})
-        eager = fused._replace(rounding=_EAGER)
+        update = Program(recipe, _jax.rounding(jit, dtype, native), inputs, outputs,
+                         {**hypers(dtype), **zero})  # fmt: skip
         wide = accumulator_dtype
         if mu is not None and wide is not None and wide != dtype:
-            return _accumulated(fused, dtype, wide, jit)
-        if not jit:
-            return eager
-        # XLA keeps every round trip through a 16-bit format (it contracts
-        # float16 only where the CPU has native float16 arithmetic)
-        if dtype in IN_OPMATH and not (native and dtype == "float16"):
-            return eager
-        return fused
+            return _accumulated(update, dtype, wide, jit)
+        return update
 
     own = accumulator_dtype if mu is not None else None
     fixed = {} if own is None else {"trace": own, "out[1]": own}

@@ -35,6 +35,7 @@ __all__ = [
     "limit_xla",
     "per_step",
     "to_torch",
+    "xla_process",
 ]
 
 #: XLA's flag that keeps its CPU code to an instruction set, and the value
@@ -72,6 +73,38 @@ def avx2_helper(convention: str) -> Run:
         return helpers[0].run(spec)
 
     return run
+
+
+def xla_process(
+    convention: str, variant: str | None
+) -> tuple[bool, Callable[[Spec], Trajectory | None]]:
+    """Set up a worker of an XLA framework for ``variant``, before the framework starts.
+
+    Returns ``limited``, whether this process's XLA is kept to AVX2 (a worker
+    of a variant that pins ``native_float16=False`` on a CPU with
+    AVX512-FP16), and ``elsewhere(spec)``: the trajectory of a case that
+    belongs in such a worker, run by :func:`avx2_helper` (a float16 case of a
+    variant without native float16, here on a CPU with it), or None for a case
+    this process runs.
+    """
+    from ...conventions import lookup
+
+    record = lookup(convention)
+
+    def pinned(name: str) -> bool:
+        return record.variant(name).options.get("native_float16") is False
+
+    limited = variant is not None and pinned(variant) and native_float16()
+    if limited:
+        limit_xla()
+    helper = avx2_helper(convention)
+
+    def elsewhere(spec: Spec) -> Trajectory | None:
+        if pinned(spec.variant) and spec.dtype == "float16" and native_float16() and not limited:
+            return helper(spec)
+        return None
+
+    return limited, elsewhere
 
 
 def described(version: str, limited: bool, cases: str) -> str:

@@ -19,32 +19,24 @@ from typing import Any
 
 import numpy as np
 
-from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
-from . import Run, Trajectory, avx2_helper, described, limit_xla, per_step
+from . import Run, Trajectory, described, per_step, xla_process
 
 
 def start(variant: str | None) -> tuple[str, Run]:
     convention = lookup("optax")
-    limited = (
-        variant is not None and convention.variant(variant).options.get("native_float16") is False
-    )
-    if limited:
-        limit_xla()
+    limited, elsewhere = xla_process("optax", variant)
     import jax
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     import optax
 
-    helper = avx2_helper("optax")
-
     def run(spec: Spec) -> Trajectory:
+        if (handed := elsewhere(spec)) is not None:
+            return handed
         options = convention.variant(spec.variant).options
-        emulate = options.get("native_float16") is False and spec.dtype == "float16"
-        if emulate and native_float16() and not limited:
-            return helper(spec)
         param, grads = arrays(spec)
         wide = options.get("accumulator_dtype")
         form = options.get("learning_rate_form", "schedule")
