@@ -24,9 +24,9 @@ float and rounded once. Measured against Paddle 3.3.1 (the CPU wheel):
 0 differing of 8.6 million elements, float32 and float64 (a third of the
 cases aimed at subnormals; tensors up to 100,003 elements), where
 contracting one multiply-add differs in 604 to 5,451 (of 66,776 float32
-and 76,632 float64 elements), flushing
-subnormals in 91,926 of 404,616, and μ or λ rounded straight to float64 in
-83,971 and 87,760 of 205,626 float64 elements.
+and 76,632 float64 elements), flushing subnormals in 91,926 of 404,616,
+and μ or λ rounded straight to float64 in 83,971 and 87,760 of 205,626
+float64 elements.
 
 What the CPU kernel leaves out: ``rescale_grad`` (only the GPU kernel
 multiplies the gradient by it) and ``multi_precision``: master weights are
