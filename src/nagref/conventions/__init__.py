@@ -12,6 +12,7 @@ them are pure: they take the state as an argument and return the new state.
 * :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
 * :func:`nagref.conventions.jax_example_libraries.update`:
   ``jax.example_libraries.optimizers`` ``momentum``, ``nesterov`` and ``sgd``.
+* :func:`nagref.conventions.paddle.momentum`: ``paddle.optimizer.Momentum`` (CPU).
 
 :data:`REGISTRY` holds every module's record, found by listing this package:
 a new convention is a new module here, and nothing in this file changes.
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
-    from . import jax_example_libraries, keras, optax, pytorch, tensorflow
+    from . import jax_example_libraries, keras, optax, paddle, pytorch, tensorflow
 
 
 def _discover() -> dict[str, Convention]:
@@ -82,6 +83,7 @@ __all__ = [
     "keyword_names",
     "lookup",
     "optax",
+    "paddle",
     "pytorch",
     "tensorflow",
 ]
