@@ -9,6 +9,7 @@ them are pure: they take the state as an argument and return the new state.
 * :func:`nagref.conventions.pytorch.sgd`: ``torch.optim.SGD`` (CPU).
 * :func:`nagref.conventions.keras.sgd`: Keras 3 ``SGD.apply`` per backend.
 * :func:`nagref.conventions.optax.sgd`: ``optax.sgd`` + ``apply_updates``.
+* :func:`nagref.conventions.sklearn.update_params`: scikit-learn's MLP ``SGDOptimizer``.
 * :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
 
 :data:`REGISTRY` holds every module's record, found by listing this package:
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
-    from . import keras, optax, pytorch, tensorflow
+    from . import keras, optax, pytorch, sklearn, tensorflow
 
 
 def _discover() -> dict[str, Convention]:
@@ -72,5 +73,6 @@ __all__ = [
     "lookup",
     "optax",
     "pytorch",
+    "sklearn",
     "tensorflow",
 ]
