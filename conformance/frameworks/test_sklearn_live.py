@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import nagref
 from conformance import require
 from nagref.conventions import sklearn as convention
 
 require("sklearn")
 from scipy.special import expit  # type: ignore[import-untyped]  # noqa: E402
-from sklearn.neural_network import MLPRegressor  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.neural_network._stochastic_optimizers import SGDOptimizer  # noqa: E402
 
 Arrays = list[np.ndarray]
@@ -195,23 +197,127 @@ def test_a_real_mlp_regressor_recorded_with_public_api_replays_bitwise(
     assert est.n_iter_ == 1
 
 
-class _RecordingMLPRegressor(MLPRegressor):  # type: ignore[misc]
+def test_float64_gradients_of_float32_parameters_against_the_optimizer() -> None:
+    """A float32 X with a float64 y: float64 gradients, so float64 velocities (grads_dtype)."""
+    rng = np.random.default_rng(99)
+    pool = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-310, np.inf, -np.inf, np.nan])
+    for case in range(200):
+        size = int(rng.integers(1, 100))
+        mu = float(rng.choice([0.0, 0.9, rng.uniform(0, 1)]))
+        nesterov = bool(case % 2)
+        param = rng.standard_normal(size).astype(np.float32)
+        optimizer = SGDOptimizer([param], momentum=mu, nesterov=nesterov)
+        ours, velocities = param.copy(), None
+        for _ in range(3):
+            lr = float(10 ** rng.uniform(-4, -0.3))
+            g = rng.standard_normal(size) * 10 ** rng.uniform(-3, 2)
+            where = rng.random(size) < (0.3 if case % 3 == 0 else 0.0)
+            g[where] = rng.choice(pool, int(where.sum()))
+            optimizer.learning_rate = lr
+            with np.errstate(all="ignore"):
+                optimizer.update_params([param], [g])
+                ours, velocities = convention.update_params(
+                    ours, g, velocities, learning_rate=lr, momentum=mu, nesterov=nesterov,
+                    grads_dtype="float64",
+                )  # fmt: skip
+            assert _same([ours, velocities], [param, optimizer.velocities[0]])
+
+
+def test_a_float32_mlp_regressor_with_a_float64_y_replays_with_float64_gradients() -> None:
+    x, y = _data("float32")
+    y = y.astype(np.float64)
+    n = x.shape[0]
+    est = MLPRegressor(
+        hidden_layer_sizes=(6,), solver="sgd", batch_size=n, shuffle=False,
+        learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=True, random_state=0,
+    )  # fmt: skip
+    before = initial_params(est, x.shape[1], 1, x.dtype)
+    ours, velocities = before, None
+    narrow: Arrays = before
+    narrow_velocities: Arrays | None = None
+    for step in range(8):
+        grads = gradients(est, before, x, y)
+        assert all(g.dtype == np.float64 for g in grads)
+        est.partial_fit(x, y)
+        after = [a.copy() for a in est.coefs_ + est.intercepts_]
+        assert all(a.dtype == np.float32 for a in after)
+        keywords: dict[str, Any] = {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}
+        ours, velocities = convention.update_params(
+            ours, grads, velocities, grads_dtype="float64", **keywords
+        )
+        assert _same(ours, after), f"step {step + 1}"
+        narrow, narrow_velocities = convention.update_params(
+            narrow, [g.astype(np.float32) for g in grads], narrow_velocities, **keywords
+        )
+        before = after
+    assert not _same(narrow, ours)  # the float32 model drifts off
+
+
+def test_the_audit_names_scikit_learn_on_a_recorded_mlp_regressor(tmp_path: Path) -> None:
+    """The recipe of docs/audit.md: the layers concatenated into one vector (the update is
+    elementwise), one partial_fit per step, the gradients recomputed, saved as an .npz."""
+    x, y = _data("float32")
+    n = x.shape[0]
+    est = MLPRegressor(
+        hidden_layer_sizes=(6,), solver="sgd", batch_size=n, shuffle=False,
+        learning_rate="invscaling", learning_rate_init=0.05, momentum=0.9,
+        nesterovs_momentum=True, random_state=0,
+    )  # fmt: skip
+    before = initial_params(est, x.shape[1], 1, x.dtype)
+    initial = np.concatenate([a.ravel() for a in before])
+    grads, params, lrs = [], [], []
+    for step in range(10):
+        grads.append(np.concatenate([g.ravel() for g in gradients(est, before, x, y)]))
+        est.partial_fit(x, y)
+        before = [a.copy() for a in est.coefs_ + est.intercepts_]
+        params.append(np.concatenate([a.ravel() for a in before]))
+        lrs.append(
+            convention.learning_rate_at(
+                est.learning_rate,
+                learning_rate_init=est.learning_rate_init,
+                power_t=est.power_t,
+                time_step=step * n,
+            )
+        )
+    path = tmp_path / "mlp.npz"
+    np.savez(path, initial=initial, grads=np.stack(grads), params=np.stack(params),
+             lr=np.array(lrs), momentum=est.momentum)  # fmt: skip
+    report = nagref.audit(path)
+    assert "sklearn update_params, nesterov" in report.bitwise
+    assert "sklearn update_params" not in report.bitwise  # the plain form diverges
+
+
+class _Recording:
     """Records each step's parameters and gradient by overriding the private ``_backprop``
     (a subclass: scikit-learn is not patched, but the method's name is not public API)."""
 
     def _backprop(self, *args: Any) -> Any:
-        before = [p.copy() for p in self.coefs_ + self.intercepts_]
-        loss, coef_grads, intercept_grads = super()._backprop(*args)
-        self.__dict__.setdefault("record_", []).append(
+        est: Any = self
+        before = [p.copy() for p in est.coefs_ + est.intercepts_]
+        loss, coef_grads, intercept_grads = super()._backprop(*args)  # type: ignore[misc]
+        est.__dict__.setdefault("record_", []).append(
             (before, [g.copy() for g in coef_grads + intercept_grads])
         )
         return loss, coef_grads, intercept_grads
 
 
+class _RecordingMLPRegressor(_Recording, MLPRegressor):  # type: ignore[misc]
+    pass
+
+
+class _RecordingMLPClassifier(_Recording, MLPClassifier):  # type: ignore[misc]
+    pass
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_subclass_records_fit_with_mini_batches_and_shuffling(dtype: str) -> None:
+@pytest.mark.parametrize("estimator", [_RecordingMLPRegressor, _RecordingMLPClassifier])
+def test_a_subclass_records_fit_with_mini_batches_and_shuffling(
+    dtype: str, estimator: type[Any]
+) -> None:
     x, y = _data(dtype, n=20)
-    est = _RecordingMLPRegressor(
+    if estimator is _RecordingMLPClassifier:
+        y = np.digitize(y, np.quantile(y, [0.33, 0.66]))  # three classes: softmax
+    est = estimator(
         hidden_layer_sizes=(5,), solver="sgd", batch_size=6, learning_rate="invscaling",
         learning_rate_init=0.02, momentum=0.8, nesterovs_momentum=True, max_iter=4,
         random_state=1,
@@ -225,6 +331,7 @@ def test_a_subclass_records_fit_with_mini_batches_and_shuffling(dtype: str) -> N
     ours, velocities = record[0][0], None
     for step, (before, grads) in enumerate(record):
         assert _same(ours, before), f"before step {step + 1}"
+        assert all(a.dtype == np.dtype(dtype) for a in before + grads)
         lr = convention.learning_rate_at(
             "invscaling", learning_rate_init=0.02, time_step=(step // per_epoch) * 20
         )

@@ -64,6 +64,42 @@ def test_momentum_zero_keeps_the_velocity_and_the_sign_of_zero() -> None:
     assert np.signbit(keras_p[0])
 
 
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_float64_gradients_of_float32_parameters_promote_the_update(nesterov: bool) -> None:
+    """grads_dtype="float64": v' = fl64(fl64(μ·v) - fl64(η·g)) with η and μ unrounded, and
+    θ' = fl32(fl64(θ + u)): NumPy's float64 arithmetic, then ``param += update``."""
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal(3000).astype(np.float32)
+    v, g = rng.standard_normal(3000), rng.standard_normal(3000)
+    lr, mu = 0.0123, 0.9
+    new_p, new_v = map(
+        np.asarray,
+        convention.update_params(
+            p, g, v, learning_rate=lr, momentum=mu, nesterov=nesterov, grads_dtype="float64"
+        ),
+    )
+    want_v = mu * v - lr * g
+    u = mu * want_v - lr * g if nesterov else want_v
+    want_p = (p.astype(np.float64) + u).astype(np.float32)
+    assert new_v.dtype == np.float64
+    assert new_v.tobytes() == want_v.tobytes()
+    assert new_p.tobytes() == want_p.tobytes()
+    _, first_v = map(
+        np.asarray,
+        convention.update_params(
+            p, g, None, learning_rate=lr, momentum=mu, nesterov=nesterov, grads_dtype="float64"
+        ),
+    )
+    assert first_v.dtype == np.float64
+    assert first_v.tobytes() == (0.0 - lr * g).tobytes()
+    with pytest.raises(ValueError, match="grads_dtype must be None or 'float64', got"):
+        convention.update_params(p, g, v, learning_rate=lr, grads_dtype="float16")
+    with pytest.raises((TypeError, ValueError), match="velocities"):
+        convention.update_params(
+            p, g, v.astype(np.float32), learning_rate=lr, grads_dtype="float64"
+        )
+
+
 def test_pytrees_out_and_purity() -> None:
     rng = np.random.default_rng(2)
     params = [rng.standard_normal((3, 2)), rng.standard_normal(2)]
