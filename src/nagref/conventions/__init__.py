@@ -9,6 +9,7 @@ them are pure: they take the state as an argument and return the new state.
 * :func:`nagref.conventions.pytorch.sgd`: ``torch.optim.SGD`` (CPU).
 * :func:`nagref.conventions.keras.sgd`: Keras 3 ``SGD.apply`` per backend.
 * :func:`nagref.conventions.optax.sgd`: ``optax.sgd`` + ``apply_updates``.
+* :func:`nagref.conventions.sklearn.update_params`: scikit-learn's MLP ``SGDOptimizer``.
 * :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
 * :func:`nagref.conventions.jax_example_libraries.update`:
   ``jax.example_libraries.optimizers`` ``momentum``, ``nesterov`` and ``sgd``.
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
-    from . import jax_example_libraries, keras, optax, paddle, pytorch, tensorflow
+    from . import jax_example_libraries, keras, optax, paddle, pytorch, sklearn, tensorflow
 
 
 def _discover() -> dict[str, Convention]:
@@ -85,5 +86,6 @@ __all__ = [
     "optax",
     "paddle",
     "pytorch",
+    "sklearn",
     "tensorflow",
 ]

@@ -15,7 +15,7 @@ __all__ = ["velocity_lr_inside"]
 
 
 def velocity_lr_inside(
-    momentum: float, nesterov: bool, weight_decay: float | None
+    momentum: float, nesterov: bool, weight_decay: float | None, *, keep_velocity: bool = False
 ) -> tuple[Instr, ...]:
     r"""The velocity with lr inside, every operation rounded on its own (Keras's form).
 
@@ -24,9 +24,11 @@ def velocity_lr_inside(
         v \leftarrow \mu v - g\eta;\quad
         \theta \leftarrow \theta + \mu v - g\eta \text{ (nesterov) or } \theta + v
 
-    and θ ← θ − gη when μ = 0: Sutskever et al.'s (2013) v, and under
+    and θ ← θ − gη when μ = 0 (unless ``keep_velocity``: scikit-learn keeps
+    the velocity whatever μ): Sutskever et al.'s (2013) v, and under
     Nesterov Bengio et al.'s (2012) look-ahead form. Keras 3 (eager,
-    ``keras/src/optimizers/sgd.py``) writes it so.
+    ``keras/src/optimizers/sgd.py``) and scikit-learn's ``SGDOptimizer``
+    write it so.
     """
     steps = []
     if weight_decay is not None:
@@ -35,7 +37,7 @@ def velocity_lr_inside(
             instr("t", "mul", "t", "lr", note="... * lr"),
             instr("p", "sub", "p", "t", note="variable.assign(variable - variable * wd * lr)"),
         ]
-    if momentum != 0:
+    if momentum != 0 or keep_velocity:
         velocity = [
             instr("a", "mul", "v", "mu", note="m * momentum"),
             instr("b", "mul", "g", "lr", note="gradient * learning_rate"),

@@ -58,11 +58,16 @@ def _say(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+#: pip names (normalised) whose top-level module is named otherwise
+_MODULES = {"scikit_learn": "sklearn"}
+
+
 def framework_modules(requirement: str) -> set[str]:
     """The top-level modules of a convention's ``requirement`` (pip names)."""
     names = [re.split(r"[=<>!~\[;]", item)[0] for item in requirement.split()]
     # tensorflow-cpu installs tensorflow
-    return {name.lower().replace("-", "_").removesuffix("_cpu") for name in names}
+    normalised = (name.lower().replace("-", "_").removesuffix("_cpu") for name in names)
+    return {_MODULES.get(name, name) for name in normalised}
 
 
 def _missing(error: ModuleNotFoundError, requirement: str) -> str | None:
