@@ -203,6 +203,7 @@ TESTED_ELSEWHERE = {
     "nagref.report": "tests/report/test_conformance_report.py",
     "nagref.live.drivers": "tests/live/test_worker.py",
     "nagref.live.drivers.keras": "tests/live/test_worker.py",
+    "nagref.live.drivers.mlx": "conformance/frameworks/test_mlx_live.py",
     "nagref.live.drivers.optax": "tests/live/test_worker.py",
     "nagref.live.drivers.pytorch": "tests/live/test_worker.py",
     "nagref.live.drivers.tensorflow": "tests/live/test_worker.py",

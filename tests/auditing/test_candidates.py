@@ -15,7 +15,7 @@ from nagref._compare import bitwise_equal
 from nagref._dtypes import numpy_dtype
 from nagref.auditing.candidates import Candidate, candidates
 from nagref.auditing.trajectory import Trajectory, load
-from nagref.conventions import REGISTRY, keras, optax, pytorch, tensorflow
+from nagref.conventions import REGISTRY, keras, mlx, optax, pytorch, tensorflow
 
 LR = (0.1, 0.2, 0.05)
 MU = (0.9, 0.8, 0.7)
@@ -86,19 +86,20 @@ def test_the_dtype_selects_the_variants() -> None:
 
 def test_dampening_leaves_the_conventions_that_can_express_it() -> None:
     allowed = {c.name for c in REGISTRY.values() if c.capabilities.dampening}
-    assert allowed == {"pytorch"}
+    assert allowed == {"mlx", "pytorch"}
     names = _names(_trajectory(dampening=0.5))
     assert names == _expected("float32", (False, True), allowed, plain=False)
     assert not any(n.startswith(("nagref.", "formulations.")) for n in names)
     both = _names(_trajectory(nesterov=False, dampening=0.5, weight_decay=0.01))
     torch_variants = [v.name for v in REGISTRY["pytorch"].variants if "float32" in v.dtypes]
-    assert both == [f"pytorch {name}" for name in torch_variants]
+    mlx_variants = [f"mlx {v.name}" for v in REGISTRY["mlx"].variants]
+    assert both == [*mlx_variants, *(f"pytorch {name}" for name in torch_variants)]
     assert {"single-tensor", "foreach", "fused", "fused-default"} <= set(torch_variants)
 
 
 def test_weight_decay_leaves_pytorch_and_keras() -> None:
     names = _names(_trajectory("float64", weight_decay=0.01))
-    assert {n.split()[0] for n in names} == {"pytorch", "keras"}
+    assert {n.split()[0] for n in names} == {"pytorch", "keras", "mlx"}
     allowed = {c.name for c in REGISTRY.values() if c.capabilities.weight_decay}
     assert names == _expected("float64", (False, True), allowed, plain=False)
 
@@ -141,6 +142,10 @@ def _direct(
         ),
         "keras": (keras.sgd, {"learning_rate": lr, "weight_decay": tr.weight_decay or None}),
         "optax": (optax.sgd, {"learning_rate": lr}),
+        "mlx": (
+            mlx.sgd,
+            {"learning_rate": lr, "dampening": tr.dampening, "weight_decay": tr.weight_decay},
+        ),
     }
     function, keywords = table[name]
     return function(p, g, s, momentum=mu, nesterov=nesterov, **keywords, **options)
