@@ -8,6 +8,7 @@ them are pure: they take the state as an argument and return the new state.
 
 * :func:`nagref.conventions.pytorch.sgd`: ``torch.optim.SGD`` (CPU).
 * :func:`nagref.conventions.keras.sgd`: Keras 3 ``SGD.apply`` per backend.
+* :func:`nagref.conventions.mlx.sgd`: MLX ``mlx.optimizers.SGD`` (CPU).
 * :func:`nagref.conventions.optax.sgd`: ``optax.sgd`` + ``apply_updates``.
 * :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
 
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
-    from . import keras, optax, pytorch, tensorflow
+    from . import keras, mlx, optax, pytorch, tensorflow
 
 
 def _discover() -> dict[str, Convention]:
@@ -70,6 +71,7 @@ __all__ = [
     "Variant",
     "keras",
     "lookup",
+    "mlx",
     "optax",
     "pytorch",
     "tensorflow",
