@@ -85,19 +85,20 @@ def test_the_dtype_selects_the_variants() -> None:
 
 def test_dampening_leaves_the_conventions_that_can_express_it() -> None:
     allowed = {c.name for c in REGISTRY.values() if c.capabilities.dampening}
-    assert allowed == {"pytorch"}
+    assert allowed == {"mlx", "pytorch"}
     names = _names(_trajectory(dampening=0.5))
     assert names == _expected("float32", (False, True), allowed, plain=False)
     assert not any(n.startswith(("nagref.", "formulations.")) for n in names)
     both = _names(_trajectory(nesterov=False, dampening=0.5, weight_decay=0.01))
     torch_variants = [v.name for v in REGISTRY["pytorch"].variants if "float32" in v.dtypes]
-    assert both == [f"pytorch {name}" for name in torch_variants]
+    mlx_variants = [f"mlx {v.name}" for v in REGISTRY["mlx"].variants]
+    assert both == [*mlx_variants, *(f"pytorch {name}" for name in torch_variants)]
     assert {"single-tensor", "foreach", "fused", "fused-default"} <= set(torch_variants)
 
 
-def test_weight_decay_leaves_pytorch_and_keras() -> None:
+def test_weight_decay_leaves_the_conventions_that_can_express_it() -> None:
     names = _names(_trajectory("float64", weight_decay=0.01))
-    assert {n.split()[0] for n in names} == {"pytorch", "keras"}
+    assert {n.split()[0] for n in names} == {"pytorch", "keras", "mlx", "paddle"}
     allowed = {c.name for c in REGISTRY.values() if c.capabilities.weight_decay}
     assert names == _expected("float64", (False, True), allowed, plain=False)
 
@@ -141,6 +142,15 @@ def _direct(
         "optax": {"learning_rate": lr, "momentum": mu, "nesterov": nesterov},
         "tensorflow": {"lr": lr, "momentum": mu, "use_nesterov": nesterov},
         "jax_example_libraries": {"step_size": lr, "mass": mu, "nesterov": nesterov},
+        "mlx": {
+            "learning_rate": lr, "momentum": mu, "nesterov": nesterov, "dampening": tr.dampening,
+            "weight_decay": tr.weight_decay,
+        },
+        "paddle": {
+            "learning_rate": lr, "momentum": mu, "use_nesterov": nesterov,
+            "weight_decay": tr.weight_decay or None,
+        },
+        "sklearn": {"learning_rate": lr, "momentum": mu, "nesterov": nesterov},
     }  # fmt: skip
     # in its own argument order (tensorflow: var, accum, grad)
     return lookup(name).call(p, g, s, **table[name], **options)

@@ -106,7 +106,7 @@ def _rows(out: str, convention: str) -> list[str]:
 
 
 def test_workers_that_fail_to_start_are_failures_with_their_reasons(runs: list[Run]) -> None:
-    fault = "pytorch:import,optax:crash,tensorflow:exit,keras/jax:hang,keras:missing"
+    fault = "pytorch:import,optax:crash,tensorflow:exit,mlx:exit,keras/jax:hang,keras:missing"
     run = _start(runs, fault, "--start-timeout", "3")
     code, out, err = run.finish()
     assert (code, err) == (1, "")
@@ -116,6 +116,8 @@ def test_workers_that_fail_to_start_are_failures_with_their_reasons(runs: list[R
         "NAGREF_LIVE_FAULT: the framework's import raised",
         "optax": f"FAIL: worker died while starting: {SIGKILL}",
         "tensorflow": "FAIL: worker died while starting: exit code 3: "
+        "NAGREF_LIVE_FAULT: exiting with code 3",
+        "mlx": "FAIL: worker died while starting: exit code 3: "
         "NAGREF_LIVE_FAULT: exiting with code 3",
         "keras       jax": "FAIL: worker timed out while starting: no reply within 3 s; killed",
     }

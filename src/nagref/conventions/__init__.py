@@ -8,6 +8,7 @@ them are pure: they take the state as an argument and return the new state.
 
 * :func:`nagref.conventions.pytorch.sgd`: ``torch.optim.SGD`` (CPU).
 * :func:`nagref.conventions.keras.sgd`: Keras 3 ``SGD.apply`` per backend.
+* :func:`nagref.conventions.mlx.sgd`: MLX ``mlx.optimizers.SGD`` (CPU).
 * :func:`nagref.conventions.optax.sgd`: ``optax.sgd`` + ``apply_updates``.
 * :func:`nagref.conventions.sklearn.update_params`: scikit-learn's MLP ``SGDOptimizer``.
 * :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
@@ -32,7 +33,16 @@ from typing import TYPE_CHECKING
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
-    from . import jax_example_libraries, keras, optax, paddle, pytorch, sklearn, tensorflow
+    from . import (
+        jax_example_libraries,
+        keras,
+        mlx,
+        optax,
+        paddle,
+        pytorch,
+        sklearn,
+        tensorflow,
+    )
 
 
 def _discover() -> dict[str, Convention]:
@@ -83,6 +93,7 @@ __all__ = [
     "keras",
     "keyword_names",
     "lookup",
+    "mlx",
     "optax",
     "paddle",
     "pytorch",

@@ -59,7 +59,7 @@ def _say(message: dict[str, Any]) -> None:
 
 
 #: pip names (normalised) whose top-level module is named otherwise
-_MODULES = {"scikit_learn": "sklearn"}
+_MODULES = {"scikit_learn": "sklearn", "paddlepaddle": "paddle"}
 
 
 def framework_modules(requirement: str) -> set[str]:
