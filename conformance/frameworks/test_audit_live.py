@@ -75,7 +75,9 @@ def test_a_keras_nesterov_trajectory_is_keras(tmp_path: Path) -> None:
     )
     report = nagref.audit(path)
     assert "keras tensorflow, nesterov" in report.bitwise
-    assert not [name for name in report.bitwise if not name.startswith("keras")]
+    # scikit-learn's SGDOptimizer and tf-keras round the same operations in the same order
+    same = ("keras", "sklearn", "tf_keras")
+    assert not [name for name in report.bitwise if name.split()[0] not in same]
 
 
 # -- every live row: the audit names its variant on a run recorded from it --------------
