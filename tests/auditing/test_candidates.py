@@ -15,7 +15,7 @@ from nagref._compare import bitwise_equal
 from nagref._dtypes import numpy_dtype
 from nagref.auditing.candidates import Candidate, candidates
 from nagref.auditing.trajectory import Trajectory, load
-from nagref.conventions import REGISTRY, keras, optax, pytorch, tensorflow
+from nagref.conventions import REGISTRY, keras, optax, pytorch, tensorflow, tf_keras
 
 LR = (0.1, 0.2, 0.05)
 MU = (0.9, 0.8, 0.7)
@@ -45,7 +45,10 @@ def _trajectory(
     return Trajectory(initial, grads, grads.copy(), LR, MU, nesterov, dampening, weight_decay)
 
 
-def _expected(dtype: str, settings: tuple[bool, ...], allowed: set[str], plain: bool) -> list[str]:
+def _expected(
+    dtype: str, settings: tuple[bool, ...], allowed: set[str], plain: bool, needs: str = ""
+) -> list[str]:
+    """The candidates' names; ``needs``: a capability each variant must have (its own)."""
     names = ["nagref.sgd"] if plain else []
     for nesterov in settings:
         if plain:
@@ -56,7 +59,7 @@ def _expected(dtype: str, settings: tuple[bool, ...], allowed: set[str], plain: 
             for c in REGISTRY.values()
             if c.name in allowed
             for v in c.variants
-            if dtype in v.dtypes
+            if dtype in v.dtypes and (not needs or getattr(c.can(v), needs))
             for label, _ in (("", {}), *c.settings_for(v, (9,), dtype))
         ]
     return names
@@ -96,11 +99,12 @@ def test_dampening_leaves_the_conventions_that_can_express_it() -> None:
     assert {"single-tensor", "foreach", "fused", "fused-default"} <= set(torch_variants)
 
 
-def test_weight_decay_leaves_pytorch_and_keras() -> None:
+def test_weight_decay_leaves_the_variants_that_can_express_it() -> None:
     names = _names(_trajectory("float64", weight_decay=0.01))
-    assert {n.split()[0] for n in names} == {"pytorch", "keras"}
+    assert {n.split()[0] for n in names} == {"pytorch", "keras", "tf_keras"}
+    assert not any(n.startswith(("tf_keras legacy", "tf_keras raw_op")) for n in names)
     allowed = {c.name for c in REGISTRY.values() if c.capabilities.weight_decay}
-    assert names == _expected("float64", (False, True), allowed, plain=False)
+    assert names == _expected("float64", (False, True), allowed, plain=False, needs="weight_decay")
 
 
 def test_an_npz_file_gives_the_same_candidates(tmp_path: Path) -> None:
@@ -141,6 +145,7 @@ def _direct(
         ),
         "keras": (keras.sgd, {"learning_rate": lr, "weight_decay": tr.weight_decay or None}),
         "optax": (optax.sgd, {"learning_rate": lr}),
+        "tf_keras": (tf_keras.sgd, {"learning_rate": lr, "weight_decay": tr.weight_decay or None}),
     }
     function, keywords = table[name]
     return function(p, g, s, momentum=mu, nesterov=nesterov, **keywords, **options)

@@ -17,7 +17,7 @@ from nagref.conventions import REGISTRY, Capabilities, Convention, Hypers, Varia
 def test_every_convention_module_has_a_record_found_by_listing_the_package() -> None:
     modules = {
         name
-        for name in ("keras", "optax", "pytorch", "tensorflow")
+        for name in ("keras", "optax", "pytorch", "tensorflow", "tf_keras")
         if importlib.util.find_spec(f"nagref.conventions.{name}") is not None
     }
     assert set(REGISTRY) == modules

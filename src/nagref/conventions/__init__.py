@@ -10,6 +10,8 @@ them are pure: they take the state as an argument and return the new state.
 * :func:`nagref.conventions.keras.sgd`: Keras 3 ``SGD.apply`` per backend.
 * :func:`nagref.conventions.optax.sgd`: ``optax.sgd`` + ``apply_updates``.
 * :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
+* :func:`nagref.conventions.tf_keras.sgd`: tf-keras (Keras 2) ``SGD``, legacy ``SGD``
+  and ``ResourceApplyKerasMomentum``.
 
 :data:`REGISTRY` holds every module's record, found by listing this package:
 a new convention is a new module here, and nothing in this file changes.
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
 
 if TYPE_CHECKING:
-    from . import keras, optax, pytorch, tensorflow
+    from . import keras, optax, pytorch, tensorflow, tf_keras
 
 
 def _discover() -> dict[str, Convention]:
@@ -73,4 +75,5 @@ __all__ = [
     "optax",
     "pytorch",
     "tensorflow",
+    "tf_keras",
 ]

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..._host import native_float16
+from ...conventions import lookup
 from ..cases import Spec
 from ..suite import Worker
 
@@ -31,7 +32,9 @@ __all__ = [
     "Trajectory",
     "avx2_helper",
     "described",
+    "for_helper",
     "from_torch",
+    "keep_to_avx2",
     "limit_xla",
     "per_step",
     "to_torch",
@@ -48,6 +51,24 @@ Run = Callable[[Spec], Trajectory]
 def limit_xla() -> None:
     """Keep this process's XLA to AVX2 (:data:`LIMIT`): set before JAX or TensorFlow starts it."""
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LIMIT}".strip()
+
+
+def keep_to_avx2(convention: str, variant: str | None) -> bool:
+    """Whether this worker runs ``variant``, one pinning ``native_float16=False``, on a CPU
+    with AVX512-FP16: then its XLA is kept to AVX2 (:func:`limit_xla`, called here, so
+    before the framework starts XLA). The TensorFlow and tf-keras drivers' first step."""
+    options = {} if variant is None else lookup(convention).variant(variant).options
+    limited = options.get("native_float16") is False and native_float16()
+    if limited:
+        limit_xla()
+    return limited
+
+
+def for_helper(options: Mapping[str, object], spec: Spec, limited: bool) -> bool:
+    """Whether :func:`avx2_helper` runs ``spec``: a float16 case of a variant (its
+    ``options``) without native float16, on a CPU with it, in a worker not kept to AVX2."""
+    emulate = options.get("native_float16") is False and spec.dtype == "float16"
+    return emulate and native_float16() and not limited
 
 
 def avx2_helper(convention: str) -> Run:

@@ -16,20 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ..._host import native_float16
 from ...conventions import lookup
 from ..cases import Spec, arrays
-from . import Run, Trajectory, avx2_helper, described, limit_xla, per_step
+from . import Run, Trajectory, avx2_helper, described, for_helper, keep_to_avx2, per_step
 
 
 def start(variant: str | None) -> tuple[str, Run]:
     convention = lookup("tensorflow")
     # a helper (below), started for a variant without native float16 on a CPU with it
-    limited = variant is not None and convention.variant(variant).options.get(
-        "native_float16"
-    ) is False and native_float16()  # fmt: skip
-    if limited:
-        limit_xla()
+    limited = keep_to_avx2("tensorflow", variant)
     import tensorflow as tf
 
     helper = avx2_helper("tensorflow")
@@ -39,8 +34,7 @@ def start(variant: str | None) -> tuple[str, Run]:
             return _run_v1(tf, spec)
         options = convention.variant(spec.variant).options
         jit, folded = bool(options.get("jit_compile")), bool(options.get("folded"))
-        emulate = jit and options.get("native_float16") is False and spec.dtype == "float16"
-        if emulate and native_float16() and not limited:
+        if for_helper(options, spec, limited):
             return helper(spec)
         param, grads = arrays(spec)
         var = tf.Variable(param.copy())
