@@ -197,3 +197,26 @@ def test_the_raw_op_takes_any_momentum() -> None:
     _, m = tf_keras.sgd(var, g, v, learning_rate=0.1, momentum=1.5, optimizer="raw_op")
     assert m is not None
     assert m.tobytes() == (v * 1.5 - g * 0.1).tobytes()
+
+
+def test_a_float64_learning_rate_variable_reaches_float16_through_float32() -> None:
+    """set_floatx("float64"): the new optimizer's learning rate is a float64 variable, cast at
+    run time (float16 through float32, as TensorFlow's Cast does); float64 sees it unrounded."""
+    lr = 0.4456787  # float16(lr) != float16(float32(lr))
+    assert np.float16(lr) != np.float16(np.float32(lr))
+    one = np.ones(1, np.float16)
+    new, _ = tf_keras.sgd(0 * one, one, None, learning_rate=lr, learning_rate_dtype="float64")
+    assert new[0] == -np.float16(np.float32(lr))
+    wide, _ = tf_keras.sgd(np.zeros(1), np.ones(1), None, learning_rate=lr,
+                           learning_rate_dtype="float64")  # fmt: skip
+    assert wide[0] == -lr
+    narrow, _ = tf_keras.sgd(np.zeros(1), np.ones(1), None, learning_rate=lr)
+    assert narrow[0] == -_f32(lr)
+    with pytest.raises(ValueError, match="learning_rate_dtype must be one of float32, float64"):
+        tf_keras.sgd(one, one, None, learning_rate=lr, learning_rate_dtype="float16")
+    with pytest.raises(ValueError, match=r"learning_rate_dtype is tf_keras\.optimizers\.SGD's"):
+        tf_keras.sgd(one, one, None, learning_rate=lr, learning_rate_dtype="float64",
+                     optimizer="legacy")  # fmt: skip
+    with pytest.raises(NotImplementedError, match="float64 learning rate is not modelled"):
+        tf_keras.sgd(one, one, None, learning_rate=lr, learning_rate_dtype="float64",
+                     jit_compile=True)  # fmt: skip

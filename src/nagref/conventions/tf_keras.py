@@ -37,9 +37,22 @@ in float32). The hyperparameters: both optimizers hold ``learning_rate`` in
 a float32 variable and make ``momentum`` and ``weight_decay`` float32
 tensors (``tf.cast`` of a Python float, the legacy one's float32 hyper
 variables), each then cast to the variable's dtype, so for float64
-variables η, μ and λ are float32 numbers. The raw op takes ``tf.constant(x,
-dtype)`` scalars: rounded straight to float64, and to float16 and bfloat16
-through float32.
+variables η, μ and λ are float32 numbers. The new optimizer's learning-rate
+variable has ``tf_keras.backend.floatx()``'s dtype, so under
+``set_floatx("float64")`` η is a float64 number, cast at run time (to float16
+and bfloat16 through float32): ``learning_rate_dtype="float64"``. The raw op
+takes ``tf.constant(x, dtype)`` scalars: rounded straight to float64, and to
+float16 and bfloat16 through float32.
+
+Where ``model.fit`` runs the step (CPU: a ``tf.function``, no XLA; tf-keras
+turns the optimizer's ``jit_compile`` off without a GPU), TensorFlow's graph
+optimizer folds the weight decay to θ − θ·fl(ηλ) (``tf_function=True``), except
+on 0-d variables and on one-element variables whose learning rate needs no
+cast. With ``jit_compile`` in effect the update step runs under XLA
+(``jit_compile=True``, the weight decay before it, eagerly): contracted as
+Keras 3's compiled step, v = fma(v, μ, −fl(gη)), and where μ is 1 in the
+dtype v = fma(g, −η, v) (but not in the Nesterov step of a one-element
+variable). Measured against tf-keras 2.21.0: docs/conventions.md.
 """
 
 from __future__ import annotations
@@ -73,6 +86,9 @@ T = TypeVar("T", bound=ArrayTree)
 #: The code paths this convention models (see the module docstring).
 OPTIMIZERS = ("sgd", "legacy", "raw_op")
 
+#: the new optimizer's learning-rate variable's dtypes modelled (``set_floatx``'s; not float16)
+_FLOATX = ("float32", "float64")
+
 _ROUNDING = Rounding(contract=False, compute=IN_OPMATH, flush=FLUSHED)
 #: XLA's: contracted, in the dtype itself (native float16 too)
 _JIT = Rounding(contract=True, flush=FLUSHED)
@@ -90,6 +106,7 @@ def sgd(
     nesterov: bool = False,
     weight_decay: float | None = None,
     optimizer: str = "sgd",
+    learning_rate_dtype: str = "float32",
     jit_compile: bool = False,
     tf_function: bool = False,
     native_float16: bool | None = None,
@@ -109,6 +126,10 @@ def sgd(
             optimizer; ``"legacy"``, ``tf_keras.optimizers.legacy.SGD``;
             ``"raw_op"``, ``ResourceApplyKerasMomentum`` with ``tf.constant``
             hyperparameters.
+        learning_rate_dtype: the dtype of the new optimizer's learning-rate
+            variable: ``tf_keras.backend.floatx()`` when it was built
+            (``"float32"`` unless ``set_floatx`` changed it; the legacy one's
+            is always float32).
         jit_compile: the new optimizer's ``jit_compile`` in effect (tf-keras
             turns it off where TensorFlow sees no GPU): its update step under
             XLA, v = fma(v, μ, −fl(gη)), θ + fma(v, μ, −fl(gη)) (nesterov) or
@@ -142,28 +163,16 @@ def sgd(
             f"weight_decay is tf_keras.optimizers.SGD's (optimizer='sgd'), got "
             f"weight_decay={weight_decay!r} with optimizer={optimizer!r}"
         )
-    for name, flag in (("jit_compile", jit_compile), ("tf_function", tf_function)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
-    if native_float16 is not None and not isinstance(native_float16, bool):
-        raise TypeError(f"native_float16 must be a bool or None, got {native_float16!r}")
-    if (jit_compile or tf_function) and optimizer != "sgd":
-        raise ValueError(
-            "jit_compile and tf_function model tf_keras.optimizers.SGD (optimizer='sgd'), "
-            f"got optimizer={optimizer!r}"
-        )
-    if jit_compile and tf_function:
-        raise NotImplementedError(
-            "jit_compile=True with tf_function=True is not modelled (measured: its weight "
-            "decay rounds otherwise); each of them alone is"
-        )
+    _check_paths(optimizer, learning_rate_dtype, jit_compile, tf_function, native_float16)
     # the new optimizer and the raw op keep a velocity whatever the momentum;
     # the legacy optimizer only above 0 (ResourceApplyGradientDescent else)
     kept = optimizer != "legacy"
     has_state = kept or mu > 0
     via = VIA_OPMATH if optimizer == "raw_op" else _FLOAT32
     hypers = {
-        "lr": Hyper(lr, via),
+        # a float64 variable (floatx) cast at run time: to the 16-bit formats through
+        # float32, as TensorFlow's Cast does (measured)
+        "lr": Hyper(lr, VIA_OPMATH if learning_rate_dtype == "float64" else via),
         "mu": Hyper(mu, via),
         "wd": Hyper(0.0 if wd is None else wd, via),
     }
@@ -182,8 +191,9 @@ def sgd(
 
     def program(dtype: str, kind: str) -> Program:
         # TensorFlow's graph optimizer folds λη, except on 0-d variables and, where the
-        # learning rate needs no cast (float32), on one-element ones (measured)
-        folded = tf_function and kind != "0-d" and (kind != "one" or dtype != "float32")
+        # learning rate needs no cast (its variable's dtype), on one-element ones (measured)
+        cast = dtype != learning_rate_dtype
+        folded = tf_function and kind != "0-d" and (kind != "one" or cast)
         steps = (*starts, *decay.get(folded, ()))
         # XLA keeps bfloat16's round trips, and float16's without native arithmetic
         if not jit_compile or dtype == "bfloat16" or (dtype == "float16" and not native):
@@ -199,13 +209,51 @@ def sgd(
         )
         return Program((*steps, *update), _JIT, inputs, outputs, {**hypers, "neg_lr": neg_lr})
 
-    neg_lr = Hyper(-lr, via)
+    neg_lr = Hyper(-lr, hypers["lr"].via)
     # the leaves' kinds matter to the graph optimizer and XLA only
     kind = _kind if tf_function or jit_compile else _any
     new_variable, new_velocity = run_grouped(
         trees, program, donated(out, "momentum_var", has_state), kind
     )
     return new_variable, new_velocity
+
+
+def _check_paths(
+    optimizer: str,
+    learning_rate_dtype: str,
+    jit_compile: bool,
+    tf_function: bool,
+    native_float16: bool | None,
+) -> None:
+    """The arguments that pick a code path: refused where they name none modelled."""
+    for name, flag in (("jit_compile", jit_compile), ("tf_function", tf_function)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
+    if native_float16 is not None and not isinstance(native_float16, bool):
+        raise TypeError(f"native_float16 must be a bool or None, got {native_float16!r}")
+    if (jit_compile or tf_function) and optimizer != "sgd":
+        raise ValueError(
+            "jit_compile and tf_function model tf_keras.optimizers.SGD (optimizer='sgd'), "
+            f"got optimizer={optimizer!r}"
+        )
+    if learning_rate_dtype not in _FLOATX:
+        raise ValueError(
+            f"learning_rate_dtype must be one of {', '.join(_FLOATX)}, got {learning_rate_dtype!r}"
+        )
+    if learning_rate_dtype != "float32" and optimizer != "sgd":
+        raise ValueError(
+            "learning_rate_dtype is tf_keras.optimizers.SGD's (optimizer='sgd'): the legacy "
+            "optimizer's and the raw op's learning rates do not follow floatx"
+        )
+    if jit_compile and learning_rate_dtype != "float32":
+        raise NotImplementedError(
+            "jit_compile=True with a float64 learning rate is not modelled (not measured)"
+        )
+    if jit_compile and tf_function:
+        raise NotImplementedError(
+            "jit_compile=True with tf_function=True is not modelled (measured: its weight "
+            "decay rounds otherwise); each of them alone is"
+        )
 
 
 def _kind(shape: tuple[int, ...]) -> str:
@@ -243,6 +291,8 @@ CONVENTION = Convention(
     variants=(
         # cost: an eager apply_gradients step takes about four raw ops' time
         Variant("sgd", {"optimizer": "sgd"}, cost=4),
+        # set_floatx("float64") before the optimizer is built: a float64 learning rate
+        Variant("sgd-floatx64", {"optimizer": "sgd", "learning_rate_dtype": "float64"}, cost=8),
         # apply_gradients in a tf.function (model.fit): the weight decay folded
         Variant("sgd-function", {"optimizer": "sgd", "tf_function": True}, cost=4),
         # jit_compile=True in effect (a GPU seen; forced here), a compilation per

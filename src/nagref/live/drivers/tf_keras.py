@@ -9,7 +9,8 @@ back to True after construction, so that its update step runs under XLA
 where ``native_float16`` is False on a CPU with AVX512-FP16 (a helper worker,
 as the TensorFlow driver's). ``legacy`` runs ``tf_keras.optimizers.legacy.SGD``
 eagerly, and ``raw_op`` calls ``tf.raw_ops.ResourceApplyKerasMomentum`` with
-``tf.constant(x, dtype)`` hyperparameters. A changing learning rate is
+``tf.constant(x, dtype)`` hyperparameters; ``sgd-floatx64`` builds the new
+optimizer under ``set_floatx("float64")``. A changing learning rate is
 assigned to the optimizer (``optimizer.learning_rate = lr``) before each step.
 """
 
@@ -56,12 +57,17 @@ def _optimizer(tf: Any, tf_keras: Any, spec: Spec, options: Mapping[str, object]
             learning_rate=spec.lr[0], momentum=momentum, nesterov=spec.nesterov
         )
     else:
-        opt = tf_keras.optimizers.SGD(
-            learning_rate=spec.lr[0],
-            momentum=momentum,
-            nesterov=spec.nesterov,
-            weight_decay=spec.weight_decay,
-        )
+        floatx = tf_keras.backend.floatx()
+        tf_keras.backend.set_floatx(str(options.get("learning_rate_dtype", floatx)))
+        try:  # the learning-rate variable takes floatx's dtype
+            opt = tf_keras.optimizers.SGD(
+                learning_rate=spec.lr[0],
+                momentum=momentum,
+                nesterov=spec.nesterov,
+                weight_decay=spec.weight_decay,
+            )
+        finally:
+            tf_keras.backend.set_floatx(floatx)
         opt.jit_compile = bool(options.get("jit_compile"))  # off here, without a GPU
         opt.build([var])
 
