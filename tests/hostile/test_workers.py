@@ -106,7 +106,7 @@ def _rows(out: str, convention: str) -> list[str]:
 
 
 def test_workers_that_fail_to_start_are_failures_with_their_reasons(runs: list[Run]) -> None:
-    fault = "pytorch:import,optax:crash,tensorflow:exit,keras/jax:hang,keras:missing"
+    fault = "pytorch:import,optax:crash,tensorflow:exit,keras/jax:hang,keras:missing,tf_keras:exit"
     run = _start(runs, fault, "--start-timeout", "3")
     code, out, err = run.finish()
     assert (code, err) == (1, "")
@@ -174,7 +174,10 @@ def test_a_worker_killed_from_outside_is_a_failure(runs: list[Run]) -> None:
 
 def test_a_stopped_worker_times_out_and_is_killed(runs: list[Run]) -> None:
     run = _start(
-        runs, "pytorch:stop:0,keras:missing,tensorflow:missing,optax:missing", "--timeout", "2"
+        runs,
+        "pytorch:stop:0,keras:missing,tensorflow:missing,optax:missing,tf_keras:missing",
+        "--timeout",
+        "2",
     )
     code, out, err = run.finish()
     assert (code, err) == (1, "")
