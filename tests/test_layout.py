@@ -210,6 +210,7 @@ TESTED_ELSEWHERE = {
     "nagref.live.drivers.jax_example_libraries": "tests/live/test_worker.py",
     "nagref.live.drivers.pytorch": "tests/live/test_worker.py",
     "nagref.live.drivers.tensorflow": "tests/live/test_worker.py",
+    "nagref.live.drivers.tf_keras": "conformance/frameworks/test_live.py (its rows)",
     "nagref.conventions._common": "tests/conventions/test_<convention>.py",
     "nagref.conventions._recipes": "tests/conventions/test_keras.py",
     "nagref.conventions._registry": "tests/conventions/test_registry.py",

@@ -44,7 +44,10 @@ def _trajectory(
     return Trajectory(initial, grads, grads.copy(), LR, MU, nesterov, dampening, weight_decay)
 
 
-def _expected(dtype: str, settings: tuple[bool, ...], allowed: set[str], plain: bool) -> list[str]:
+def _expected(
+    dtype: str, settings: tuple[bool, ...], allowed: set[str], plain: bool, needs: str = ""
+) -> list[str]:
+    """The candidates' names; ``needs``: a capability each variant must have (its own)."""
     names = ["nagref.sgd"] if plain else []
     for nesterov in settings:
         if plain:
@@ -55,7 +58,7 @@ def _expected(dtype: str, settings: tuple[bool, ...], allowed: set[str], plain: 
             for c in REGISTRY.values()
             if c.name in allowed
             for v in c.variants
-            if dtype in v.dtypes
+            if dtype in v.dtypes and (not needs or getattr(c.can(v), needs))
             for label, _ in (("", {}), *c.settings_for(v, (9,), dtype))
         ]
     return names
@@ -96,11 +99,12 @@ def test_dampening_leaves_the_conventions_that_can_express_it() -> None:
     assert {"single-tensor", "foreach", "fused", "fused-default"} <= set(torch_variants)
 
 
-def test_weight_decay_leaves_the_conventions_that_can_express_it() -> None:
+def test_weight_decay_leaves_the_variants_that_can_express_it() -> None:
     names = _names(_trajectory("float64", weight_decay=0.01))
-    assert {n.split()[0] for n in names} == {"pytorch", "keras", "mlx", "paddle"}
+    assert {n.split()[0] for n in names} == {"pytorch", "keras", "mlx", "paddle", "tf_keras"}
+    assert not any(n.startswith(("tf_keras legacy", "tf_keras raw_op")) for n in names)
     allowed = {c.name for c in REGISTRY.values() if c.capabilities.weight_decay}
-    assert names == _expected("float64", (False, True), allowed, plain=False)
+    assert names == _expected("float64", (False, True), allowed, plain=False, needs="weight_decay")
 
 
 def test_an_npz_file_gives_the_same_candidates(tmp_path: Path) -> None:
@@ -151,6 +155,10 @@ def _direct(
             "weight_decay": tr.weight_decay or None,
         },
         "sklearn": {"learning_rate": lr, "momentum": mu, "nesterov": nesterov},
+        "tf_keras": {
+            "learning_rate": lr, "momentum": mu, "nesterov": nesterov,
+            "weight_decay": tr.weight_decay or None,
+        },
     }  # fmt: skip
     # in its own argument order (tensorflow: var, accum, grad)
     return lookup(name).call(p, g, s, **table[name], **options)

@@ -177,7 +177,10 @@ def test_a_worker_killed_from_outside_is_a_failure(runs: list[Run]) -> None:
 
 def test_a_stopped_worker_times_out_and_is_killed(runs: list[Run]) -> None:
     run = _start(
-        runs, "pytorch:stop:0,keras:missing,tensorflow:missing,optax:missing", "--timeout", "2"
+        runs,
+        "pytorch:stop:0,keras:missing,tensorflow:missing,optax:missing,tf_keras:missing",
+        "--timeout",
+        "2",
     )
     code, out, err = run.finish()
     assert (code, err) == (1, "")

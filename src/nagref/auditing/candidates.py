@@ -72,15 +72,14 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
         if plain:
             yield from _plain_forms(h, nesterov)
         for convention in REGISTRY.values():
-            can = convention.capabilities
-            if (
-                (tr.dampening and not can.dampening)
-                or (tr.weight_decay and not can.weight_decay)
-                or (tr.maximize and not can.maximize)
-            ):
-                continue
             for variant in convention.variants:
-                if tr.dtype not in variant.dtypes:
+                can = convention.can(variant)  # a variant may express less (tf-keras's legacy)
+                if (
+                    tr.dtype not in variant.dtypes
+                    or (tr.dampening and not can.dampening)
+                    or (tr.weight_decay and not can.weight_decay)
+                    or (tr.maximize and not can.maximize)
+                ):
                     continue
                 state_dtype = convention.state_dtype(variant.options, tr.dtype)
                 initial = _initial(convention, state_dtype)

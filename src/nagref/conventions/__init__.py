@@ -15,6 +15,8 @@ them are pure: they take the state as an argument and return the new state.
 * :func:`nagref.conventions.jax_example_libraries.update`:
   ``jax.example_libraries.optimizers`` ``momentum``, ``nesterov`` and ``sgd``.
 * :func:`nagref.conventions.paddle.momentum`: ``paddle.optimizer.Momentum`` (CPU).
+* :func:`nagref.conventions.tf_keras.sgd`: tf-keras (Keras 2) ``SGD``, legacy ``SGD``
+  and ``ResourceApplyKerasMomentum``.
 
 :data:`REGISTRY` holds every module's record, found by listing this package:
 a new convention is a new module here, and nothing in this file changes.
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         pytorch,
         sklearn,
         tensorflow,
+        tf_keras,
     )
 
 
@@ -99,4 +102,5 @@ __all__ = [
     "pytorch",
     "sklearn",
     "tensorflow",
+    "tf_keras",
 ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 from .._apply import check
 from .._engine.ir import Hyper, Instr, Program, Rounding, instr
@@ -19,7 +19,10 @@ from .._host import native_float16 as _native_float16
 from .._tree import unflatten
 from ._common import DTYPES, FLUSHED, from_zero, run
 
-__all__ = ["compiled_program", "run_by_size"]
+__all__ = ["compiled_program", "folded_decay", "jit_recipe", "run_by_size", "run_grouped"]
+
+#: a kind of leaf (by its shape) whose program differs
+K = TypeVar("K", bound=Hashable)
 
 #: XLA's rounding of the compiled step in float32, float64 and native float16
 _JIT = Rounding(contract=True, flush=FLUSHED)
@@ -43,7 +46,7 @@ def compiled_program(
         # XLA keeps every round trip through bfloat16: the eager model
         if dtype == "bfloat16":
             return eager
-        steps = (*starts, *_jit_recipe(momentum, nesterov, wd, one=one))
+        steps = (*starts, *jit_recipe(momentum, nesterov, wd, one=one))
         # float16 without native arithmetic: reassociated as the others, but
         # computed in float32 and rounded to float16 after every operation
         rounding = eager.rounding if dtype == "float16" and not native else _JIT
@@ -52,25 +55,13 @@ def compiled_program(
     return program
 
 
-def _jit_recipe(
-    momentum: float, nesterov: bool, wd: float | None, *, one: bool
+def jit_recipe(
+    momentum: float, nesterov: bool, wd: float | None, *, one: bool, kept: bool = False
 ) -> tuple[Instr, ...]:
-    """The step as XLA compiles it on CPU (module docstring); ``one``: for one-element leaves."""
-    steps = []
-    if wd is not None and one:
-        steps += [
-            instr("t", "mul", "p", "wd", note="variable * wd"),
-            instr("p", "muladd", "t", "neg_lr", "p", note="variable - (variable * wd) * lr, fused"),
-        ]
-    elif wd is not None:
-        steps += [
-            instr(
-                "c", "mul", "lr", "wd", note="lr * wd: XLA reassociates (v * wd) * broadcast(lr)"
-            ),
-            instr("nc", "neg", "c"),
-            instr("p", "muladd", "p", "nc", "p", note="variable - variable * (lr * wd), fused"),
-        ]
-    if momentum != 0:
+    """The step as XLA compiles it on CPU (module docstring); ``one``: for one-element leaves;
+    ``kept``: a velocity kept at momentum 0 too (tf-keras's), v = fma(v, 0, −fl(gη))."""
+    steps = list(folded_decay(one=one)) if wd is not None else []
+    if momentum != 0 or kept:
         steps += [
             instr("b", "mul", "g", "lr", note="gradient * learning_rate"),
             instr("nb", "neg", "b"),
@@ -90,30 +81,59 @@ def _jit_recipe(
     return tuple(steps)
 
 
+def folded_decay(*, one: bool) -> tuple[Instr, ...]:
+    """The weight decay θ − (θλ)η with λη folded, θ − θ·fl(ηλ) (XLA and TensorFlow's
+    graph optimizer), or for one-element leaves under XLA θ − fl(θλ)·η; a ``muladd``
+    that XLA contracts."""
+    if one:
+        return (
+            instr("t", "mul", "p", "wd", note="variable * wd"),
+            instr("p", "muladd", "t", "neg_lr", "p", note="variable - (variable * wd) * lr, fused"),
+        )
+    return (
+        instr("c", "mul", "lr", "wd", note="lr * wd: (variable * wd) * lr reassociated"),
+        instr("nc", "neg", "c"),
+        instr("p", "muladd", "p", "nc", "p", note="variable - variable * (lr * wd)"),
+    )
+
+
 def run_by_size(
     trees: Mapping[str, object],
     program: Callable[[str, bool], Program],
     out: tuple[object, object] | None,
     by_size: bool,
 ) -> tuple[Any, ...]:
-    """Run ``program(dtype, one)`` over the trees, one-element leaves (``one``) apart.
-
-    Where the trees mix one-element leaves and others (and ``by_size``), the
-    trees are validated whole, then each group of leaves runs as lists (the
-    caller's ``out`` leaves among them), and the outputs are rebuilt in the
-    first tree's structure.
-    """
+    """Run ``program(dtype, one)`` over the trees, one-element leaves (``one``) apart
+    (``by_size``; else every leaf as ``one=False``): see :func:`run_grouped`."""
     if not by_size:
         return run(trees, lambda dtype: program(dtype, False), out)
-    flat = check(lambda dtype: program(dtype, False), trees, out=out, n_outputs=2, dtypes=DTYPES)
-    sizes = [math.prod(leaf.shape) for leaf in flat.columns[0]]
-    one = [i for i, size in enumerate(sizes) if size == 1]
-    if flat.xp is None or len(one) in (0, len(sizes)):
-        return run(trees, lambda dtype: program(dtype, bool(one)), out)
-    rest = [i for i, size in enumerate(sizes) if size != 1]
+    return run_grouped(trees, program, out, _one_element)
+
+
+def run_grouped(
+    trees: Mapping[str, object],
+    program: Callable[[str, K], Program],
+    out: tuple[object, object] | None,
+    kind: Callable[[tuple[int, ...]], K],
+) -> tuple[Any, ...]:
+    """Run ``program(dtype, kind(shape))`` over the trees, each kind of leaf apart.
+
+    Where the leaves are of several kinds (by their shapes), the trees are
+    validated whole, then each group of leaves runs as lists (the caller's
+    ``out`` leaves among them), and the outputs are rebuilt in the first
+    tree's structure.
+    """
+    flat = check(lambda dtype: program(dtype, kind(())), trees, out=out, n_outputs=2, dtypes=DTYPES)
+    kinds = [kind(tuple(leaf.shape)) for leaf in flat.columns[0]]
+    groups: dict[K, list[int]] = {}
+    for i, leaf_kind in enumerate(kinds):
+        groups.setdefault(leaf_kind, []).append(i)
+    if flat.xp is None or len(groups) == 1:
+        only = kinds[0] if kinds else kind(())
+        return run(trees, lambda dtype: program(dtype, only), out)
     results: list[list[Any] | None] = [None, None]
-    for group, is_one in ((one, True), (rest, False)):
-        names = list(trees)
+    names = list(trees)
+    for group_kind, group in groups.items():
         group_trees = {
             n: [column[i] for i in group] for n, column in zip(names, flat.columns, strict=True)
         }
@@ -124,11 +144,11 @@ def run_by_size(
                 None if column is None else [column[i] for i in group] for column in flat.out
             )
         )
-        outputs = run(group_trees, functools.partial(_sized, program, one=is_one), group_out)
+        outputs = run(group_trees, functools.partial(_of_kind, program, group_kind), group_out)
         for k, leaves in enumerate(outputs):
             if leaves is None:
                 continue
-            column = results[k] or [None] * len(sizes)
+            column = results[k] or [None] * len(kinds)
             for i, leaf in zip(group, leaves, strict=True):
                 column[i] = leaf
             results[k] = column
@@ -137,5 +157,9 @@ def run_by_size(
     )
 
 
-def _sized(program: Callable[[str, bool], Program], dtype: str, *, one: bool) -> Program:
-    return program(dtype, one)
+def _one_element(shape: tuple[int, ...]) -> bool:
+    return math.prod(shape) == 1
+
+
+def _of_kind(program: Callable[[str, K], Program], kind: K, dtype: str) -> Program:
+    return program(dtype, kind)

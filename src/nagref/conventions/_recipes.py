@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from .._engine.ir import Instr, instr
 
-__all__ = ["velocity_lr_inside"]
+__all__ = ["decoupled_decay", "velocity_lr_inside"]
 
 
 def velocity_lr_inside(
-    momentum: float, nesterov: bool, weight_decay: float | None, *, keep_velocity: bool = False
+    momentum: float, nesterov: bool, weight_decay: float | None, *, kept: bool = False
 ) -> tuple[Instr, ...]:
     r"""The velocity with lr inside, every operation rounded on its own (Keras's form).
 
@@ -24,20 +24,14 @@ def velocity_lr_inside(
         v \leftarrow \mu v - g\eta;\quad
         \theta \leftarrow \theta + \mu v - g\eta \text{ (nesterov) or } \theta + v
 
-    and θ ← θ − gη when μ = 0 (unless ``keep_velocity``: scikit-learn keeps
-    the velocity whatever μ): Sutskever et al.'s (2013) v, and under
+    and θ ← θ − gη when μ = 0 (unless ``kept``: a velocity kept at μ = 0 too,
+    as tf-keras's SGD keeps it): Sutskever et al.'s (2013) v, and under
     Nesterov Bengio et al.'s (2012) look-ahead form. Keras 3 (eager,
     ``keras/src/optimizers/sgd.py``) and scikit-learn's ``SGDOptimizer``
     write it so.
     """
-    steps = []
-    if weight_decay is not None:
-        steps += [
-            instr("t", "mul", "p", "wd", note="variable * wd"),
-            instr("t", "mul", "t", "lr", note="... * lr"),
-            instr("p", "sub", "p", "t", note="variable.assign(variable - variable * wd * lr)"),
-        ]
-    if momentum != 0 or keep_velocity:
+    steps = list(decoupled_decay()) if weight_decay is not None else []
+    if momentum != 0 or kept:
         velocity = [
             instr("a", "mul", "v", "mu", note="m * momentum"),
             instr("b", "mul", "g", "lr", note="gradient * learning_rate"),
@@ -57,3 +51,12 @@ def velocity_lr_inside(
             instr("p", "sub", "p", "b", note="variable.assign_sub(gradient * learning_rate)"),
         ]
     return tuple(steps)
+
+
+def decoupled_decay() -> tuple[Instr, ...]:
+    r"""Keras's decoupled weight decay, θ ← θ − (θλ)η, each operation rounded on its own."""
+    return (
+        instr("t", "mul", "p", "wd", note="variable * wd"),
+        instr("t", "mul", "t", "lr", note="... * lr"),
+        instr("p", "sub", "p", "t", note="variable.assign(variable - variable * wd * lr)"),
+    )

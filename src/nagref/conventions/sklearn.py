@@ -122,7 +122,7 @@ def update_params(
         raise TypeError(f"nesterov must be a bool, got {describe(nesterov)}")
     recipe = tuple(
         replace(step, note=_NOTES.get(step.out, "param += update"))
-        for step in velocity_lr_inside(mu, nesterov, None, keep_velocity=True)
+        for step in velocity_lr_inside(mu, nesterov, None, kept=True)
     )
     # Python floats are weak scalars: rounded once to the arrays' dtype
     hypers = {"lr": Hyper(float(eta)), "mu": Hyper(float(mu))}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..._host import native_float16
+from ...conventions import lookup
 from ..cases import Spec
 from ..suite import Worker
 
@@ -87,8 +88,6 @@ def xla_process(
     variant without native float16, here on a CPU with it), or None for a case
     this process runs.
     """
-    from ...conventions import lookup
-
     record = lookup(convention)
 
     def pinned(name: str) -> bool:
