@@ -6,18 +6,6 @@ rounding model, with the framework's own parameter names, and ends with its
 registry record, ``CONVENTION`` (:class:`~._registry.Convention`). All of
 them are pure: they take the state as an argument and return the new state.
 
-* :func:`nagref.conventions.pytorch.sgd`: ``torch.optim.SGD`` (CPU).
-* :func:`nagref.conventions.keras.sgd`: Keras 3 ``SGD.apply`` per backend.
-* :func:`nagref.conventions.mlx.sgd`: MLX ``mlx.optimizers.SGD`` (CPU).
-* :func:`nagref.conventions.optax.sgd`: ``optax.sgd`` + ``apply_updates``.
-* :func:`nagref.conventions.sklearn.update_params`: scikit-learn's MLP ``SGDOptimizer``.
-* :func:`nagref.conventions.tensorflow.apply_momentum`: TF ``ApplyMomentum``.
-* :func:`nagref.conventions.jax_example_libraries.update`:
-  ``jax.example_libraries.optimizers`` ``momentum``, ``nesterov`` and ``sgd``.
-* :func:`nagref.conventions.paddle.momentum`: ``paddle.optimizer.Momentum`` (CPU).
-* :func:`nagref.conventions.tf_keras.sgd`: tf-keras (Keras 2) ``SGD``, legacy ``SGD``
-  and ``ResourceApplyKerasMomentum``.
-
 :data:`REGISTRY` holds every module's record, found by listing this package:
 a new convention is a new module here, and nothing in this file changes.
 Everything that enumerates conventions (the vectors, the audit, the live
@@ -30,22 +18,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from ._registry import Capabilities, Convention, Extra, Hypers, Variant
-
-if TYPE_CHECKING:
-    from . import (
-        jax_example_libraries,
-        keras,
-        mlx,
-        optax,
-        paddle,
-        pytorch,
-        sklearn,
-        tensorflow,
-        tf_keras,
-    )
 
 
 def _discover() -> dict[str, Convention]:
@@ -92,15 +66,6 @@ __all__ = [
     "Extra",
     "Hypers",
     "Variant",
-    "jax_example_libraries",
-    "keras",
     "keyword_names",
     "lookup",
-    "mlx",
-    "optax",
-    "paddle",
-    "pytorch",
-    "sklearn",
-    "tensorflow",
-    "tf_keras",
 ]
