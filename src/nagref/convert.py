@@ -5,20 +5,25 @@ Sutskever et al.'s (2013) θ (the parameters before the look-ahead) and v
 (the displacement, lr inside), μ and lr the momentum and learning rate of
 the *next* step, each form stores two of these quantities:
 
-==================  =======================  ===========================  ============
-form                stores (``nesterov``)    stores (classical momentum)  function
-==================  =======================  ===========================  ============
-``"sutskever"``     θ, v                     θ, v                         formulations
-``"lecture"``       W = θ, V = −v            θ, −v                        nagref.nag
-``"bengio"``        Θ = θ + μv, v            (NAG only)                   formulations
-``"nesterov_1983"`` y = Θ, x_prev = θ        (NAG only)                   formulations
-``"polyak"``        (CM only)                x = θ, x_prev = θ − v        formulations
-``"dozat"``         Θ, m = −v/lr             (NAG only)                   formulations
-``"pytorch"``       Θ, b = −v/lr             θ, b                         registry
-``"optax"``         Θ, t = −v/lr             θ, t                         registry
-``"keras"``         Θ, v                     θ, v                         registry
-``"tensorflow"``    Θ, a = −v/lr             θ, a                         registry
-==================  =======================  ===========================  ============
+===========================  ======================  ===========================  ============
+form                         stores (``nesterov``)   stores (classical momentum)  function
+===========================  ======================  ===========================  ============
+``"sutskever"``              θ, v                    θ, v                         formulations
+``"lecture"``                W = θ, V = −v           θ, −v                        nagref.nag
+``"bengio"``                 Θ = θ + μv, v           (NAG only)                   formulations
+``"nesterov_1983"``          y = Θ, x_prev = θ       (NAG only)                   formulations
+``"polyak"``                 (CM only)               x = θ, x_prev = θ − v        formulations
+``"dozat"``                  Θ, m = −v/lr            (NAG only)                   formulations
+``"pytorch"``                Θ, b = −v/lr            θ, b                         registry
+``"optax"``                  Θ, t = −v/lr            θ, t                         registry
+``"keras"``                  Θ, v                    θ, v                         registry
+``"tensorflow"``             Θ, a = −v/lr            θ, a                         registry
+``"tf_keras"``               Θ, m = v                θ, m                         registry
+``"jax_example_libraries"``  Θ, velocity = −v/lr     θ, velocity                  registry
+``"sklearn"``                Θ, velocities = v       θ, velocities                registry
+``"mlx"``                    Θ, v = −v/lr (MLX's v)  θ, v                         registry
+``"paddle"``                 Θ, velocity = −v/lr     θ, velocity                  registry
+===========================  ======================  ===========================  ============
 
 The conventions' rows come from the convention registry
 (:data:`nagref.conventions.REGISTRY`): each record says whether its state
