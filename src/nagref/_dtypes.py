@@ -21,9 +21,10 @@ A row says:
 * ``conventions``: whether the framework conventions model it;
 * ``host_via``: the dtype NumPy's converter (``ml_dtypes``, for the formats
   NumPy lacks) rounds a Python float through on its way to this dtype, or
-  None where it converts directly: ``ml_dtypes`` 0.6 converts float64 to
-  bfloat16 through float32, rounding twice (JAX and the Keras backends
-  convert Python floats with it);
+  None where it converts directly. JAX, TensorFlow's tracing and the Keras
+  backends convert Python floats with it, so it is read from the
+  ``ml_dtypes`` installed (:func:`_ml_dtypes_via`): 0.6 converts float64 to
+  bfloat16 through float32, rounding twice; 0.7 rounds once;
 * ``library``: the module that provides the dtype to NumPy where NumPy has
   no such dtype of its own (``ml_dtypes``), or None;
 * ``buffer_format``: NumPy's ``dtype.char``; for a real dtype of NumPy's own
@@ -79,6 +80,23 @@ class DType:
     cuda_type: str | None
 
 
+def _ml_dtypes_via() -> str | None:
+    """How the installed ``ml_dtypes`` converts float64 to bfloat16: ``"float32"``, through
+    float32 (rounding twice: ``ml_dtypes`` 0.6 and before), or None, once (0.7).
+
+    Measured on 1 + 2**-8 + 2**-30, just above a tie of bfloat16 that float32
+    rounds onto: once it rounds up, twice to even (down). Without ``ml_dtypes``
+    nothing converts to bfloat16 on the host: ``"float32"``, the older rule.
+    """
+    try:
+        bfloat16 = importlib.import_module("ml_dtypes").bfloat16
+    except ModuleNotFoundError:
+        return "float32"
+    np = importlib.import_module("numpy")
+    twice = float(np.asarray(1.0 + 2.0**-8 + 2.0**-30).astype(bfloat16)) == 1.0
+    return "float32" if twice else None
+
+
 #: name -> row, in the order every listing uses.
 TABLE: dict[str, DType] = {
     row.name: row
@@ -92,7 +110,7 @@ TABLE: dict[str, DType] = {
         DType("float64", "real floating", 53, -1022, 1024, "float64", "float64", True,
               None, None, "d", "double", "double"),
         DType("bfloat16", "real floating", 8, -126, 128, "bfloat16", "float32", True,
-              "float32", "ml_dtypes", "E", None, None),
+              _ml_dtypes_via(), "ml_dtypes", "E", None, None),
         DType("complex64", "complex floating", 24, -126, 128, "float32", "complex64", False,
               None, None, "F", None, None),
         DType("complex128", "complex floating", 53, -1022, 1024, "float64", "complex128", False,

@@ -50,10 +50,10 @@ def _cases() -> dict[str, Step]:
     # every registered convention's every variant, Nesterov with everything it
     # can express (weight decay, maximize), plain with dampening, and a first step
     for convention in REGISTRY.values():
-        can = convention.capabilities
         for variant in convention.variants:
             name = f"{convention.name}-{variant.name}"
-            full = {"weight_decay": 0.01 if can.weight_decay else 0.0, "maximize": can.maximize}
+            can = convention.can(variant)  # what this variant expresses
+            full = {"weight_decay": 0.01 if can.weight_decay else None, "maximize": can.maximize}
             damped = {"dampening": 0.3 if can.dampening else 0.0}
             first = None if convention.first_state == "none" else 0.0
             for label, options, start in (

@@ -102,8 +102,9 @@ class Rounding:
 #: its storage dtype, the rounding model's compute dtype, the storage
 #: dtype's ``opmath`` (:mod:`nagref._dtypes`: float32 for the 16-bit formats),
 #: and the dtype NumPy's converter goes through on the way to the storage
-#: dtype (its ``host_via``: float32 for bfloat16, which ``ml_dtypes`` reaches
-#: through float32; the storage dtype itself otherwise).
+#: dtype (its ``host_via``: float32 for bfloat16 where the installed
+#: ``ml_dtypes`` reaches it through float32, as 0.6 does; the storage dtype
+#: itself otherwise).
 STORAGE, COMPUTE, OPMATH, HOST = "storage", "compute", "opmath", "host"
 
 #: A Python float converted as c10's ``Half(double)``, Eigen's ``half`` and

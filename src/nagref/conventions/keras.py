@@ -16,9 +16,10 @@ Per backend, as measured against Keras 3.15.1:
 * ``"tensorflow"``, ``"jax"``, ``"numpy"``: each operation rounds
   separately. The learning rate is a float32 variable, cast to the
   variable's dtype. TensorFlow also passes momentum and weight decay through
-  float32; JAX and NumPy convert them on the host, directly (bfloat16:
-  ``ml_dtypes`` converts through float32). TensorFlow and JAX on CPU flush
-  float32, float64 and bfloat16 subnormals to zero; bfloat16 is computed in
+  float32; NumPy (and JAX under ``jit``) convert them on the host, as the
+  installed ``ml_dtypes`` does; eager JAX at run time (:mod:`._jax`).
+  TensorFlow and JAX on CPU flush float32, float64 and bfloat16 subnormals
+  to zero; bfloat16 is computed in
   float32 and flushed there, before its rounding to bfloat16. The NumPy
   backend follows JAX's 32-bit type promotion, so a float64 variable is
   updated in float32 arithmetic (each operand rounded to float32) and stored
@@ -91,11 +92,13 @@ Keras's torch backend under ``jit_compile`` (``torch.compile``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._checks import describe
 from .._engine.ir import VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._typing import ArrayTree
+from . import _jax
 from ._aten import check_capability, check_threads, elementwise, runs_here
 from ._common import (
     FLUSHED,
@@ -233,8 +236,9 @@ def sgd(
         else velocity_lr_inside(momentum, nesterov, wd)
     )
     through32 = ("float32", "storage")
-    # TensorFlow casts a Python float through float32; JAX and NumPy convert
-    # it on the host (once, except bfloat16: ml_dtypes goes through float32)
+    # TensorFlow casts a Python float through float32; NumPy converts it on the
+    # host (ml_dtypes: bfloat16 through float32 before 0.7), as JAX does under
+    # jax.jit; eager JAX at run time (_at_run_time, below)
     direct = through32 if backend == "tensorflow" else VIA_HOST
     hypers = {
         # a float32 variable cast to the dtype, or (JAX) the Python float
@@ -274,8 +278,23 @@ def sgd(
         else (_ROUNDING[backend], None)
     )
     program = Program(recipe, rounding, inputs, outputs, hypers, split)
-    new_variable, new_velocity = run(trees, program, donated(out, "momentum_var", momentum != 0))
+    names = ("lr", "mu", "wd") if wide else ("mu", "wd")  # eager JAX: converted at run time
+    at = _at_run_time(program, names, _jax.native(native_float16)) if backend == "jax" else program
+    new_variable, new_velocity = run(trees, at, donated(out, "momentum_var", momentum != 0))
     return new_variable, new_velocity
+
+
+def _at_run_time(p: Program, names: tuple[str, ...], native: bool) -> Callable[[str], Program]:
+    """Program ``p`` with the hyperparameters ``names`` converted as eager JAX converts a
+    Python float, at run time (:func:`._jax.via`): bfloat16 through float32 whatever
+    ``ml_dtypes`` does on the host (measured with ml_dtypes 0.6 and 0.7)."""
+
+    def per_dtype(dtype: str) -> Program:
+        via = _jax.via("run_time", dtype, native)
+        hypers = {k: Hyper(h.value, via) if k in names else h for k, h in p.hypers.items()}
+        return p._replace(hypers=hypers)
+
+    return per_dtype
 
 
 def _torch_decay_factor(lr: float, wd: float | None) -> float:
