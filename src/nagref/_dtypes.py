@@ -21,10 +21,10 @@ A row says:
 * ``conventions``: whether the framework conventions model it;
 * ``host_via``: the dtype NumPy's converter (``ml_dtypes``, for the formats
   NumPy lacks) rounds a Python float through on its way to this dtype, or
-  None where it converts directly. JAX, TensorFlow's tracing and the Keras
-  backends convert Python floats with it, so it is read from the
-  ``ml_dtypes`` installed (:func:`_ml_dtypes_via`): 0.6 converts float64 to
-  bfloat16 through float32, rounding twice; 0.7 rounds once;
+  None where it converts directly, or :data:`ML_DTYPES` where that is the
+  installed ``ml_dtypes``' to say (:func:`host_via`): 0.6 converts float64
+  to bfloat16 through float32, rounding twice; 0.7 rounds once. JAX,
+  TensorFlow's tracing and the Keras backends convert Python floats with it;
 * ``library``: the module that provides the dtype to NumPy where NumPy has
   no such dtype of its own (``ml_dtypes``), or None;
 * ``buffer_format``: NumPy's ``dtype.char``; for a real dtype of NumPy's own
@@ -39,6 +39,7 @@ A row says:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from dataclasses import dataclass
@@ -46,11 +47,13 @@ from typing import Any, Literal
 
 __all__ = [
     "COMPLEX",
+    "ML_DTYPES",
     "NAMES",
     "REAL",
     "TABLE",
     "DType",
     "by_buffer_format",
+    "host_via",
     "largest",
     "lookup",
     "numpy_dtype",
@@ -80,6 +83,20 @@ class DType:
     cuda_type: str | None
 
 
+#: A ``host_via`` that the installed ``ml_dtypes`` decides (:func:`host_via`).
+ML_DTYPES = "ml_dtypes"
+
+
+def host_via(name: str) -> str | None:
+    """The dtype a Python float goes through on the host on its way to dtype ``name``
+    (the table's ``host_via``, :data:`ML_DTYPES` resolved), or None: directly."""
+    row = TABLE.get(name)
+    if row is None or row.host_via is None:
+        return None
+    return _ml_dtypes_via() if row.host_via == ML_DTYPES else row.host_via
+
+
+@functools.cache
 def _ml_dtypes_via() -> str | None:
     """How the installed ``ml_dtypes`` converts float64 to bfloat16: ``"float32"``, through
     float32 (rounding twice: ``ml_dtypes`` 0.6 and before), or None, once (0.7).
@@ -110,7 +127,7 @@ TABLE: dict[str, DType] = {
         DType("float64", "real floating", 53, -1022, 1024, "float64", "float64", True,
               None, None, "d", "double", "double"),
         DType("bfloat16", "real floating", 8, -126, 128, "bfloat16", "float32", True,
-              _ml_dtypes_via(), "ml_dtypes", "E", None, None),
+              ML_DTYPES, "ml_dtypes", "E", None, None),
         DType("complex64", "complex floating", 24, -126, 128, "float32", "complex64", False,
               None, None, "F", None, None),
         DType("complex128", "complex floating", 53, -1022, 1024, "float64", "complex128", False,

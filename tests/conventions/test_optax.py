@@ -149,7 +149,7 @@ def _lr_reached(dtype: str, *, jit: bool, native: bool, form: str) -> str:
 
 
 #: a bfloat16 host conversion (ml_dtypes'): through float32 with ml_dtypes 0.6, once with 0.7
-_HOST = "twice" if _dtypes.TABLE["bfloat16"].host_via == "float32" else "once"
+_HOST = "twice" if _dtypes.host_via("bfloat16") == "float32" else "once"
 
 # (dtype, native float16, form) -> eager, jit: as measured against Optax 0.2.8
 # on JAX 0.10.2 (without native float16: XLA kept to AVX2)

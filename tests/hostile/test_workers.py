@@ -110,7 +110,8 @@ def _rows(out: str, convention: str) -> list[str]:
 def test_workers_that_fail_to_start_are_failures_with_their_reasons(runs: list[Run]) -> None:
     # the first match wins: every other convention's workers exit with code 3
     fault = "pytorch:import,optax:crash,keras/jax:hang,keras:missing,*:exit"
-    run = _start(runs, fault, "--start-timeout", "3")
+    # long enough for every worker to start on two busy cores; keras/jax hangs till then
+    run = _start(runs, fault, "--start-timeout", "15")
     code, out, err = run.finish()
     assert (code, err) == (1, "")
     assert run.no_worker_left()
@@ -120,7 +121,7 @@ def test_workers_that_fail_to_start_are_failures_with_their_reasons(runs: list[R
         "pytorch": "FAIL: worker died while starting: exit code 1: ImportError: "
         "NAGREF_LIVE_FAULT: the framework's import raised",
         "optax": f"FAIL: worker died while starting: {SIGKILL}",
-        "keras jax": "FAIL: worker timed out while starting: no reply within 3 s; killed",
+        "keras jax": "FAIL: worker timed out while starting: no reply within 15 s; killed",
     }
     assert "tensorflow" in expected
     for convention, cell in expected.items():

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._checks import describe, dtype_name
 from .._compat import array_namespace, device, named_dtype, to_device
-from .._dtypes import TABLE, round_to
+from .._dtypes import TABLE, host_via, round_to
 from .._typing import Namespace
 from .fma import round_to_odd_float32
 from .ir import COMPUTE, HOST, OPMATH, STORAGE, Hyper, Rounding
@@ -58,7 +58,7 @@ def chain(via: tuple[str, ...], rounding: Rounding, storage: str) -> list[str]:
         STORAGE: storage,
         COMPUTE: rounding.compute.get(storage, storage),
         OPMATH: storage if row is None else row.opmath,
-        HOST: storage if row is None or row.host_via is None else row.host_via,
+        HOST: host_via(storage) or storage,
     }
     return [named.get(d, d) for d in via]
 

@@ -248,9 +248,10 @@ def narrow(values: npt.NDArray[Any], dtype: str | np.dtype[Any]) -> npt.NDArray[
     wide = np.asarray(values, dtype=np.float64)
     row = _dtypes.TABLE.get(kind.name)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        if row is None or row.host_via is None:
+        via = None if row is None else _dtypes.host_via(row.name)
+        if via is None:
             return wide.astype(kind)
-        assert row.host_via == "float32"  # the engine's round to odd goes to float32
+        assert via == "float32"  # the engine's round to odd goes to float32
         middle = np.asarray(round_to_odd_float32(array_namespace(wide), wide))
         return middle.astype(kind)
 
