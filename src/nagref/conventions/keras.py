@@ -205,8 +205,7 @@ def sgd(
         )
     if not isinstance(jit, bool):
         raise TypeError(f"jit must be a bool, got {describe(jit)}")
-    if native_float16 is not None and not isinstance(native_float16, bool):
-        raise TypeError(f"native_float16 must be a bool or None, got {describe(native_float16)}")
+    native = _jax.native(native_float16)  # checked: a bool, or None for this CPU's
     if jit and backend not in JIT_BACKENDS:
         raise ValueError(
             f"jit=True models XLA on the jax and tensorflow backends, got backend={backend!r}"
@@ -279,7 +278,7 @@ def sgd(
     )
     program = Program(recipe, rounding, inputs, outputs, hypers, split)
     names = ("lr", "mu", "wd") if wide else ("mu", "wd")  # eager JAX: converted at run time
-    at = _at_run_time(program, names, _jax.native(native_float16)) if backend == "jax" else program
+    at = _at_run_time(program, names, native) if backend == "jax" else program
     new_variable, new_velocity = run(trees, at, donated(out, "momentum_var", momentum != 0))
     return new_variable, new_velocity
 
