@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nagref._compare import bitwise_equal, ulp_distance
+from nagref._compare import _sign_magnitude, all_bitwise_equal, bitwise_equal, ulp_distance
+from nagref._dtypes import numpy_dtype
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
@@ -46,3 +47,25 @@ def test_mismatched_arrays_are_refused() -> None:
         ulp_distance(np.zeros(2, "float32"), np.zeros(2, "float64"))
     with pytest.raises(ValueError, match=r"shape \(2,\) with dtype float32 and shape \(3,\)"):
         bitwise_equal(np.zeros(2, "float32"), np.zeros(3, "float32"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
+def test_the_ordinal_distance_is_the_sign_magnitude_distance(dtype: str) -> None:
+    """16- and 32-bit floats are counted through their ordinals: the same numbers."""
+    kind = numpy_dtype(dtype)
+    unsigned = {2: np.uint16, 4: np.uint32}[kind.itemsize]
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 2 ** (8 * kind.itemsize), 100_000, dtype=np.uint64).astype(unsigned)
+    b = np.roll(a, 1)
+    b[:50] = a[:50] ^ (unsigned(1) << unsigned(8 * kind.itemsize - 1))  # -x against x, ±0
+    x, y = a.view(kind), b.view(kind)
+    (na, ma), (nb, mb) = _sign_magnitude(x), _sign_magnitude(y)
+    expected = np.where(na != nb, ma + mb, np.maximum(ma, mb) - np.minimum(ma, mb)).astype(float)
+    nan_x, nan_y = np.isnan(x), np.isnan(y)
+    expected[nan_x & nan_y] = 0.0
+    expected[nan_x ^ nan_y] = np.inf
+    assert np.array_equal(ulp_distance(x, y), expected)
+    assert all_bitwise_equal(x, x.copy())
+    assert not all_bitwise_equal(x, y)
+    nan_payloads = np.array([np.nan, -np.nan], dtype=np.float32)
+    assert all_bitwise_equal(nan_payloads, nan_payloads[::-1].copy())  # NaN is NaN

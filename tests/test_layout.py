@@ -15,6 +15,7 @@ SRC = Path(nagref.__file__).parent
 NUMPY_TOOLS = {
     "cli.py",
     "auditing",
+    "record",
     "explaining.py",
     "report",
     "live",

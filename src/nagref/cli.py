@@ -178,8 +178,9 @@ def _parser() -> argparse.ArgumentParser:
         "trajectory",
         type=Path,
         metavar="TRAJECTORY",
-        help="a .npz file (initial, grads, params, lr, momentum; optionally nesterov, "
-        "dampening, weight_decay) or a test-vector .json file",
+        help="a whole run's .trajectory file (nagref.record), a .npz file (initial, grads, "
+        "params, lr, momentum; optionally nesterov, dampening, weight_decay) or a test-vector "
+        ".json file",
     )
     trail.add_argument("--json", action="store_true", help="print the report as JSON")
     trail.add_argument(
@@ -289,15 +290,28 @@ def _stopped(why: str, code: int) -> int:
 def _audit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if "\0" in str(args.trajectory):
         parser.error(f"argument TRAJECTORY: {str(args.trajectory)!r} holds a NUL character")
+    ulps, shown = float(args.ulps), None if args.json else _tensor_progress
     try:
-        report = auditing.audit(args.trajectory, tolerance_ulps=float(args.ulps))
+        if args.trajectory.suffix == auditing.SUFFIX:  # a whole run: tensor by tensor
+            run = auditing.audit_model(args.trajectory, tolerance_ulps=ulps, progress=shown)
+            text, out, code = auditing.format_model_report(run), run.to_json(), run.exit_code
+        else:
+            report = auditing.audit(args.trajectory, tolerance_ulps=ulps)
+            text, out, code = auditing.format_report(report), report.to_json(), report.exit_code
     except auditing.TrajectoryError as error:
         parser.error(str(error))
-    if args.json:
-        print(json.dumps(report.to_json(), indent=1))
-    else:
-        print(auditing.format_report(report))
-    return report.exit_code
+    finally:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")  # the progress line
+    print(json.dumps(out, indent=1) if args.json else text)
+    return int(code)
+
+
+def _tensor_progress(done: int, total: int, tensor: str) -> None:
+    """The whole-model audit's progress, on a terminal's standard error."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\x1b[Kaudit: tensor {done + 1} of {total}: {tensor[:60]}")
+        sys.stderr.flush()
 
 
 def _vectors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

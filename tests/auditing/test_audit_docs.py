@@ -38,6 +38,21 @@ def test_the_reports_on_the_page_are_what_the_audit_prints(
     assert codes == [0, 0, 0]  # mine.npz: MLX's SGD (a zero velocity, dampened from step 1)
 
 
+RECORDED = re.findall(r"<!-- record: (\S+) -->\n```python\n(.*?)```", DOC, re.S)
+RECORD_OUTPUTS = dict(re.findall(r"<!-- record output: (\S+) -->\n```text\n(.*?)```", DOC, re.S))
+
+
+def test_the_recorded_run_on_the_page_prints_what_the_page_shows(tmp_path: Path) -> None:
+    assert [name for name, _ in RECORDED] == ["torch_run.py"]
+    for name, code in RECORDED:
+        (tmp_path / name).write_text(code, encoding="utf-8")
+        out = subprocess.run(
+            [sys.executable, name], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout
+        assert out == RECORD_OUTPUTS[name]
+        assert "VERDICT: indistinguishable: 4 candidates" in out
+
+
 def test_the_limits_on_the_page_are_the_loaders() -> None:
     section = DOC.split("### What a file may hold")[1].split("\nOnly the candidates")[0]
     text = " ".join(section.split())

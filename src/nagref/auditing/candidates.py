@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -13,29 +14,66 @@ from .. import formulations, rules
 from .._dtypes import numpy_dtype
 from ..conventions import REGISTRY, Convention, Variant
 from ..conventions import Hypers as StepHypers
-from .trajectory import Trajectory
 
-__all__ = ["Candidate", "candidates"]
+__all__ = ["Candidate", "Replayable", "candidates"]
 
 Array = npt.NDArray[Any]
 #: (param, grad, state, step index) -> (param, state)
 Step = Callable[[Array, Array, Any, int], tuple[Array, Any]]
 
 
+class Replayable(Protocol):
+    """What the candidates read of a run of one tensor: its hyperparameters, dtype and shape."""
+
+    @property
+    def lr(self) -> Sequence[float]: ...  # one per step
+    @property
+    def momentum(self) -> Sequence[float]: ...
+    @property
+    def nesterov(self) -> bool | None: ...  # None: not recorded, try both
+    @property
+    def dampening(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def threads(self) -> int | None: ...  # the run's thread count, where it was recorded
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One implementation: a name, and how to replay it."""
+    """One implementation: a name, and how to replay it.
 
-    name: str  # e.g. "pytorch single-tensor, nesterov"
+    ``family`` is the name without the setting (``"pytorch single-tensor,
+    nesterov"``), ``layout`` the setting's layout part (``", channels_last"``
+    or ``""``) and ``threads`` its thread count: what a whole-model audit
+    combines a model's tensors by.
+    """
+
+    name: str  # e.g. "pytorch single-tensor, nesterov, 2 threads"
     step: Step
     initial_state: Callable[[Array], Any]
+    family: str = ""  # "": the name
+    layout: str = ""
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
 
 
 @dataclass(frozen=True)
 class _Hypers:
     """A trajectory's hyperparameters, step by step."""
 
-    tr: Trajectory
+    tr: Replayable
 
     def lr(self, t: int) -> float:
         return self.tr.lr[t]
@@ -51,7 +89,7 @@ _ZEROS: Callable[[Array], Any] = np.zeros_like
 _COPY: Callable[[Array], Any] = np.copy
 
 
-def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
+def candidates(trajectory: Replayable) -> Iterator[Candidate]:
     """The candidates that apply: both Nesterov settings where the file does not say.
 
     The rules and the published formulations take part where the trajectory
@@ -60,13 +98,16 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
     each variant also under the settings that change its bits on a run of
     this shape and dtype (``Convention.settings_for``: PyTorch's thread counts
     and tensor layouts), named after it (``"pytorch single-tensor, 2 threads"``).
+    Where the run recorded its thread count, only the count whose chunks it
+    cut takes part.
     """
     tr = trajectory
     h = _Hypers(tr)
     settings = (False, True) if tr.nesterov is None else (tr.nesterov,)
     plain = tr.weight_decay == 0.0 and tr.dampening == 0.0 and not tr.maximize
     if plain:
-        yield Candidate("nagref.sgd", lambda p, g, s, t: (rules.sgd(p, g, lr=h.lr(t)), s), _ZEROS)
+        sgd: Step = lambda p, g, s, t: (rules.sgd(p, g, lr=h.lr(t)), s)  # noqa: E731
+        yield Candidate("nagref.sgd", sgd, _ZEROS)
     for nesterov in settings:
         tag = ", nesterov" if nesterov else ""
         if plain:
@@ -83,11 +124,26 @@ def candidates(trajectory: Trajectory) -> Iterator[Candidate]:
                     continue
                 state_dtype = convention.state_dtype(variant.options, tr.dtype)
                 initial = _initial(convention, state_dtype)
-                shape = tuple(tr.initial.shape)
-                for label, extra in (("", {}), *convention.settings_for(variant, shape, tr.dtype)):
+                family = f"{convention.name} {variant.name}{tag}"
+                laid = [("", {}), *convention.settings_for(variant, tr.shape, tr.dtype)]
+                for label, extra in _run_threads(laid, tr.threads):
                     step = _convention(h, convention, variant, nesterov, extra)
-                    name = f"{convention.name} {variant.name}{tag}{label}"
-                    yield Candidate(name, step, initial)
+                    threads = int(extra.get("threads", 1))  # type: ignore[call-overload]
+                    layout = _THREADS.sub("", label)
+                    yield Candidate(family + label, step, initial, family, layout, threads)
+
+
+_THREADS = re.compile(r", \d+\+? threads$")
+Setting = tuple[str, Mapping[str, object]]
+
+
+def _run_threads(settings: list[Setting], threads: int | None) -> list[Setting]:
+    """``settings``, or where the run's thread count is known, those of the count it cut."""
+    if threads is None:
+        return settings
+    counts = {int(extra.get("threads", 1)) for _, extra in settings}  # type: ignore[call-overload]
+    cut = max(c for c in counts if c <= threads)
+    return [(label, extra) for label, extra in settings if extra.get("threads", 1) == cut]
 
 
 def _initial(convention: Convention, state_dtype: str) -> Callable[[Array], Any]:

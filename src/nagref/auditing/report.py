@@ -5,17 +5,19 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from .._compare import bitwise_equal, ulp_distance
+from .._compare import all_bitwise_equal, bitwise_equal, ulp_distance
 from .._tables import aligned
-from .candidates import Candidate, candidates
+from .candidates import Array, Candidate, Replayable, candidates
 from .trajectory import Trajectory, load
 
-__all__ = ["AuditReport", "Divergence", "Match", "audit", "format_report"]
+__all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "audit", "describe",
+           "format_report", "json_ready", "rank", "replay", "tolerance_of"]  # fmt: skip
 
 Status = Literal["bitwise", "within", "diverges", "cannot run"]
 
@@ -33,18 +35,41 @@ class Divergence:
 
 @dataclass(frozen=True)
 class Match:
-    """One candidate's replay against the recording."""
+    """One candidate's replay against the recording.
+
+    A candidate is replayed until it leaves the recording by more than the
+    tolerance, and dropped there: ``max_ulp`` and ``elements_differing``
+    count the ``steps_replayed`` steps, the last of them the one it left at.
+    ``max_ulp`` is inf where a NaN meets a number, and None (as is
+    ``elements_differing``) where the candidate could not run.
+    """
 
     candidate: str
     status: Status
-    max_ulp: float  # over every element of every step
-    elements_differing: int  # not bitwise equal, over every step
+    max_ulp: float | None
+    elements_differing: int | None  # not bitwise equal, over the steps replayed
     first: Divergence | None
     reason: str | None = None  # why it could not run
+    steps_replayed: int = 0
+
+
+class Ranked:
+    """What a report's ranked matches say: who matched bit for bit, and the exit code."""
+
+    matches: tuple[Match, ...] | tuple[Any, ...]
+
+    @property
+    def bitwise(self) -> list[str]:
+        return [m.candidate for m in self.matches if m.status == "bitwise"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when some candidate matches bit for bit (on every tensor), else 1."""
+        return 0 if self.bitwise else 1
 
 
 @dataclass(frozen=True)
-class AuditReport:
+class AuditReport(Ranked):
     """The ranked replays of every candidate, best first."""
 
     source: str
@@ -58,15 +83,6 @@ class AuditReport:
     dampening: float = 0.0
     weight_decay: float = 0.0
     maximize: bool = False
-
-    @property
-    def bitwise(self) -> list[str]:
-        return [m.candidate for m in self.matches if m.status == "bitwise"]
-
-    @property
-    def exit_code(self) -> int:
-        """0 when some candidate matches bit for bit, else 1."""
-        return 0 if self.bitwise else 1
 
     @property
     def verdict(self) -> str:
@@ -87,11 +103,15 @@ class AuditReport:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of the whole report (``inf`` written as a string)."""
+        """A JSON-ready dict of the whole report: numbers and nulls (``report.schema.json``).
+
+        A value JSON cannot hold (inf, NaN) is null, and each divergence also
+        gives its two values as text (``"inf"``, ``"nan"``, ``"0.1"``).
+        """
         out = asdict(self)
         out["verdict"] = self.verdict
         out["bitwise"] = self.bitwise
-        return dict(_finite(out))
+        return dict(json_ready(out))
 
 
 def audit(
@@ -113,7 +133,7 @@ def audit(
         TypeError: ``trajectory`` or ``tolerance_ulps`` is of the wrong type.
         ValueError: ``tolerance_ulps`` is negative, NaN, infinite or too large for a float.
     """
-    tolerance = _tolerance(tolerance_ulps)
+    tolerance = tolerance_of(tolerance_ulps)
     if isinstance(trajectory, Trajectory):
         tr = trajectory
     elif isinstance(trajectory, (str, os.PathLike)):
@@ -123,8 +143,8 @@ def audit(
             "trajectory must be a Trajectory or the path of a .npz or .json file (a str or "
             f"os.PathLike), got {type(trajectory).__name__} {_short(trajectory)}"
         )
-    matches = [_replay(c, tr, tolerance) for c in candidates(tr)]
-    matches.sort(key=_rank)
+    matches = [m for _, m in replay(candidates(tr), tr, tolerance)]
+    matches.sort(key=rank)
     return AuditReport(
         tr.source,
         tr.steps,
@@ -139,7 +159,7 @@ def audit(
     )
 
 
-def _tolerance(value: object) -> float:
+def tolerance_of(value: object) -> float:
     """``tolerance_ulps`` as a float, or a TypeError or ValueError that names it."""
     if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
         raise TypeError(
@@ -164,36 +184,87 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _replay(candidate: Candidate, tr: Trajectory, tolerance: float) -> Match:
-    p = tr.initial.copy()
-    state = candidate.initial_state(p)
-    worst, differing, first = 0.0, 0, None
+class Source(Replayable, Protocol):
+    """A run of one tensor, as the replay reads it: ``grads[t]`` and ``params[t]`` by step."""
+
+    @property
+    def initial(self) -> Array: ...
+    @property
+    def grads(self) -> Steps: ...
+    @property
+    def params(self) -> Steps: ...
+
+
+class Steps(Protocol):
+    def __getitem__(self, t: int, /) -> Array: ...
+
+
+@dataclass
+class _Replay:
+    candidate: Candidate
+    param: Array | None = None
+    state: Any = None
+    worst: float = 0.0
+    differing: int = 0
+    first: Divergence | None = None
+
+    def match(self, status: Status, steps: int) -> Match:
+        c = self.candidate
+        return Match(c.name, status, self.worst, self.differing, self.first, None, steps)
+
+
+def replay(
+    found: Iterable[Candidate], tr: Source, tolerance: float
+) -> list[tuple[Candidate, Match]]:
+    """Each candidate replayed on ``tr``'s gradients and compared with its parameters.
+
+    All candidates advance together, one step at a time, so each step's
+    gradient and parameters are read once; a candidate that leaves the
+    recording by more than ``tolerance`` ULP is dropped at that step, its
+    state with it, so what is held is the candidates still matching.
+    """
+    done: list[tuple[Candidate, Match]] = []
+    live = [_Replay(c) for c in found]
+    initial = tr.initial
     with np.errstate(all="ignore"):
         for t in range(tr.steps):
-            try:
-                p, state = candidate.step(p, tr.grads[t], state, t)
-            except Exception as error:  # a candidate that refuses these hyperparameters
-                return Match(candidate.name, "cannot run", math.inf, -1, None, f"{error}")
-            recorded = tr.params[t]
-            same = bitwise_equal(p, recorded)
-            if same.all():
-                continue
-            ulps = ulp_distance(p, recorded)
-            worst = max(worst, float(ulps.max()))
-            differing += int((~same).sum())
-            if first is None:
-                index = tuple(int(i) for i in np.argwhere(~same)[0])
-                first = Divergence(
-                    t + 1, index, float(recorded[index]), float(p[index]), float(ulps[index])
-                )
-    status: Status = "bitwise" if first is None else "within" if worst <= tolerance else "diverges"
-    return Match(candidate.name, status, worst, differing, first)
+            grad, recorded = tr.grads[t], tr.params[t]
+            kept = []
+            for r in live:
+                c = r.candidate
+                try:
+                    p = initial.copy() if r.param is None else r.param
+                    state = c.initial_state(p) if r.param is None else r.state
+                    r.param, r.state = c.step(p, grad, state, t)
+                except Exception as error:  # a candidate that refuses these hyperparameters
+                    done.append((c, Match(c.name, "cannot run", None, None, None, f"{error}", t)))
+                    continue
+                if not all_bitwise_equal(r.param, recorded):
+                    differ = np.flatnonzero(~bitwise_equal(r.param, recorded))
+                    ulps = ulp_distance(r.param.ravel()[differ], recorded.ravel()[differ])
+                    r.worst = max(r.worst, float(ulps.max()))
+                    r.differing += differ.size
+                    if r.first is None:
+                        i = tuple(int(k) for k in np.unravel_index(differ[0], recorded.shape))
+                        value = float(r.param[i])
+                        r.first = Divergence(t + 1, i, float(recorded[i]), value, float(ulps[0]))
+                    if r.worst > tolerance:
+                        done.append((c, r.match("diverges", t + 1)))
+                        r.param = r.state = None  # what it held goes now, not at the step's end
+                        continue
+                kept.append(r)
+            live = kept
+    for r in live:
+        done.append((r.candidate, r.match("bitwise" if r.first is None else "within", tr.steps)))
+    return done
 
 
-def _rank(m: Match) -> tuple[int, float, float, float]:
+def rank(m: Match) -> tuple[int, float, int, int, int]:
+    """The report's order: bitwise, within (closest first), diverged (the longest kept first)."""
     order = {"bitwise": 0, "within": 1, "diverges": 2, "cannot run": 3}[m.status]
-    step = -m.first.step if m.first is not None else 0.0  # later divergence ranks higher
-    return order, m.max_ulp if m.status == "within" else 0.0, step, m.elements_differing
+    step = -m.first.step if m.first is not None else 0  # later divergence ranks higher
+    ulp = m.max_ulp if m.status == "within" and m.max_ulp is not None else 0.0
+    return order, ulp, -m.steps_replayed, step, m.elements_differing or 0
 
 
 def format_report(report: AuditReport) -> str:
@@ -205,7 +276,7 @@ def format_report(report: AuditReport) -> str:
         + "".join(f", {k} {v!r}" for k, v in _recorded(report)),
         "",
     ]
-    header = ("rank", "candidate", "result", "max ulp", "first divergence")
+    header = ("rank", "candidate", "result", "max ulp", "first divergence: replayed vs recorded")
     rows = []
     for i, m in enumerate(report.matches, 1):
         if m.status == "cannot run":
@@ -218,11 +289,20 @@ def format_report(report: AuditReport) -> str:
                 f"step {d.step}, element {list(d.index)}: {d.replayed!r} vs {d.recorded!r} "
                 f"({d.ulps:g} ULP)"
             )
-        result = f"within {report.tolerance_ulps:g} ULP" if m.status == "within" else m.status
-        ulp = "-" if m.status == "cannot run" else f"{m.max_ulp:g}"
+        result = describe(m, report.tolerance_ulps)
+        ulp = "-" if m.max_ulp is None else f"{m.max_ulp:g}"
         rows.append((str(i), m.candidate, result, ulp, where))
     lines += [*aligned(header, rows), "", report.verdict]
     return "\n".join(lines)
+
+
+def describe(m: Match, tolerance: float) -> str:
+    """A match's result column: a near match is the same formula with another rounding."""
+    if m.status == "within":
+        return f"same formula, other rounding (<= {tolerance:g} ULP)"
+    if m.status == "diverges":
+        return f"diverges (dropped at step {m.steps_replayed})"
+    return m.status
 
 
 def _recorded(report: AuditReport) -> list[tuple[str, object]]:
@@ -231,11 +311,15 @@ def _recorded(report: AuditReport) -> list[tuple[str, object]]:
     return [*((k, v) for k, v in given if v), *((("maximize", True),) if report.maximize else ())]
 
 
-def _finite(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """``value`` with inf and NaN as null, and each divergence's values also as text."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        out = {k: json_ready(v) for k, v in value.items()}
+        if "recorded" in value and "replayed" in value:  # a Divergence
+            out |= {f"{k}_text": repr(value[k]) for k in ("recorded", "replayed")}
+        return out
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_ready(v) for v in value]
     return value

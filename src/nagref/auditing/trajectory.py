@@ -1,17 +1,15 @@
 """A recorded trajectory, and its loaders: ``.npz`` and nagref's vector JSON.
 
 Both loaders check everything before anything is replayed and raise
-:class:`TrajectoryError` (a ``ValueError``) with one line that names the file
-and the offending key or value; a :class:`Trajectory` built by hand is checked
-by the same rules. They never unpickle (``allow_pickle=False``), refuse a file
-or an array over :data:`MAX_BYTES` before reading it, and hold no more than
-the arrays themselves: an ``.npz`` member is read into its own array once,
-and a JSON vector is streamed (:mod:`.vectorfile`), never parsed whole.
+:class:`TrajectoryError` (a ``ValueError``) with one line naming the file and
+the offending key or value, as a hand-built :class:`Trajectory` is checked.
+They never unpickle, refuse a file or an array over :data:`MAX_BYTES` before
+reading it, and hold no more than the arrays: an ``.npz`` member is read into
+its own array once; a JSON vector is streamed (:mod:`.vectorfile`).
 
-``.npy`` has no bfloat16: an ``.npz`` says ``dtype="bfloat16"`` and holds
-the arrays' 16-bit patterns, as ``uint16`` or as the ``|V2`` that ``np.save``
-writes for ``ml_dtypes.bfloat16``; they are viewed, not copied. Raw ``|V2``
-without that ``dtype`` is refused, never guessed at.
+``.npy`` has no bfloat16: an ``.npz`` says ``dtype="bfloat16"`` and holds the bits,
+as ``uint16`` or the ``|V2`` ``np.save`` writes for ``ml_dtypes.bfloat16``, viewed,
+not copied. Raw ``|V2`` without that ``dtype`` is refused, never guessed at.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +123,12 @@ class Trajectory:
     def dtype(self) -> str:
         return str(self.initial.dtype)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.initial.shape)
+
+    threads: ClassVar[None] = None  # the run's thread count: an .npz or a vector does not say
+
 
 def _real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
@@ -178,18 +182,17 @@ def load(path: str | os.PathLike[str]) -> Trajectory:
         raise TrajectoryError(f"{file}: no such file") from None
     except (OSError, ValueError) as error:
         raise TrajectoryError(f"{file}: cannot read: {_reason(error)}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise TrajectoryError(f"{file}: is a directory")
     if not stat.S_ISREG(info.st_mode):
-        raise TrajectoryError(f"{file}: not a regular file")
+        kind = "is a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise TrajectoryError(f"{file}: {kind}")
     if info.st_size == 0:
         raise TrajectoryError(f"{file}: the file is empty")
     if info.st_size > MAX_BYTES:
         raise TrajectoryError(f"{file}: {info.st_size} bytes is over the limit of {MAX_BYTES}")
-    if file.suffix not in (".json", ".npz"):
-        raise TrajectoryError(
-            f"{file}: expected a .npz or .json file, got {file.suffix or 'no suffix'!r}"
-        )
+    if file.suffix not in (".json", ".npz"):  # a whole run's .trajectory: audit_model
+        run = " (a whole run: nagref.auditing.audit_model)" if file.suffix == ".trajectory" else ""
+        got = f"{file.suffix or 'no suffix'!r}{run}"
+        raise TrajectoryError(f"{file}: expected a .npz or .json file, got {got}")
     try:
         handle = open(file, "rb")  # noqa: SIM115  (closed below)
     except OSError as error:
@@ -201,8 +204,7 @@ def load(path: str | os.PathLike[str]) -> Trajectory:
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]
+    return (str(error).splitlines()[0] if str(error) else type(error).__name__)[:200]
 
 
 # -- .npz -------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""The whole-model audit: per tensor replays, one verdict, honest about what a run cannot tell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nagref.auditing import audit_model, format_model_report
+from nagref.cli import main
+from nagref.record import TrajectoryWriter
+
+
+def _numpy_nag(path: Path, *, steps: int = 12, close: bool = True) -> None:
+    """A hand-written NAG in the lecture form, in float64, on two tensors and a zero bias."""
+    rng = np.random.default_rng(3)
+    w = TrajectoryWriter(path, framework="numpy", version=np.__version__, threads=1)
+    params = [rng.standard_normal(40), rng.standard_normal((5, 3)), np.zeros(1)]
+    velocities = [np.zeros_like(p) for p in params]
+    for name, p in zip(("a", "b", "bias"), params, strict=True):
+        w.tensor(name, p)
+    lr, mu = 0.05, 0.9
+    for _ in range(steps):
+        w.step([{"lr": lr, "momentum": mu, "nesterov": True}])
+        for k, p in enumerate(params):
+            g = 2 * (p - mu * velocities[k]) if k < 2 else np.zeros(1)
+            velocities[k] = mu * velocities[k] + lr * g
+            params[k] = p - velocities[k]
+            w.update(k, g, params[k])
+    if close:
+        w.close()
+
+
+def test_a_hand_written_nag_names_the_lecture_form_and_the_uninformative_bias(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nag.trajectory"
+    _numpy_nag(path)
+    report = audit_model(path)
+    assert "nagref.nag (lecture form)" in report.bitwise
+    assert not any(name.startswith(("keras", "tf_keras", "sklearn")) for name in report.bitwise)
+    a, b, bias = report.tensors
+    assert a.tells_apart
+    assert b.tells_apart
+    assert not bias.tells_apart  # zeros throughout: every candidate keeps it at 0
+    text = format_model_report(report)
+    row = next(line for line in text.splitlines() if line.startswith("bias "))
+    assert row.split() == ["bias", "float64", "(1,)", "12", str(bias.candidates), "of",
+                           f"{bias.candidates}:", "tells", "none", "apart"]  # fmt: skip
+    assert "tells none apart" not in text.replace(row, "")
+    if len(report.bitwise) > 1:
+        assert report.verdict.startswith("VERDICT: indistinguishable: ")
+    else:
+        assert report.verdict == "VERDICT: bitwise on every tensor: nagref.nag (lecture form)"
+
+
+def test_the_json_report_has_numbers_and_nulls_only(tmp_path: Path) -> None:
+    path = tmp_path / "nag.trajectory"
+    _numpy_nag(path)
+    out = audit_model(path).to_json()
+    text = json.dumps(out, allow_nan=False)  # no inf or NaN survives
+    assert '"inf"' not in text
+    assert out["exit_code"] == 0
+    for m in out["matches"]:
+        assert m["max_ulp"] is None or isinstance(m["max_ulp"], float)
+        if m["first"] is not None:
+            assert isinstance(m["first"]["recorded_text"], str)
+
+
+def test_a_cut_off_run_is_audited_to_its_last_whole_step_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "nag.trajectory"
+    _numpy_nag(path, close=False)
+    report = audit_model(path)
+    assert (report.steps, report.complete) == (11, False)
+    assert "(the recording stops there: it was not closed)" in format_model_report(report)
+
+
+def test_the_command_line_audits_a_run_and_reports_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nag.trajectory"
+    _numpy_nag(path)
+    assert main(["audit", str(path)]) == 0
+    assert "VERDICT: " in capsys.readouterr().out
+    assert main(["audit", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 12
+    seen: list[tuple[int, int, str]] = []
+    audit_model(path, progress=lambda done, total, name: seen.append((done, total, name)))
+    assert seen == [(0, 3, "a"), (1, 3, "b"), (2, 3, "bias")]
+    path.write_bytes(b"NAGREF-TRAJECTORY 1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", str(path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("nag.trajectory: no run record")
