@@ -16,7 +16,7 @@ import pytest
 
 from conformance import require
 from nagref._compare import bitwise_equal
-from nagref.live import Spec, arrays, run_nagref
+from nagref.live import VARIANTS, Spec, arrays, run_nagref
 from nagref.live.drivers import keras as keras_driver
 from nagref.live.drivers import per_step
 from nagref.live.worker import _missing, fault, framework_modules
@@ -150,12 +150,14 @@ def test_the_reply_is_torchs_trajectory(
 
 
 def test_a_framework_error_is_a_reply_and_the_worker_serves_on(pytorch_worker: Process) -> None:
-    bad = Spec("pytorch", "foreach", "float32", (3,), 0, (0.1,), momentum=0.0, nesterov=True)
+    # a foreach variant whose kernels this CPU runs (AVX-512, else AVX2)
+    foreach = next(v for v in VARIANTS["pytorch"] if v.startswith("foreach"))
+    bad = Spec("pytorch", foreach, "float32", (3,), 0, (0.1,), momentum=0.0, nesterov=True)
     reply = pytorch_worker.ask(bad)
     assert list(reply) == ["error"]
     assert reply["error"].startswith("ValueError: ")
     assert "Nesterov" in reply["error"]
-    good = Spec("pytorch", "foreach", "float32", (3,), 0, (0.1,))
+    good = Spec("pytorch", foreach, "float32", (3,), 0, (0.1,))
     assert len(pytorch_worker.ask(good)["steps"]) == 1
 
 

@@ -160,9 +160,9 @@ class ModelReport(Ranked):
             return f"VERDICT: bitwise on every tensor: {names[0]}"
         if names:
             return (f"VERDICT: indistinguishable: {len(names)} candidates reproduce every tensor "
-                    f"bit for bit ({'; '.join(names)}); this run cannot tell them apart: record "
-                    "more steps, larger tensors or gradients that reach rounding ties, "
-                    "subnormals or infinities")  # fmt: skip
+                    f"bit for bit ({'; '.join(names)}); this run does not tell them apart "
+                    "(where their arithmetic differs, more steps, larger tensors or gradients "
+                    "that reach rounding ties, subnormals or infinities can)")  # fmt: skip
         within = [m for m in self.matches if m.status == "within"]
         if within:
             listed = "; ".join(f"{m.candidate} ({m.max_ulp:g} ULP)" for m in within)

@@ -17,7 +17,7 @@ Per backend, as measured against Keras 3.15.1:
   separately. The learning rate is a float32 variable, cast to the
   variable's dtype. TensorFlow also passes momentum and weight decay through
   float32; NumPy (and JAX under ``jit``) convert them on the host, as the
-  installed ``ml_dtypes`` does; eager JAX at run time (:mod:`._jax`).
+  installed ``ml_dtypes`` does; eager JAX float16 directly, bfloat16 through float32.
   TensorFlow and JAX on CPU flush float32, float64 and bfloat16 subnormals
   to zero; bfloat16 is computed in
   float32 and flushed there, before its rounding to bfloat16. The NumPy
@@ -96,7 +96,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._checks import describe
-from .._engine.ir import VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
+from .._engine.ir import STORAGE, VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
 from .._typing import ArrayTree
 from . import _jax
 from ._aten import check_capability, check_threads, elementwise, runs_here
@@ -205,7 +205,7 @@ def sgd(
         )
     if not isinstance(jit, bool):
         raise TypeError(f"jit must be a bool, got {describe(jit)}")
-    native = _jax.native(native_float16)  # checked: a bool, or None for this CPU's
+    _jax.native(native_float16)  # checked: a bool, or None (this CPU's)
     if jit and backend not in JIT_BACKENDS:
         raise ValueError(
             f"jit=True models XLA on the jax and tensorflow backends, got backend={backend!r}"
@@ -237,7 +237,7 @@ def sgd(
     through32 = ("float32", "storage")
     # TensorFlow casts a Python float through float32; NumPy converts it on the
     # host (ml_dtypes: bfloat16 through float32 before 0.7), as JAX does under
-    # jax.jit; eager JAX at run time (_at_run_time, below)
+    # jax.jit; eager JAX as _at_run_time (below) says
     direct = through32 if backend == "tensorflow" else VIA_HOST
     hypers = {
         # a float32 variable cast to the dtype, or (JAX) the Python float
@@ -277,19 +277,20 @@ def sgd(
         else (_ROUNDING[backend], None)
     )
     program = Program(recipe, rounding, inputs, outputs, hypers, split)
-    names = ("lr", "mu", "wd") if wide else ("mu", "wd")  # eager JAX: converted at run time
-    at = _at_run_time(program, names, native) if backend == "jax" else program
+    names = ("lr", "mu", "wd") if wide else ("mu", "wd")  # eager JAX: cast as ops.cast does
+    at = _at_run_time(program, names) if backend == "jax" else program
     new_variable, new_velocity = run(trees, at, donated(out, "momentum_var", momentum != 0))
     return new_variable, new_velocity
 
 
-def _at_run_time(p: Program, names: tuple[str, ...], native: bool) -> Callable[[str], Program]:
-    """Program ``p`` with the hyperparameters ``names`` converted as eager JAX converts a
-    Python float, at run time (:func:`._jax.via`): bfloat16 through float32 whatever
-    ``ml_dtypes`` does on the host (measured with ml_dtypes 0.6 and 0.7)."""
+def _at_run_time(p: Program, names: tuple[str, ...]) -> Callable[[str], Program]:
+    """Program ``p`` with the hyperparameters ``names`` converted as eager Keras on JAX
+    casts a Python float: float16 directly, on a CPU with AVX512-FP16 and without it
+    alike; bfloat16 through float32, whatever ``ml_dtypes`` does on the host (measured
+    with ml_dtypes 0.6 and 0.7, on an AVX512-FP16 Intel CPU and an AVX2 AMD EPYC)."""
 
     def per_dtype(dtype: str) -> Program:
-        via = _jax.via("run_time", dtype, native)
+        via = (STORAGE,) if dtype == "float16" else VIA_OPMATH
         hypers = {k: Hyper(h.value, via) if k in names else h for k, h in p.hypers.items()}
         return p._replace(hypers=hypers)
 

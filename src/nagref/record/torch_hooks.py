@@ -14,7 +14,7 @@ import numpy.typing as npt
 from .. import _dtypes
 from .writer import TrajectoryWriter
 
-__all__ = ["torch"]
+__all__ = ["check_steps", "selection", "torch"]
 
 #: What each group's hyperparameters are called in ``torch.optim.SGD``'s param_groups.
 GROUP_KEYS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
@@ -55,9 +55,8 @@ def torch(
         quiet: do not print the one-line summary at the end.
     """
     _torch = importlib.import_module("torch")
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-        raise ValueError(f"steps must be None or an int >= 1, got {steps!r}")
-    keep = _selection(tensors)
+    check_steps(steps)
+    keep = selection(tensors)
     named = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
     params: list[tuple[int, Any]] = []  # (tensor index, parameter) of the recorded ones
     groups = optimizer.param_groups
@@ -105,7 +104,14 @@ def torch(
             print(writer.summary())
 
 
-def _selection(tensors: Collection[str] | Callable[[str], bool] | None) -> Callable[[str], bool]:
+def check_steps(steps: object) -> None:
+    """``steps`` is None or a count of steps >= 1; else a ValueError naming it."""
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ValueError(f"steps must be None or an int >= 1, got {steps!r}")
+
+
+def selection(tensors: Collection[str] | Callable[[str], bool] | None) -> Callable[[str], bool]:
+    """Which tensor names ``tensors`` chooses: all, a collection's, or a predicate's."""
     if tensors is None:
         return lambda name: True
     if callable(tensors):

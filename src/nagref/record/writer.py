@@ -155,6 +155,10 @@ class TrajectoryWriter:
         self.elements += value.size
         file.flush()
 
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
     def close(self) -> None:
         """End the file (``end`` record). Closing twice does nothing."""
         if self._file is None:
