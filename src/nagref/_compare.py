@@ -18,10 +18,12 @@ _INT = {2: np.int16, 4: np.int32}
 
 
 def _parts(x: npt.NDArray[np.inexact]) -> list[npt.NDArray[np.floating]]:
-    # copies in C order, keeping 0-d arrays 0-d (ascontiguousarray makes them 1-d)
+    # C order (a copy only where needed), keeping 0-d arrays 0-d (ascontiguousarray
+    # makes them 1-d)
     if np.iscomplexobj(x):
         return [np.array(x.real, order="C"), np.array(x.imag, order="C")]
-    return [np.array(x, order="C")]
+    real: npt.NDArray[np.floating] = x if x.flags.c_contiguous else np.array(x, order="C")  # type: ignore[assignment]
+    return [real]
 
 
 def bitwise_equal(a: npt.NDArray[np.inexact], b: npt.NDArray[np.inexact]) -> npt.NDArray[np.bool_]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nagref import auditing
-from nagref.auditing import jsontokens, trajectory, vectorfile
+from nagref.auditing import jsontokens, model_trajectory, trajectory, vectorfile
 from nagref.cli import main
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
@@ -63,6 +63,8 @@ def test_the_limits_on_the_page_are_the_loaders() -> None:
     assert f"at most {jsontokens.MAX_MEMBERS} members" in text
     assert f"at most {jsontokens.MAX_DEPTH} deep" in text
     assert f"runs of {jsontokens._CHUNK >> 10} KB" in text
+    assert f"each at most {model_trajectory.MAX_HEADER >> 10} KiB of JSON, `MAX_HEADER`" in text
+    assert f"names at most {model_trajectory.MAX_NAME} characters, `MAX_NAME`" in text
     for names in (vectorfile.LR_NAMES, vectorfile.MU_NAMES):
         assert ", ".join(f"`{n}`" for n in names) in text
     plain = text.replace("`", "")

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nagref.auditing import audit_model, format_model_report
+import nagref
+from nagref.auditing import Trajectory, audit_model, format_model_report
+from nagref.auditing.report import schema
 from nagref.cli import main
 from nagref.record import TrajectoryWriter
 
@@ -94,3 +96,19 @@ def test_the_command_line_audits_a_run_and_reports_progress(
         main(["audit", str(path)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().endswith("nag.trajectory: no run record")
+
+
+def test_both_reports_match_the_published_json_schema(tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")  # the test extra installs it
+    path = tmp_path / "nag.trajectory"
+    _numpy_nag(path)
+    check = jsonschema.Draft202012Validator(schema())
+    check.validate(audit_model(path).to_json())
+    tr = Trajectory(np.ones(3), np.array([[1.0, np.nan, 2.0]]), np.array([[0.9, 1.0, np.inf]]),
+                    (0.1,), (0.0,), source="memory")  # fmt: skip
+    single = nagref.audit(tr).to_json()
+    check.validate(single)  # NaN and inf: nulls, and their text
+    assert any(m["max_ulp"] is None for m in single["matches"])
+    broken = {**single, "matches": [{**single["matches"][0], "max_ulp": "inf"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        check.validate(broken)

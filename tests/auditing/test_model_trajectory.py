@@ -39,6 +39,8 @@ def test_what_is_written_is_read_back_lazily(tmp_path: Path) -> None:
     assert (b.name, b.group, b.dtype, list(b.steps)) == ("b", 1, "bfloat16", [1, 3])
     assert np.array_equal(m.read(w, w.initial_at), np.arange(6, dtype=np.float32).reshape(2, 3))
     assert m.read(b, b.param_at[1]).dtype == ml_dtypes.bfloat16
+    # NumPy's own native dtype: a "<f" buffer would send the replay past the C kernels
+    assert memoryview(m.read(w, w.grad_at[0])).format == "f"
     assert np.array_equal(m.read(b, b.param_at[1]).astype(np.float32), np.full(3, 4.0))
     assert list(m.groups[0].lr) == pytest.approx([0.1, 0.2, 0.3])
     assert m.groups[1].fixed == {"dampening": 0.0, "weight_decay": 0.0, "nesterov": True,

@@ -36,6 +36,7 @@ import json
 import math
 import os
 import struct
+import sys
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,9 +138,11 @@ class ModelTrajectory:
             data = np.fromfile(handle, dtype=stored_dtype(entry.dtype), count=entry.size)
         if data.size != entry.size:
             raise TrajectoryError(f"{self.source}: the file changed while it was read")
-        if entry.dtype == "bfloat16":
-            data = data.view(_dtypes.numpy_dtype("bfloat16"))
-        return data.astype(data.dtype.newbyteorder("="), copy=False).reshape(entry.shape)
+        # native byte order, as NumPy's own dtype (a "<f" buffer is no "f" to the C kernels)
+        if sys.byteorder != "little":
+            data = data.byteswap()
+        native: npt.NDArray[Any] = data.view(_dtypes.numpy_dtype(entry.dtype))
+        return native.reshape(entry.shape)
 
 
 def open_model(path: str | os.PathLike[str]) -> ModelTrajectory:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from importlib import resources
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -17,9 +19,16 @@ from .candidates import Array, Candidate, Replayable, candidates
 from .trajectory import Trajectory, load
 
 __all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "audit", "describe",
-           "format_report", "json_ready", "rank", "replay", "tolerance_of"]  # fmt: skip
+           "format_report", "json_ready", "rank", "replay", "schema", "tolerance_of"]  # fmt: skip
 
 Status = Literal["bitwise", "within", "diverges", "cannot run"]
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of both reports' ``to_json()`` (``report.schema.json`` here)."""
+    text = resources.files(__package__).joinpath("report.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -103,14 +112,13 @@ class AuditReport(Ranked):
         )
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of the whole report: numbers and nulls (``report.schema.json``).
+        """A JSON-ready dict of the whole report: numbers and nulls (:func:`schema`).
 
         A value JSON cannot hold (inf, NaN) is null, and each divergence also
         gives its two values as text (``"inf"``, ``"nan"``, ``"0.1"``).
         """
         out = asdict(self)
-        out["verdict"] = self.verdict
-        out["bitwise"] = self.bitwise
+        out |= {"verdict": self.verdict, "bitwise": self.bitwise, "exit_code": self.exit_code}
         return dict(json_ready(out))
 
 

@@ -78,7 +78,6 @@ def optax(
     chosen: list[tuple[int, int]] = []  # (leaf index, tensor index)
     started = [False]
 
-
     def init(params: Any) -> Any:
         leaves = jax.tree_util.tree_flatten_with_path(params)[0]
         if writer.steps or chosen:
