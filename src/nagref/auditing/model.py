@@ -25,6 +25,7 @@ from .report import (
     Match,
     Ranked,
     Status,
+    bitwise_verdict,
     describe,
     json_ready,
     rank,
@@ -155,14 +156,8 @@ class ModelReport(Ranked):
 
     @property
     def verdict(self) -> str:
-        names = self.bitwise
-        if len(names) == 1:
-            return f"VERDICT: bitwise on every tensor: {names[0]}"
-        if names:
-            return (f"VERDICT: indistinguishable: {len(names)} candidates reproduce every tensor "
-                    f"bit for bit ({'; '.join(names)}); this run does not tell them apart "
-                    "(where their arithmetic differs, more steps, larger tensors or gradients "
-                    "that reach rounding ties, subnormals or infinities can)")  # fmt: skip
+        if self.bitwise:
+            return bitwise_verdict(self.bitwise, "every tensor")
         within = [m for m in self.matches if m.status == "within"]
         if within:
             listed = "; ".join(f"{m.candidate} ({m.max_ulp:g} ULP)" for m in within)

@@ -18,8 +18,9 @@ from .._tables import aligned
 from .candidates import Array, Candidate, Replayable, candidates
 from .trajectory import Trajectory, load
 
-__all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "audit", "describe",
-           "format_report", "json_ready", "rank", "replay", "schema", "tolerance_of"]  # fmt: skip
+__all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "audit", "bitwise_verdict",
+           "describe", "format_report", "json_ready", "rank", "replay", "schema",
+           "tolerance_of"]  # fmt: skip
 
 Status = Literal["bitwise", "within", "diverges", "cannot run"]
 
@@ -62,6 +63,16 @@ class Match:
     steps_replayed: int = 0
 
 
+def bitwise_verdict(names: list[str], what: str) -> str:
+    """The verdict where ``names`` reproduce ``what`` bit for bit: one, or indistinguishable."""
+    if len(names) == 1:
+        return f"VERDICT: bitwise: {names[0]}"
+    return (f"VERDICT: indistinguishable: {len(names)} candidates reproduce {what} bit for "
+            f"bit ({'; '.join(names)}); it does not tell them apart (where their arithmetic "
+            "differs, more steps, larger tensors or gradients that reach rounding ties, "
+            "subnormals or infinities can)")  # fmt: skip
+
+
 class Ranked:
     """What a report's ranked matches say: who matched bit for bit, and the exit code."""
 
@@ -97,7 +108,7 @@ class AuditReport(Ranked):
     def verdict(self) -> str:
         best = self.matches[0] if self.matches else None
         if self.bitwise:
-            return "VERDICT: bitwise: " + "; ".join(self.bitwise)
+            return bitwise_verdict(self.bitwise, "the recording")
         if best is not None and best.status == "within":
             within = [m for m in self.matches if m.status == "within"]
             names = "; ".join(f"{m.candidate} ({m.max_ulp:g} ULP)" for m in within)
