@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 
-from nagref._apply import Captured, apply, capture
+from nagref._apply import Captured, apply, capture, sharing
 from nagref._compare import bitwise_equal
 from nagref._engine.ir import Hyper, Program, Rounding, instr
 
@@ -165,3 +165,27 @@ def test_capture_records_each_call_inside_the_context_only() -> None:
     assert outer[0].program_for("float16") is STEP
     assert inner[0].program_for("float64") is ONE
     assert outer[1].program_for("float32") is ONE
+
+
+def test_sharing_gives_a_call_on_the_same_arrays_the_first_calls_results() -> None:
+    p, g = np.arange(5, dtype=np.float32), np.ones(5, np.float32)
+    respelled = Program(
+        (instr("d", "sub", "x", "y"), instr("e", "mul", "d", "eta"), instr("f", "copy", "y")),
+        Rounding(contract=False),
+        ("x", "y"),
+        ("e", "f"),
+        {"eta": Hyper(0.1, ("float32", "storage")), "unread": Hyper(2.0)},
+    )
+    scope = sharing()
+    with scope:
+        first = apply(STEP, {"p": p, "g": g})
+        again = apply(respelled, {"x": p, "y": g})  # the same computation, other names
+        copied = apply(STEP, {"p": p.copy(), "g": g})  # other arrays: computed
+        other = apply(STEP._replace(hypers={"lr": Hyper(0.2)}), {"p": p, "g": g})
+    assert again is first
+    assert copied is not first
+    assert all(bitwise_equal(a, b).all() for a, b in zip(copied, first, strict=True))
+    assert other is not first
+    with scope:  # entered again, the scope still holds its calls
+        assert apply(STEP, {"p": p, "g": g}) is first
+    assert apply(STEP, {"p": p, "g": g}) is not first  # outside it, nothing is shared

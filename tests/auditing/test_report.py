@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import nagref
-from nagref import auditing, formulations
+from nagref import _apply, auditing, formulations
 from nagref.auditing import Trajectory, format_report
 from nagref.cli import main
 from nagref.conventions import keras, optax, pytorch, tensorflow
@@ -249,3 +250,28 @@ def test_the_audit_names_the_threads_of_the_recorded_two_thread_run() -> None:
     assert one.first is not None
     assert one.elements_differing == 2
     assert one.first.index == (16384,)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "keras-tensorflow-float32-0.json",
+        "pytorch-foreach-bfloat16-1.json",
+        "sklearn-update_params-float64-1.json",
+        "mlx-eager-float16-2.json",
+    ],
+)
+def test_candidates_that_run_one_computation_share_it_and_the_report_is_unchanged(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = RECORDINGS / name
+    computed: list[int] = []
+    run = _apply.run
+    monkeypatch.setattr(_apply, "run", lambda *a: computed.append(1) or run(*a))
+    shared = nagref.audit(path).to_json()
+    calls_shared = len(computed)
+    monkeypatch.setattr(auditing.report, "sharing", contextlib.nullcontext)
+    computed.clear()
+    alone = nagref.audit(path).to_json()
+    assert shared == alone
+    assert calls_shared < len(computed)  # some candidates coincide on every file here

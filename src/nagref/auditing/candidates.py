@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -147,9 +148,18 @@ def _run_threads(settings: list[Setting], threads: int | None) -> list[Setting]:
 
 
 def _initial(convention: Convention, state_dtype: str) -> Callable[[Array], Any]:
-    """The state before the first step: None (PyTorch) or zeros of the state's dtype."""
+    """The state before the first step: None (PyTorch) or zeros of the state's dtype.
+
+    One function per state dtype, so that the replay can give the candidates
+    that start alike the same zeros (and run their identical steps once).
+    """
     if convention.first_state == "none":
         return _none
+    return _zeros(state_dtype)
+
+
+@functools.cache
+def _zeros(state_dtype: str) -> Callable[[Array], Any]:
     return lambda p: np.zeros(p.shape, numpy_dtype(state_dtype))
 
 

@@ -6,13 +6,14 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from .._apply import sharing
 from .._compare import all_bitwise_equal, bitwise_equal, ulp_distance
 from .._tables import aligned
 from .candidates import Array, Candidate, Replayable, candidates
@@ -244,21 +245,31 @@ def replay(
     """
     done: list[tuple[Candidate, Match]] = []
     live = [_Replay(c) for c in found]
-    initial = tr.initial
+    initial = tr.initial.copy()  # one copy, given to every candidate: the steps are pure
     with np.errstate(all="ignore"):
         for t in range(tr.steps):
             grad, recorded = tr.grads[t], tr.params[t]
             kept = []
+            starts: dict[Callable[[Array], Any], Any] = {}
+            shared = sharing()
+            compared: dict[int, tuple[Array, bool]] = {}  # id(param) -> (param, same bits)
             for r in live:
                 c = r.candidate
                 try:
-                    p = initial.copy() if r.param is None else r.param
-                    state = c.initial_state(p) if r.param is None else r.state
-                    r.param, r.state = c.step(p, grad, state, t)
+                    if r.param is None:
+                        if c.initial_state not in starts:
+                            starts[c.initial_state] = c.initial_state(initial)
+                        p, state = initial, starts[c.initial_state]
+                    else:
+                        p, state = r.param, r.state
+                    with shared:  # candidates whose steps coincide compute them once
+                        r.param, r.state = c.step(p, grad, state, t)
                 except Exception as error:  # a candidate that refuses these hyperparameters
                     done.append((c, Match(c.name, "cannot run", None, None, None, f"{error}", t)))
                     continue
-                if not all_bitwise_equal(r.param, recorded):
+                if id(r.param) not in compared:
+                    compared[id(r.param)] = (r.param, all_bitwise_equal(r.param, recorded))
+                if not compared[id(r.param)][1]:
                     differ = np.flatnonzero(~bitwise_equal(r.param, recorded))
                     ulps = ulp_distance(r.param.ravel()[differ], recorded.ravel()[differ])
                     r.worst = max(r.worst, float(ulps.max()))
