@@ -121,6 +121,19 @@ def test_a_compiled_step_is_refused_never_recorded_wrong(tmp_path: Path) -> None
     assert "apply_gradients" not in vars(opt)
 
 
+def test_a_compiled_gradient_with_an_eager_update_is_recorded(tmp_path: Path) -> None:
+    model, opt, loss_and_grad = _setup("float32", dampening=0.2)
+    grad = partial(mx.compile, inputs=model.state, outputs=model.state)(
+        lambda x, y: loss_and_grad(model, x, y)[1]
+    )
+    x, y = mx.random.normal((32, 4)), mx.random.normal((32, 3))
+    with record_mlx(opt, tmp_path / "g.trajectory", quiet=True):
+        for _ in range(5):
+            opt.update(model, grad(x, y))
+            mx.eval(model.parameters(), opt.state)
+    assert list(audit_model(tmp_path / "g.trajectory").bitwise) == ["mlx eager", "mlx compiled"]
+
+
 def _unwrapped(opt: Any, model: Any, grads: Any, times: int) -> None:
     """Steps past the wrapper, as a graph compiled before the block takes them."""
     for _ in range(times):

@@ -10,7 +10,8 @@ refused with a ValueError when it is traced inside the block, and steps the
 recording did not see (a step compiled before the block) are reported as
 an error when it notices them. A compiled run is audited by recording the
 same run eagerly: MLX's compiled SGD kernel has the eager bits on x86-64
-(:mod:`nagref.conventions.mlx`).
+(:mod:`nagref.conventions.mlx`). A compiled loss-and-gradient function
+with ``optimizer.update`` outside it records as usual.
 """
 
 from __future__ import annotations
