@@ -162,6 +162,14 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
         record_sklearn(_regressor(), path, steps=0),
     ):
         pass
+    with record_sklearn(est := _regressor(), path, quiet=True):
+        with (
+            pytest.raises(ValueError, match="being recorded already"),
+            record_sklearn(est, tmp_path / "twice.trajectory"),
+        ):
+            pass
+        assert "update_params" in vars(optimizers.SGDOptimizer)  # the outer one's, kept
+    assert not (tmp_path / "twice.trajectory").exists()
     x, y = _data("float32")
     with pytest.raises(ValueError, match="float64 gradients for these float32 parameters"):
         _fit(_regressor(), x, y.astype("float64"), path)
