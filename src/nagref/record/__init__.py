@@ -3,13 +3,18 @@
 ``with nagref.record.torch(optimizer, "run.trajectory"): ...`` around the
 user's own loop; ``nagref.record.optax(optax.sgd(...), "run.trajectory",
 learning_rate=..., momentum=...)`` in place of the transformation;
+``with nagref.record.sklearn(estimator, "run.trajectory"): estimator.fit(X, y)``
+for scikit-learn's MLP SGD solver; ``with nagref.record.mlx(optimizer,
+"run.trajectory"): ...`` around an eager MLX loop;
 :class:`TrajectoryWriter` for any other.
 """
 
 from __future__ import annotations
 
+from .mlx_optimizer import mlx
 from .optax_transformation import optax
+from .sklearn_mlp import sklearn
 from .torch_hooks import torch
 from .writer import TrajectoryWriter
 
-__all__ = ["TrajectoryWriter", "optax", "torch"]
+__all__ = ["TrajectoryWriter", "mlx", "optax", "sklearn", "torch"]
