@@ -119,6 +119,7 @@ def test_a_compiled_step_is_refused_never_recorded_wrong(tmp_path: Path) -> None
     ):
         step(x, y)  # traced here: the wrapper sees placeholders
     assert "apply_gradients" not in vars(opt)
+    assert not (tmp_path / "a.trajectory").exists()  # nothing recorded: no file left
 
 
 def test_a_compiled_gradient_with_an_eager_update_is_recorded(tmp_path: Path) -> None:
@@ -176,6 +177,7 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
     ):
         opt.update(model, grads)
     assert int(opt.step) == 0  # refused before MLX stepped
+    assert not path.exists()
     with record_mlx(opt, path, quiet=True):
         with pytest.raises(ValueError, match="being recorded already"), record_mlx(opt, path):
             pass

@@ -173,8 +173,10 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
     x, y = _data("float32")
     with pytest.raises(ValueError, match="float64 gradients for these float32 parameters"):
         _fit(_regressor(), x, y.astype("float64"), path)
+    assert not path.exists()  # refused at the first step: nothing is left behind
     with pytest.raises(ValueError, match="no tensor was selected"):
         _fit(_regressor(), x, y, path, tensors={"coefs_.9"})
+    assert not path.exists()
 
 
 def test_a_second_fit_or_an_optimizer_that_stepped_is_refused(tmp_path: Path) -> None:
@@ -191,3 +193,4 @@ def test_a_second_fit_or_an_optimizer_that_stepped_is_refused(tmp_path: Path) ->
         record_sklearn(est, tmp_path / "b.trajectory", quiet=True),
     ):
         est.partial_fit(x, y)
+    assert not (tmp_path / "b.trajectory").exists()

@@ -98,9 +98,7 @@ def mlx(
         failed = False
     finally:
         del optimizer.apply_gradients  # MLX's method again
-        writer.close()
-        if not quiet:
-            print(writer.summary())
+        writer.finish(failed=failed, quiet=quiet)
     if not failed:
         recording.check_seen()
 

@@ -91,8 +91,7 @@ def sklearn(
     recording = _Recording(estimator, writer, steps, selection(tensors))
     with _lock:
         if id(estimator) in _active:
-            writer.close()
-            os.unlink(writer.path)
+            writer.discard()
             raise ValueError("estimator: it is being recorded already (one recording at a time)")
         _active[id(estimator)] = recording
         if not _original:
@@ -100,8 +99,10 @@ def sklearn(
             own = optimizer.__dict__.get("update_params")
             _original.append((optimizer, own, optimizer.update_params))
             optimizer.update_params = _update_params
+    failed = True
     try:
         yield writer
+        failed = False
     finally:
         with _lock:
             del _active[id(estimator)]
@@ -111,9 +112,7 @@ def sklearn(
                     del optimizer.update_params  # BaseOptimizer's again
                 else:
                     optimizer.update_params = own
-        writer.close()
-        if not quiet:
-            print(writer.summary())
+        writer.finish(failed=failed, quiet=quiet)
 
 
 def _update_params(self: Any, params: list[Any], grads: list[Any]) -> None:

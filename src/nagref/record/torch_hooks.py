@@ -74,8 +74,7 @@ def torch(
         if not params:
             raise ValueError("no tensor was selected: tensors= matched no parameter's name")
     except BaseException:
-        writer.close()
-        os.unlink(writer.path)
+        writer.discard()
         raise
     pending: list[tuple[int, Any]] = []
 
@@ -94,14 +93,14 @@ def torch(
         pending.clear()
 
     hooks = [optimizer.register_step_pre_hook(before), optimizer.register_step_post_hook(after)]
+    failed = True
     try:
         yield writer
+        failed = False
     finally:
         for hook in hooks:
             hook.remove()
-        writer.close()
-        if not quiet:
-            print(writer.summary())
+        writer.finish(failed=failed, quiet=quiet)
 
 
 def check_steps(steps: object) -> None:

@@ -167,6 +167,22 @@ class TrajectoryWriter:
         self._file.close()
         self._file = None
 
+    def discard(self) -> None:
+        """Close the file and remove it: a recording refused before it wrote anything."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def finish(self, *, failed: bool, quiet: bool) -> None:
+        """End a recorder's run: a run that failed before its first step leaves no file
+        (it would hold nothing); otherwise the file is closed and, unless ``quiet``,
+        :meth:`summary` printed."""
+        if failed and self.steps == 0:
+            self.discard()
+            return
+        self.close()
+        if not quiet:
+            print(self.summary())
+
     def summary(self) -> str:
         """One line: how much was recorded, and where."""
         size = self.path.stat().st_size if self.path.exists() else 0
