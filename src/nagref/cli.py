@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import _dtypes, auditing, explaining, vectors
+from . import _audit_command, _dtypes, explaining, vectors
 from ._version import __version__
 from .live.suite import CASE_TIMEOUT, START_TIMEOUT
 from .live.table import (
@@ -166,30 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DTYPE",
         help=f"a dtype, repeatable; one of {', '.join(vectors.DTYPES)} (default: all)",
     )
-    trail = commands.add_parser(
-        "audit",
-        help="whose SGD, momentum or NAG produced a recorded trajectory?",
-        description="Replay every rule, formulation and framework convention on a recorded "
-        "trajectory's gradients and rank them: bitwise matches, matches within K ULP, and where "
-        "the rest leave the recording. Exit code 0 when some candidate matches bit for bit, 1 "
-        "when none does, 2 on bad input.",
-    )
-    trail.add_argument(
-        "trajectory",
-        type=Path,
-        metavar="TRAJECTORY",
-        help="a whole run's .trajectory file (nagref.record), a .npz file (initial, grads, "
-        "params, lr, momentum; optionally nesterov, dampening, weight_decay) or a test-vector "
-        ".json file",
-    )
-    trail.add_argument("--json", action="store_true", help="print the report as JSON")
-    trail.add_argument(
-        "--ulps",
-        type=_integer(0, MAX_ULPS),
-        default=4,
-        metavar="K",
-        help=f"the distance that counts as a near match, 0 to 2**53 = {MAX_ULPS} (default: 4)",
-    )
+    _audit_command.add_parser(commands, _integer(0, MAX_ULPS), MAX_ULPS)
     _explain_parser(commands)
     return parser
 
@@ -270,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "vectors":
                 return _vectors(parser, args)
             if args.command == "audit":
-                return _audit(parser, args)
+                return _audit_command.run(parser, args)
             if args.command == "explain":
                 return _explain(parser, args)
             return _conformance(args)
@@ -285,33 +262,6 @@ def _stopped(why: str, code: int) -> int:
     sys.stdout.flush()
     sys.stderr.write(("\r\x1b[K" if sys.stderr.isatty() else "") + f"nagref: {why}\n")
     return code
-
-
-def _audit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if "\0" in str(args.trajectory):
-        parser.error(f"argument TRAJECTORY: {str(args.trajectory)!r} holds a NUL character")
-    ulps, shown = float(args.ulps), None if args.json else _tensor_progress
-    try:
-        if args.trajectory.suffix == auditing.SUFFIX:  # a whole run: tensor by tensor
-            run = auditing.audit_model(args.trajectory, tolerance_ulps=ulps, progress=shown)
-            text, out, code = auditing.format_model_report(run), run.to_json(), run.exit_code
-        else:
-            report = auditing.audit(args.trajectory, tolerance_ulps=ulps)
-            text, out, code = auditing.format_report(report), report.to_json(), report.exit_code
-    except auditing.TrajectoryError as error:
-        parser.error(str(error))
-    finally:
-        if sys.stderr.isatty():
-            sys.stderr.write("\r\x1b[K")  # the progress line
-    print(json.dumps(out, indent=1) if args.json else text)
-    return int(code)
-
-
-def _tensor_progress(done: int, total: int, tensor: str) -> None:
-    """The whole-model audit's progress, on a terminal's standard error."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\x1b[Kaudit: tensor {done + 1} of {total}: {tensor[:60]}")
-        sys.stderr.flush()
 
 
 def _vectors(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import nagref
-from nagref.auditing import Trajectory, audit_model, format_model_report
-from nagref.auditing.report import schema
+from nagref.auditing import Trajectory, audit_model, format_model_report, model_trajectory
+from nagref.auditing import model as model_mod
+from nagref.auditing.model import ModelMatch
+from nagref.auditing.report import Divergence, Match, describe, json_ready, outcome, schema
 from nagref.cli import main
 from nagref.record import TrajectoryWriter
 
@@ -112,3 +116,67 @@ def test_both_reports_match_the_published_json_schema(tmp_path: Path) -> None:
     broken = {**single, "matches": [{**single["matches"][0], "max_ulp": "inf"}]}
     with pytest.raises(jsonschema.ValidationError):
         check.validate(broken)
+
+
+def test_the_audit_reads_every_array_through_one_handle_closed_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "nag.trajectory"
+    _numpy_nag(path)
+    opened: list[Any] = []
+    real = open
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        handle = real(*args, **kwargs)
+        opened.append(handle)
+        return handle
+
+    monkeypatch.setattr(model_trajectory, "open", counting, raising=False)
+    report = audit_model(path)
+    assert report.exit_code == 0
+    assert len(opened) == 2  # the index's, then the audit's one for every array
+    assert all(h.closed for h in opened)
+    opened.clear()
+
+    def failing(model: Any, *args: Any) -> Any:
+        raise RuntimeError("a candidate's bug")
+
+    monkeypatch.setattr(model_mod, "replay", failing)
+    with pytest.raises(RuntimeError, match="a candidate's bug"):
+        audit_model(path)
+    assert len(opened) == 2
+    assert all(h.closed for h in opened)  # closed on the way out, also on an error
+
+
+def test_run_level_candidates_rank_by_their_own_key() -> None:
+    d = Divergence(3, (0,), 1.0, 2.0, 5.0)
+    ranked = sorted(
+        [
+            ModelMatch("cannot", "cannot run", None, 0, "a", None, "why"),
+            ModelMatch("early", "diverges", 9.0, 2, "a", Divergence(1, (0,), 1.0, 2.0, 5.0)),
+            ModelMatch("late, fewer", "diverges", 9.0, 1, "a", d),
+            ModelMatch("late, more", "diverges", 9.0, 2, "a", d),
+            ModelMatch("within", "within", 2.0, 1, "a", d),
+            ModelMatch("bitwise", "bitwise", 0.0, 3, None, None),
+        ],
+        key=ModelMatch.rank,
+    )
+    assert [m.candidate for m in ranked] == [
+        "bitwise", "within", "late, more", "late, fewer", "early", "cannot"
+    ]  # fmt: skip
+
+
+def test_json_ready_adds_text_to_divergences_only() -> None:
+    plain = {"recorded": 1.0, "replayed": math.inf}
+    assert json_ready(plain) == {"recorded": 1.0, "replayed": None}
+    d = json_ready(Divergence(1, (2,), 1.0, math.inf, math.inf))
+    assert d == {"step": 1, "index": [2], "recorded": 1.0, "replayed": None, "ulps": None,
+                 "recorded_text": "1.0", "replayed_text": "inf"}  # fmt: skip
+
+
+def test_describe_and_outcome() -> None:
+    m = Match("c", "diverges", 9.0, 3, None, None, 7)
+    assert describe(m, 4.0) == "diverges (dropped at step 7)"
+    assert outcome("diverges", 4.0) == "diverges"
+    assert outcome("within", 2.0) == "same formula, other rounding (<= 2 ULP)"
+    assert describe(Match("c", "bitwise", 0.0, 0, None), 4.0) == outcome("bitwise", 4.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .model import ModelReport, audit_model, format_model_report
 from .model_trajectory import SUFFIX, open_model
+from .plot import matplotlib_missing, plot
 from .report import AuditReport, Divergence, Match, audit, format_report
 from .trajectory import MAX_BYTES, NPZ_KEYS, Trajectory, TrajectoryError, load
 
@@ -32,5 +33,7 @@ __all__ = [
     "format_model_report",
     "format_report",
     "load",
+    "matplotlib_missing",
     "open_model",
+    "plot",
 ]

@@ -14,21 +14,21 @@ from __future__ import annotations
 import os
 from array import array
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from .._tables import aligned
 from .candidates import Array, candidates
 from .model_trajectory import ModelTrajectory, TensorEntry, open_model
 from .report import (
+    ORDER,
     Divergence,
     Match,
     Ranked,
     Status,
     bitwise_verdict,
-    describe,
     json_ready,
-    rank,
+    outcome,
     replay,
     tolerance_of,
 )
@@ -131,7 +131,11 @@ class TensorAudit:
 
 @dataclass(frozen=True)
 class ModelMatch:
-    """A run-level candidate: its worst tensor decides."""
+    """A run-level candidate: its worst tensor decides.
+
+    ``history`` is the largest ULP distance over the tensors each step updated
+    (the run's steps, 0 where none was), up to the step it left a tensor at.
+    """
 
     candidate: str
     status: Status
@@ -140,6 +144,14 @@ class ModelMatch:
     first_tensor: str | None  # the tensor it leaves first (the earliest step)
     first: Divergence | None
     reason: str | None = None
+    history: tuple[float, ...] = ()
+
+    def rank(self) -> tuple[int, float, int, int]:
+        """The report's order: bitwise, within (closest first), then the latest to diverge,
+        then the most tensors bitwise."""
+        ulp = self.max_ulp if self.status == "within" and self.max_ulp is not None else 0.0
+        step = -self.first.step if self.first is not None else 0
+        return ORDER[self.status], ulp, step, -self.tensors_bitwise
 
 
 @dataclass(frozen=True)
@@ -173,9 +185,9 @@ class ModelReport(Ranked):
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: numbers and nulls, as :meth:`AuditReport.to_json`."""
-        out = asdict(self)
+        out = json_ready(self)
         out |= {"verdict": self.verdict, "bitwise": self.bitwise, "exit_code": self.exit_code}
-        return dict(json_ready(out))
+        return dict(out)
 
 
 Key = tuple[str, str, int]  # family, layout, threads
@@ -195,17 +207,18 @@ def audit_model(
         TrajectoryError: the file is not a readable, consistent recording.
     """
     tolerance = tolerance_of(tolerance_ulps)
-    model = open_model(path)
-    runs = tensor_trajectories(model)
-    tables: list[dict[Key, Match]] = []
-    for i, tr in enumerate(runs):
-        if progress is not None:
-            progress(i, len(runs), tr.entry.name)
-        found = list(candidates(tr))
-        tables.append({(c.family, c.layout, c.threads): m for c, m in replay(found, tr, tolerance)})
+    with open_model(path) as model:  # one handle for every array read, closed on the way out
+        runs = tensor_trajectories(model)
+        tables: list[dict[Key, Match]] = []
+        for i, tr in enumerate(runs):
+            if progress is not None:
+                progress(i, len(runs), tr.entry.name)
+            found = list(candidates(tr))
+            replayed = replay(found, tr, tolerance)
+            tables.append({(c.family, c.layout, c.threads): m for c, m in replayed})
     keys = _run_keys(tables, runs[0].threads if runs else None)
-    matches = [_combine(name, picks, [tr.entry.name for tr in runs]) for name, picks in keys]
-    matches.sort(key=lambda m: rank(_as_match(m)))
+    matches = [_combine(name, picks, runs, model.steps) for name, picks in keys]
+    matches.sort(key=ModelMatch.rank)
     audits = []
     for i, tr in enumerate(runs):
         bitwise = sum(1 for _, picks in keys if (m := picks[i]) and m.status == "bitwise")
@@ -250,7 +263,10 @@ def _pick(table: dict[Key, Match], family: str, layout: str, threads: int) -> Ma
     return None
 
 
-def _combine(name: str, picks: list[Match | None], tensors: list[str]) -> ModelMatch:
+def _combine(
+    name: str, picks: list[Match | None], runs: list[TensorTrajectory], steps: int
+) -> ModelMatch:
+    tensors = [tr.entry.name for tr in runs]
     missing = [t for t, p in zip(tensors, picks, strict=True) if p is None]
     if missing:
         why = f"not a candidate for tensor {missing[0]!r} (its dtype or hyperparameters)"
@@ -269,11 +285,25 @@ def _combine(name: str, picks: list[Match | None], tensors: list[str]) -> ModelM
     left = [(p.first.step, t, p.first) for t, p in found if p.first is not None]
     first = min(left, key=lambda x: x[0]) if left else None
     return ModelMatch(name, status, worst, bitwise, first[1] if first else None,
-                      first[2] if first else None)  # fmt: skip
+                      first[2] if first else None, None,
+                      _history(picks, runs, steps))  # fmt: skip
 
 
-def _as_match(m: ModelMatch) -> Match:
-    return Match(m.candidate, m.status, m.max_ulp, -m.tensors_bitwise, m.first)
+def _history(
+    picks: list[Match | None], runs: list[TensorTrajectory], steps: int
+) -> tuple[float, ...]:
+    """The largest ULP distance at each of the run's steps, over the tensors it updated, up
+    to the first step a tensor's replay was dropped at."""
+    worst, end = [0.0] * steps, steps
+    for p, tr in zip(picks, runs, strict=True):
+        if p is None:
+            continue
+        for k, ulps in enumerate(p.history):
+            at = tr.entry.steps[k] - 1
+            worst[at] = max(worst[at], ulps)
+        if len(p.history) < tr.steps:  # dropped at its last step replayed
+            end = min(end, tr.entry.steps[len(p.history) - 1] if p.history else 0)
+    return tuple(worst[:end])
 
 
 def format_model_report(report: ModelReport) -> str:
@@ -305,7 +335,7 @@ def format_model_report(report: ModelReport) -> str:
             d = m.first
             where = (f"{m.first_tensor}, step {d.step}, element {list(d.index)}: "
                      f"{d.replayed!r} vs {d.recorded!r} ({d.ulps:g} ULP)")  # fmt: skip
-        result = describe(_as_match(m), report.tolerance_ulps).split(" (dropped")[0]
+        result = outcome(m.status, report.tolerance_ulps)
         ulp = "-" if m.max_ulp is None else f"{m.max_ulp:g}"
         ranked.append((str(i), m.candidate, result, f"{m.tensors_bitwise} of {total}", ulp, where))
     lines += [*aligned(header, ranked), "", report.verdict]

@@ -130,12 +130,31 @@ class ModelTrajectory:
     steps: int
     complete: bool  # the recording was closed (its ``end`` record), not cut off
     _path: Path
+    _handle: IO[bytes] | None = None
+
+    def __enter__(self) -> ModelTrajectory:
+        """Hold one open handle that every :meth:`read` uses, until the ``with`` ends."""
+        if self._handle is None:
+            try:
+                self._handle = open(self._path, "rb")  # closed by __exit__
+            except OSError as error:
+                why = error.strerror or error
+                raise TrajectoryError(f"{self.source}: cannot read: {why}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def read(self, entry: TensorEntry, offset: int) -> npt.NDArray[Any]:
-        """The array at ``offset`` of ``entry``'s dtype and shape."""
-        with open(self._path, "rb") as handle:
-            handle.seek(offset)
-            data = np.fromfile(handle, dtype=stored_dtype(entry.dtype), count=entry.size)
+        """The array at ``offset`` of ``entry``'s dtype and shape (outside a ``with``, the
+        file is opened for this one read)."""
+        if self._handle is None:
+            with self:
+                return self.read(entry, offset)
+        self._handle.seek(offset)
+        data = np.fromfile(self._handle, dtype=stored_dtype(entry.dtype), count=entry.size)
         if data.size != entry.size:
             raise TrajectoryError(f"{self.source}: the file changed while it was read")
         # native byte order, as NumPy's own dtype (a "<f" buffer is no "f" to the C kernels)

@@ -7,7 +7,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from typing import Any, Literal, Protocol
 
@@ -20,7 +20,7 @@ from .candidates import Array, Candidate, Replayable, candidates
 from .trajectory import Trajectory, load
 
 __all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "audit", "bitwise_verdict",
-           "describe", "format_report", "json_ready", "rank", "replay", "schema",
+           "describe", "format_report", "json_ready", "outcome", "rank", "replay", "schema",
            "tolerance_of"]  # fmt: skip
 
 Status = Literal["bitwise", "within", "diverges", "cannot run"]
@@ -52,7 +52,9 @@ class Match:
     tolerance, and dropped there: ``max_ulp`` and ``elements_differing``
     count the ``steps_replayed`` steps, the last of them the one it left at.
     ``max_ulp`` is inf where a NaN meets a number, and None (as is
-    ``elements_differing``) where the candidate could not run.
+    ``elements_differing``) where the candidate could not run. ``history`` is
+    the largest ULP distance at each step replayed (0 where bitwise, inf
+    where a NaN met a number): it ends at the step a candidate was dropped.
     """
 
     candidate: str
@@ -62,6 +64,7 @@ class Match:
     first: Divergence | None
     reason: str | None = None  # why it could not run
     steps_replayed: int = 0
+    history: tuple[float, ...] = ()
 
 
 def bitwise_verdict(names: list[str], what: str) -> str:
@@ -129,9 +132,9 @@ class AuditReport(Ranked):
         A value JSON cannot hold (inf, NaN) is null, and each divergence also
         gives its two values as text (``"inf"``, ``"nan"``, ``"0.1"``).
         """
-        out = asdict(self)
+        out = json_ready(self)
         out |= {"verdict": self.verdict, "bitwise": self.bitwise, "exit_code": self.exit_code}
-        return dict(json_ready(out))
+        return dict(out)
 
 
 def audit(
@@ -227,10 +230,11 @@ class _Replay:
     worst: float = 0.0
     differing: int = 0
     first: Divergence | None = None
+    history: list[float] = field(default_factory=list)  # the max ULP at each step
 
     def match(self, status: Status, steps: int) -> Match:
-        c = self.candidate
-        return Match(c.name, status, self.worst, self.differing, self.first, None, steps)
+        c, kept = self.candidate, tuple(self.history)
+        return Match(c.name, status, self.worst, self.differing, self.first, None, steps, kept)
 
 
 def replay(
@@ -269,10 +273,13 @@ def replay(
                     continue
                 if id(r.param) not in compared:
                     compared[id(r.param)] = (r.param, all_bitwise_equal(r.param, recorded))
-                if not compared[id(r.param)][1]:
+                if compared[id(r.param)][1]:
+                    r.history.append(0.0)
+                else:
                     differ = np.flatnonzero(~bitwise_equal(r.param, recorded))
                     ulps = ulp_distance(r.param.ravel()[differ], recorded.ravel()[differ])
-                    r.worst = max(r.worst, float(ulps.max()))
+                    r.history.append(float(ulps.max()))
+                    r.worst = max(r.worst, r.history[-1])
                     r.differing += differ.size
                     if r.first is None:
                         i = tuple(int(k) for k in np.unravel_index(differ[0], recorded.shape))
@@ -289,9 +296,13 @@ def replay(
     return done
 
 
+#: The statuses' order in a ranking.
+ORDER: dict[Status, int] = {"bitwise": 0, "within": 1, "diverges": 2, "cannot run": 3}
+
+
 def rank(m: Match) -> tuple[int, float, int, int, int]:
     """The report's order: bitwise, within (closest first), diverged (the longest kept first)."""
-    order = {"bitwise": 0, "within": 1, "diverges": 2, "cannot run": 3}[m.status]
+    order = ORDER[m.status]
     step = -m.first.step if m.first is not None else 0  # later divergence ranks higher
     ulp = m.max_ulp if m.status == "within" and m.max_ulp is not None else 0.0
     return order, ulp, -m.steps_replayed, step, m.elements_differing or 0
@@ -326,13 +337,18 @@ def format_report(report: AuditReport) -> str:
     return "\n".join(lines)
 
 
-def describe(m: Match, tolerance: float) -> str:
-    """A match's result column: a near match is the same formula with another rounding."""
-    if m.status == "within":
+def outcome(status: Status, tolerance: float) -> str:
+    """A status in words: a near match is the same formula with another rounding."""
+    if status == "within":
         return f"same formula, other rounding (<= {tolerance:g} ULP)"
+    return status
+
+
+def describe(m: Match, tolerance: float) -> str:
+    """A match's result column: its :func:`outcome`, and where it was dropped."""
     if m.status == "diverges":
-        return f"diverges (dropped at step {m.steps_replayed})"
-    return m.status
+        return f"{outcome(m.status, tolerance)} (dropped at step {m.steps_replayed})"
+    return outcome(m.status, tolerance)
 
 
 def _recorded(report: AuditReport) -> list[tuple[str, object]]:
@@ -342,14 +358,17 @@ def _recorded(report: AuditReport) -> list[tuple[str, object]]:
 
 
 def json_ready(value: Any) -> Any:
-    """``value`` with inf and NaN as null, and each divergence's values also as text."""
+    """``value`` (dataclasses as dicts of their fields) with inf and NaN as null, and each
+    :class:`Divergence`'s two values also as text."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, dict):
-        out = {k: json_ready(v) for k, v in value.items()}
-        if "recorded" in value and "replayed" in value:  # a Divergence
-            out |= {f"{k}_text": repr(value[k]) for k in ("recorded", "replayed")}
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: json_ready(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, Divergence):
+            out |= {f"{k}_text": repr(getattr(value, k)) for k in ("recorded", "replayed")}
         return out
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
     return value
