@@ -51,10 +51,13 @@ def test_a_hand_written_nag_names_the_lecture_form_and_the_uninformative_bias(
     assert a.tells_apart
     assert b.tells_apart
     assert not bias.tells_apart  # zeros throughout: every candidate keeps it at 0
+    assert bias.why == ("all its gradients are zero", "only 1 element")
+    assert a.why == b.why == ()
     text = format_model_report(report)
     row = next(line for line in text.splitlines() if line.startswith("bias "))
     assert row.split() == ["bias", "float64", "(1,)", "12", str(bias.candidates), "of",
-                           f"{bias.candidates}:", "tells", "none", "apart"]  # fmt: skip
+                           f"{bias.candidates}:", "tells", "none", "apart", "(all", "its",
+                           "gradients", "are", "zero;", "only", "1", "element)"]  # fmt: skip
     assert "tells none apart" not in text.replace(row, "")
     if len(report.bitwise) > 1:
         assert report.verdict.startswith("VERDICT: indistinguishable: ")

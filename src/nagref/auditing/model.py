@@ -11,6 +11,7 @@ tensor stands for the setting of that family that count and layout give.
 
 from __future__ import annotations
 
+import math
 import os
 from array import array
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 from .._tables import aligned
 from .candidates import Array, candidates
+from .evidence import uninformative
 from .model_trajectory import ModelTrajectory, TensorEntry, open_model
 from .report import (
     ORDER,
@@ -122,6 +124,9 @@ class TensorAudit:
     updates: int
     bitwise: int  # run-level candidates that reproduce it bit for bit
     candidates: int  # run-level candidates replayed on it
+    #: where it tells none apart, what in its values left nothing to part on
+    #: (:func:`nagref.auditing.evidence.uninformative`); empty otherwise
+    why: tuple[str, ...] = ()
 
     @property
     def tells_apart(self) -> bool:
@@ -216,14 +221,18 @@ def audit_model(
             found = list(candidates(tr))
             replayed = replay(found, tr, tolerance)
             tables.append({(c.family, c.layout, c.threads): m for c, m in replayed})
-    keys = _run_keys(tables, runs[0].threads if runs else None)
+        keys = _run_keys(tables, runs[0].threads if runs else None)
+        audits = []
+        for i, tr in enumerate(runs):
+            bitwise = sum(1 for _, picks in keys if (m := picks[i]) and m.status == "bitwise")
+            e, size = tr.entry, math.prod(tr.entry.shape)
+            # what left it nothing to part on, read again (a tensor that tells none apart)
+            why = () if bitwise < len(keys) else tuple(uninformative(size, tr.grads, tr.steps))
+            audits.append(
+                TensorAudit(e.name, e.group, e.dtype, e.shape, tr.steps, bitwise, len(keys), why)
+            )
     matches = [_combine(name, picks, runs, model.steps) for name, picks in keys]
     matches.sort(key=ModelMatch.rank)
-    audits = []
-    for i, tr in enumerate(runs):
-        bitwise = sum(1 for _, picks in keys if (m := picks[i]) and m.status == "bitwise")
-        e = tr.entry
-        audits.append(TensorAudit(e.name, e.group, e.dtype, e.shape, tr.steps, bitwise, len(keys)))
     return ModelReport(model.source, dict(model.run), model.steps, model.complete, tolerance,
                        tuple(audits), tuple(matches))  # fmt: skip
 
@@ -321,7 +330,9 @@ def format_model_report(report: ModelReport) -> str:
     ]
     rows = [
         (t.name, t.dtype, str(t.shape), str(t.updates),
-         f"{t.bitwise} of {t.candidates}" + ("" if t.tells_apart else ": tells none apart"))
+         f"{t.bitwise} of {t.candidates}"
+         + ("" if t.tells_apart else ": tells none apart" + (f" ({'; '.join(t.why)})"
+                                                             if t.why else "")))
         for t in report.tensors
     ]  # fmt: skip
     lines += [*aligned(("tensor", "dtype", "shape", "updates", "bitwise candidates"), rows), ""]
