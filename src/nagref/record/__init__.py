@@ -1,15 +1,17 @@
 """Record a training run while it runs, as a ``.trajectory`` file for ``nagref audit``.
 
 ``with nagref.record.torch(optimizer, "run.trajectory"): ...`` around the
-user's own loop; ``nagref.record.optax(optax.sgd(...), "run.trajectory",
+user's own loop; ``with nagref.record.keras(optimizer, "run.trajectory"):
+model.fit(...)`` on any Keras 3 backend; ``nagref.record.optax(optax.sgd(...), "run.trajectory",
 learning_rate=..., momentum=...)`` in place of the transformation;
 :class:`TrajectoryWriter` for any other.
 """
 
 from __future__ import annotations
 
+from .keras_optimizer import keras
 from .optax_transformation import optax
 from .torch_hooks import torch
 from .writer import TrajectoryWriter
 
-__all__ = ["TrajectoryWriter", "optax", "torch"]
+__all__ = ["TrajectoryWriter", "keras", "optax", "torch"]
