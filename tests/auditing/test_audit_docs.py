@@ -43,7 +43,7 @@ RECORD_OUTPUTS = dict(re.findall(r"<!-- record output: (\S+) -->\n```text\n(.*?)
 
 
 def test_the_recorded_run_on_the_page_prints_what_the_page_shows(tmp_path: Path) -> None:
-    assert [name for name, _ in RECORDED] == ["torch_run.py", "optax_run.py"]
+    assert [name for name, _ in RECORDED] == ["torch_run.py", "optax_run.py", "keras_run.py"]
     said = {}
     for name, code in RECORDED:
         (tmp_path / name).write_text(code, encoding="utf-8")
@@ -53,6 +53,8 @@ def test_the_recorded_run_on_the_page_prints_what_the_page_shows(tmp_path: Path)
         assert said[name] == RECORD_OUTPUTS[name]
     assert "VERDICT: indistinguishable: 4 candidates" in said["torch_run.py"]
     assert "(jax_example_libraries jit, nesterov; optax jit, nesterov)" in said["optax_run.py"]
+    jitted = "(keras jax-jit, nesterov; keras tensorflow-jit, nesterov; tf_keras sgd-jit, nesterov)"
+    assert jitted in said["keras_run.py"]
 
 
 def test_the_limits_on_the_page_are_the_loaders() -> None:

@@ -65,7 +65,8 @@ print(json.dumps({
     "tensors": [[t.name, t.group] for t in m.tensors],
     "lr": list(m.groups[0].lr[:6]), "weight_decay": [g.fixed["weight_decay"] for g in m.groups],
     "bitwise": report.bitwise, "best": best.candidate, "best_first": best.first_tensor,
-    "best_tensors": best.tensors_bitwise,
+    "best_tensors": best.tensors_bitwise, "best_step": best.first.step if best.first else None,
+    "ranked": {m.candidate: [str(m.status), m.max_ulp] for m in report.matches},
 }))
 """
 
@@ -144,7 +145,7 @@ def test_jax_fit_fusing_a_bias_gradient_is_no_bitwise_match(tmp_path: Path) -> N
     # A Dense layer of 8 outputs under model.fit's jax.jit: XLA fuses its bias's
     # gradient (a reduction of the loss's) into the bias's update, whose arithmetic
     # keras jax-jit does not model: the audit claims no match and names keras jax-jit
-    # the closest, bit for bit on the kernel and off on the bias from its first step;
+    # the closest, bit for bit on the kernel and off on the bias from step 2;
     # the recording still leaves fit's bits alone. (An MLP ending in Dense(1) matches.)
     r = _fit(tmp_path, "jax", "auto", "dense", 0.0)
     assert r["same"] is True
@@ -152,6 +153,7 @@ def test_jax_fit_fusing_a_bias_gradient_is_no_bitwise_match(tmp_path: Path) -> N
     assert r["best"] == "keras jax-jit, nesterov"
     assert str(r["best_first"]).endswith("/bias")
     assert r["best_tensors"] == 1  # the kernel
+    assert r["best_step"] == 2
 
 
 def test_tensorflow_fit_folds_the_weight_decay_as_tf_keras_does(tmp_path: Path) -> None:
@@ -162,6 +164,7 @@ def test_tensorflow_fit_folds_the_weight_decay_as_tf_keras_does(tmp_path: Path) 
     r = _fit(tmp_path, "tensorflow", "auto", "mlp2", 0.004)
     assert r["same"] is True
     assert r["bitwise"] == ["tf_keras sgd-function, nesterov"]
+    assert r["ranked"]["keras tensorflow, nesterov"] == ["within", 1.0]
     assert r["weight_decay"] == [0.004, 0.0]
 
 
