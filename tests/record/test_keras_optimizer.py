@@ -168,6 +168,55 @@ def test_tensorflow_fit_folds_the_weight_decay_as_tf_keras_does(tmp_path: Path) 
     assert r["weight_decay"] == [0.004, 0.0]
 
 
+#: Eager steps: Keras's own apply loop (the NumPy backend has no fit), and fit with
+#: run_eagerly (a callable learning rate, its Python float recorded as it is).
+EAGERLY = """
+import json, sys
+import numpy as np
+import keras
+import nagref.record
+from nagref.auditing import audit_model, open_model
+
+rng = np.random.default_rng(3)
+if sys.argv[1] == "loop":
+    w = keras.Variable(rng.standard_normal(37).astype("float32"))
+    opt = keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)
+    with nagref.record.keras(opt, "run.trajectory", quiet=True):
+        for _ in range(10):
+            g = 0.5 * keras.ops.convert_to_numpy(w.value)
+            opt.apply([keras.ops.convert_to_tensor(g)], [w])
+else:
+    x = rng.standard_normal((48, 5)).astype("float32")
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="tanh"),
+                              keras.layers.Dense(1)])
+    opt = keras.optimizers.SGD(lambda: 0.03, momentum=0.8, nesterov=True)
+    model.compile(optimizer=opt, loss="mse", run_eagerly=True)
+    with nagref.record.keras(opt, "run.trajectory", quiet=True):
+        model.fit(x, np.sin(x[:, :1]), batch_size=8, epochs=2, verbose=0, shuffle=False)
+m = open_model("run.trajectory")
+print(json.dumps({"run": m.run, "steps": m.steps, "lr": m.groups[0].lr[0],
+                  "bitwise": audit_model("run.trajectory").bitwise}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("backend", "how", "steps", "lr"),
+    [("numpy", "loop", 10, 0.05000000074505806), ("tensorflow", "fit", 12, 0.03)],
+)
+def test_eager_steps_audit_to_their_backend(
+    tmp_path: Path, backend: str, how: str, steps: int, lr: float
+) -> None:
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": SRC, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", EAGERLY, how], check=False, cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(done.stdout.splitlines()[-1])
+    assert (r["run"]["options"]["backend"], r["run"]["options"]["compiled"]) == (backend, False)
+    assert (r["steps"], r["lr"]) == (steps, lr)  # a float: Keras's float32 variable
+    assert f"keras {backend}, nesterov" in r["bitwise"]
+    assert not [name for name in r["bitwise"] if "jit" in name or "torch" in name]
+
+
 MISUSE = """
 import numpy as np
 import keras
@@ -183,6 +232,8 @@ def attempt(what, call):
         print(what, "no error")
 
 sgd = keras.optimizers.SGD(0.1)
+with nagref.record.keras(sgd, "z.trajectory"):
+    pass
 attempt("adam", lambda: nagref.record.keras(keras.optimizers.Adam(), "a.trajectory").__enter__())
 attempt("clip", lambda: nagref.record.keras(keras.optimizers.SGD(clipnorm=1.0),
                                             "a.trajectory").__enter__())
@@ -218,11 +269,16 @@ def test_steps_tensors_and_misuse(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     said = {line.split()[0]: line for line in done.stdout.splitlines()}
+    summaries = [line for line in done.stdout.splitlines() if line.startswith("nagref:")]
+    assert summaries[:2] == [f"nagref: recorded 0 steps; {name}.trajectory not written"
+                             for name in ("z", "n")]  # fmt: skip
+    assert not (tmp_path / "z.trajectory").exists()
     assert said["adam"] == "adam TypeError optimizer must be a keras.optimizers.SGD, got Adam"
     assert said["clip"].startswith("clip ValueError optimizer.clipnorm=1.0: ")
     assert said["steps"] == "steps ValueError steps must be None or an int >= 1, got 0"
     assert "no tensor was selected: tensors= matched no variable's path" in said["nothing"]
     assert said["selected"] == "selected ['kernel'] 2 True"
-    assert said["nagref:"].startswith("nagref: recorded 2 steps of 1 tensors")
+    assert summaries[2].startswith("nagref: recorded 2 steps of 1 tensors")
+    assert len(summaries) == 3  # the quiet recording prints none
     assert said["stale"].startswith("stale RuntimeError 4 optimizer steps ran in the block and "
                                     "0 were recorded")  # fmt: skip

@@ -64,7 +64,7 @@ class KerasRecording:
     def summary(self) -> str:
         """One line: how much was recorded, and where."""
         if self.writer is None:
-            return f"nagref: recorded 0 steps to {self.path}"
+            return f"nagref: recorded 0 steps; {self.path} not written"
         return self.writer.summary()
 
     def _iterations(self) -> int:
