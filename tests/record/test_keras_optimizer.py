@@ -217,6 +217,36 @@ def test_eager_steps_audit_to_their_backend(
     assert not [name for name in r["bitwise"] if "jit" in name or "torch" in name]
 
 
+XLA = """
+import numpy as np
+import keras
+import nagref.record
+
+x = np.ones((8, 3), "float32")
+opt = keras.optimizers.SGD(0.1)
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+model.compile(optimizer=opt, loss="mse", jit_compile=True)
+try:
+    with nagref.record.keras(opt, "x.trajectory"):
+        model.fit(x, x[:, :1], verbose=0)
+except ValueError as error:
+    print(error)
+"""
+
+
+def test_tensorflow_under_xla_is_refused(tmp_path: Path) -> None:
+    # XLA cannot call back to the host: refused when the step is traced, not recorded wrong
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": SRC}
+    done = subprocess.run([sys.executable, "-c", XLA], check=False, cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == [
+        "nagref: recorded 0 steps; x.trajectory not written",
+        "TensorFlow under XLA (jit_compile=True) cannot call back to the host: record "
+        "model.fit with jit_compile=False",
+    ]
+
+
 MISUSE = """
 import numpy as np
 import keras

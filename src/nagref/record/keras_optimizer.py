@@ -238,8 +238,8 @@ def _call_host(rec: KerasRecording, layout: Layout, lr: Any, grads: list[Any],
     def call(lr: Any, *arrays: Any) -> None:
         it = iter(arrays[: len(present)])
         rec.host(layout, lr if number is None else number,
-             [next(it) if g is not None else None for g in grads],
-             list(arrays[len(present):]))  # fmt: skip
+                 [next(it) if g is not None else None for g in grads],
+                 list(arrays[len(present):]))  # fmt: skip
 
     if number is not None:
         lr = np.float32(0)  # not sent: the Python float itself is recorded
