@@ -183,7 +183,10 @@ def keras(
     then the block ends with a RuntimeError (its steps were not recorded;
     ``model.make_train_function(force=True)`` retraces it). TensorFlow under
     XLA (``jit_compile=True``) and torch's ``torch.compile`` cannot call back
-    to the host and are refused when traced.
+    to the host and are refused when traced. The last step's variables and the
+    optimizer's ``iterations`` are read from the Keras variables when the block
+    ends: a JAX loop of one's own around ``stateless_apply`` assigns them back
+    first, as ``model.fit`` does.
     """
     _check_optimizer(optimizer)
     check_steps(steps)
