@@ -125,8 +125,7 @@ def test_bad_arguments_give_one_line_and_exit_2(argv: list[str], message: str) -
 def test_python_dash_m_and_version() -> None:
     result = subprocess.run(
         # the published formulas alone: the theory runs in the tests beside this one
-        [sys.executable, "-m", "nagref", "conformance", "--steps", "2", "--cases", "0",
-         "--no-theory"],  # fmt: skip
+        [sys.executable, "-m", "nagref", *"conformance --steps 2 --cases 0 --no-theory".split()],
         capture_output=True,
         text=True,
         check=False,

@@ -43,8 +43,8 @@ RECORD_OUTPUTS = dict(re.findall(r"<!-- record output: (\S+) -->\n```text\n(.*?)
 
 
 def test_the_recorded_run_on_the_page_prints_what_the_page_shows(tmp_path: Path) -> None:
-    assert [name for name, _ in RECORDED] == ["torch_run.py", "optax_run.py", "sklearn_run.py",
-                                              "mlx_run.py"]  # fmt: skip
+    assert [name for name, _ in RECORDED] == ["torch_run.py", "optax_run.py", "keras_run.py",
+                                              "sklearn_run.py", "mlx_run.py"]  # fmt: skip
     said = {}
     for name, code in RECORDED:
         (tmp_path / name).write_text(code, encoding="utf-8")
@@ -57,6 +57,8 @@ def test_the_recorded_run_on_the_page_prints_what_the_page_shows(tmp_path: Path)
     assert "; sklearn update_params, nesterov;" in said["sklearn_run.py"]
     assert "indistinguishable: 2 candidates " in said["mlx_run.py"]
     assert "(mlx eager; mlx compiled)" in said["mlx_run.py"]
+    jitted = "(keras jax-jit, nesterov; keras tensorflow-jit, nesterov; tf_keras sgd-jit, nesterov)"
+    assert jitted in said["keras_run.py"]
 
 
 def test_the_limits_on_the_page_are_the_loaders() -> None:

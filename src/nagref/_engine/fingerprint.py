@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from .._checks import dtype_name
 from .._compat import device
 from .._typing import Namespace
@@ -34,16 +32,17 @@ __all__ = ["fingerprint", "same"]
 
 def fingerprint(xp: Namespace, program: Program, first: Any) -> Hashable | None:
     """``program``'s computation on leaves like ``first``; None where it is not told
-    (per-element masks, a constant that is no NumPy array)."""
+    (per-element masks, a constant whose bytes its library does not give: ``tobytes``)."""
     if program.scalar is not None and any(program.scalar):
         return None
     storage = dtype_name(first)
     values = constants(xp, program.hypers, program.rounding, first, device(first))
     known: dict[str, Hashable] = {}
     for name, value in values.items():
-        if not isinstance(value, (np.ndarray, np.generic)):
+        to_bytes = getattr(value, "tobytes", None)  # NumPy's and CuPy's arrays
+        if to_bytes is None:
             return None
-        known[name] = ("constant", str(value.dtype), value.tobytes())
+        known[name] = ("constant", str(value.dtype), bytes(to_bytes()))
     for k, name in enumerate(program.inputs):
         known[name] = ("input", k)
     body, after = _recipe(program.recipe, known)
