@@ -259,3 +259,22 @@ def test_the_single_reports_json_with_inference_matches_the_schema(tmp_path: Pat
         "candidates": list(report.inference.values[0].candidates),  # type: ignore[union-attr]
     }  # fmt: skip
     assert isinstance(out["inference"]["unresolved"], list)
+
+
+def test_weight_decay_and_a_single_step_are_refused(tmp_path: Path) -> None:
+    arrays = _run(_torch(0.05, 0.9, False), None, "float32")
+    decayed = _save(tmp_path, arrays | {"weight_decay": 0.01}, "decayed.npz")
+    with pytest.raises(TrajectoryError, match="cannot infer lr or momentum with weight decay"):
+        nagref.audit(decayed)
+    one = {k: v[:1] if k != "initial" else v for k, v in arrays.items()}
+    with pytest.raises(TrajectoryError, match="inferring momentum needs 2 steps"):
+        nagref.audit(_save(tmp_path, one, "one.npz"))
+    report = nagref.audit(_save(tmp_path, one | {"momentum": 0.9}, "lr.npz"))
+    assert report.inference is not None
+    assert report.inference.steps == (1,)
+    assert report.inference.of("pytorch single-tensor") is not None
+    assert "pytorch single-tensor" in report.bitwise
+    assert (
+        "lr inferred from step 1 (constant values assumed): lr 0.05, momentum 0.9"
+        in (format_report(report).splitlines()[0])
+    )
