@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 import nagref
-from nagref.auditing import TrajectoryError, audit_model, format_model_report, format_report
+from nagref.auditing import (
+    Trajectory,
+    TrajectoryError,
+    audit_model,
+    format_model_report,
+    format_report,
+)
 from nagref.auditing.model_trajectory import LENGTH, MAGIC
 from nagref.auditing.report import schema
 from nagref.cli import main
@@ -278,3 +284,25 @@ def test_weight_decay_and_a_single_step_are_refused(tmp_path: Path) -> None:
         "lr inferred from step 1 (constant values assumed): lr 0.05, momentum 0.9"
         in (format_report(report).splitlines()[0])
     )
+
+
+def test_zeros_infinities_and_nans_in_the_recording_are_left_out_of_the_fit() -> None:
+    rng = np.random.default_rng(3)
+    lam = rng.uniform(0.1, 2.0, 256).astype(np.float32)
+    lam[::7] = 0  # zero gradients throughout
+    x = rng.standard_normal(256).astype(np.float32)
+    x[5], x[9] = np.inf, np.nan
+    initial, grads, params, buf = x.copy(), [], [], None
+    with np.errstate(all="ignore"):
+        for _ in range(6):
+            g = lam * x
+            x, buf = pytorch.sgd(x, g, buf, lr=0.0123, momentum=0.95)
+            grads.append(g)
+            params.append(x.copy())
+    tr = Trajectory(initial, np.stack(grads), np.stack(params), None, None, source="specials")
+    report = nagref.audit(tr)
+    assert report.inference is not None
+    found = report.inference.of("pytorch single-tensor")
+    assert found is not None
+    assert (found.lr, found.momentum, found.exact) == (0.0123, 0.95, True)
+    assert "pytorch single-tensor" in report.bitwise
