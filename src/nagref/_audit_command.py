@@ -29,8 +29,8 @@ def add_parser(commands: Any, ulps: Callable[[str], int], max_ulps: int) -> None
         type=Path,
         metavar="TRAJECTORY",
         help="a whole run's .trajectory file (nagref.record), a .npz file (initial, grads, "
-        "params, lr, momentum; optionally nesterov, dampening, weight_decay) or a test-vector "
-        ".json file",
+        "params; optionally lr and momentum, else inferred, nesterov, dampening, weight_decay) or "
+        "a test-vector .json file",
     )
     trail.add_argument("--json", action="store_true", help="print the report as JSON")
     trail.add_argument(
@@ -39,6 +39,13 @@ def add_parser(commands: Any, ulps: Callable[[str], int], max_ulps: int) -> None
         default=4,
         metavar="K",
         help=f"the distance that counts as a near match, 0 to 2**53 = {max_ulps} (default: 4)",
+    )
+    trail.add_argument(
+        "--infer",
+        action="store_true",
+        help="infer lr and momentum from the first two steps even where the file records them "
+        "(a constant lr and momentum: the shortest decimals that reproduce those steps bit for "
+        "bit under each candidate's recipe); an lr or momentum the file lacks is always inferred",
     )
     trail.add_argument(
         "--plot",
@@ -58,11 +65,13 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _check_plot(parser, args.plot)
     try:
         if args.trajectory.suffix == auditing.SUFFIX:  # a whole run: tensor by tensor
-            run = auditing.audit_model(args.trajectory, tolerance_ulps=ulps, progress=shown)
+            run = auditing.audit_model(
+                args.trajectory, tolerance_ulps=ulps, progress=shown, infer=args.infer
+            )
             text, out, code = auditing.format_model_report(run), run.to_json(), run.exit_code
             report_or_run: auditing.AuditReport | auditing.ModelReport = run
         else:
-            report = auditing.audit(args.trajectory, tolerance_ulps=ulps)
+            report = auditing.audit(args.trajectory, tolerance_ulps=ulps, infer=args.infer)
             text, out, code = auditing.format_report(report), report.to_json(), report.exit_code
             report_or_run = report
     except auditing.TrajectoryError as error:

@@ -96,7 +96,10 @@ TENSOR = {"record": "tensor", "name": "w", "group": 0, "dtype": "float32", "shap
             (RUN, {"record": "step", "step": 1, "groups": [{"lr": -1, "momentum": 0}]}),
             "lr must be finite and >= 0",
         ),
-        ((RUN, {"record": "step", "step": 1, "groups": [{"lr": 1}]}), "no momentum"),
+        (
+            (RUN, {"record": "step", "step": 1, "groups": [{"lr": 1, "momentum": "0.9"}]}),
+            "momentum must be int or float",
+        ),
         ((RUN, {"record": "end", "steps": 4}), "the end record says 4 steps after 0"),
     ],
 )

@@ -270,7 +270,7 @@ def test_candidates_that_run_one_computation_share_it_and_the_report_is_unchange
     monkeypatch.setattr(_apply, "run", lambda *a: computed.append(1) or run(*a))
     shared = nagref.audit(path).to_json()
     calls_shared = len(computed)
-    monkeypatch.setattr(auditing.report, "sharing", contextlib.nullcontext)
+    monkeypatch.setattr(auditing.replaying, "sharing", contextlib.nullcontext)
     computed.clear()
     alone = nagref.audit(path).to_json()
     assert shared == alone

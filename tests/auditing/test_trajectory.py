@@ -84,9 +84,17 @@ def test_bad_contents_are_named(tmp_path: Path, change: dict[str, Any], message:
 
 def test_a_missing_key_is_named(tmp_path: Path) -> None:
     arrays = _arrays()
-    del arrays["momentum"]
-    with pytest.raises(TrajectoryError, match="missing key 'momentum'"):
+    del arrays["params"]
+    with pytest.raises(TrajectoryError, match="missing key 'params'"):
         load(_save(tmp_path, arrays))
+
+
+def test_lr_and_momentum_may_be_left_out_to_be_inferred(tmp_path: Path) -> None:
+    arrays = _arrays()
+    del arrays["lr"], arrays["momentum"]
+    tr = load(_save(tmp_path, arrays))
+    assert (tr.lr, tr.momentum) == (None, None)
+    assert tr.steps == arrays["grads"].shape[0]
 
 
 def test_object_arrays_are_never_unpickled(tmp_path: Path) -> None:

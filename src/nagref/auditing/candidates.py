@@ -16,20 +16,17 @@ from .._dtypes import numpy_dtype
 from ..conventions import REGISTRY, Convention, Variant
 from ..conventions import Hypers as StepHypers
 
-__all__ = ["Candidate", "Replayable", "candidates"]
+__all__ = ["Candidate", "Described", "Replayable", "candidates"]
 
 Array = npt.NDArray[Any]
 #: (param, grad, state, step index) -> (param, state)
 Step = Callable[[Array, Array, Any, int], tuple[Array, Any]]
 
 
-class Replayable(Protocol):
-    """What the candidates read of a run of one tensor: its hyperparameters, dtype and shape."""
+class Described(Protocol):
+    """A run of one tensor beyond its arrays, lr and momentum: the fixed hyperparameters,
+    dtype, shape and threads."""
 
-    @property
-    def lr(self) -> Sequence[float]: ...  # one per step
-    @property
-    def momentum(self) -> Sequence[float]: ...
     @property
     def nesterov(self) -> bool | None: ...  # None: not recorded, try both
     @property
@@ -46,6 +43,15 @@ class Replayable(Protocol):
     def shape(self) -> tuple[int, ...]: ...
     @property
     def threads(self) -> int | None: ...  # the run's thread count, where it was recorded
+
+
+class Replayable(Described, Protocol):
+    """What the candidates read of a run of one tensor: its hyperparameters, dtype and shape."""
+
+    @property
+    def lr(self) -> Sequence[float]: ...  # one per step
+    @property
+    def momentum(self) -> Sequence[float]: ...
 
 
 @dataclass(frozen=True)

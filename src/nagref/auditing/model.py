@@ -21,6 +21,7 @@ from typing import Any
 from .._tables import aligned
 from .candidates import Array, candidates
 from .evidence import uninformative
+from .infer import Inference, infer_hypers, replayed_with
 from .model_trajectory import ModelTrajectory, TensorEntry, open_model
 from .report import (
     ORDER,
@@ -170,9 +171,14 @@ class ModelReport(Ranked):
     tolerance_ulps: float
     tensors: tuple[TensorAudit, ...]
     matches: tuple[ModelMatch, ...]
+    #: each group's inferred lr and momentum (where not recorded, or with --infer)
+    inference: tuple[Inference, ...] = ()
 
     @property
     def verdict(self) -> str:
+        return self._verdict() + "".join(i.note(self.bitwise) for i in self.inference)
+
+    def _verdict(self) -> str:
         if self.bitwise:
             return bitwise_verdict(self.bitwise, "every tensor")
         within = [m for m in self.matches if m.status == "within"]
@@ -203,23 +209,32 @@ def audit_model(
     *,
     tolerance_ulps: float = 4.0,
     progress: Callable[[int, int, str], None] | None = None,
+    infer: bool = False,
 ) -> ModelReport:
     """Whose optimizer is this run's? Every candidate on every tensor, then one verdict.
 
-    ``progress(done, total, tensor)`` is called before each tensor.
+    ``progress(done, total, tensor)`` is called before each tensor. A group
+    whose lr or momentum the recording lacks (or every group, with ``infer``)
+    has them inferred from its tensors' first two steps (:mod:`.infer`).
 
     Raises:
-        TrajectoryError: the file is not a readable, consistent recording.
+        TrajectoryError: the file is not a readable, consistent recording, or the lr and
+            momentum a group lacks cannot be inferred.
     """
     tolerance = tolerance_of(tolerance_ulps)
+    if not isinstance(infer, bool):
+        raise TypeError(f"infer must be True or False, got {type(infer).__name__}")
     with open_model(path) as model:  # one handle for every array read, closed on the way out
         runs = tensor_trajectories(model)
+        inferred = _infer_groups(runs, infer)
         tables: list[dict[Key, Match]] = []
         for i, tr in enumerate(runs):
             if progress is not None:
                 progress(i, len(runs), tr.entry.name)
-            found = list(candidates(tr))
-            replayed = replay(found, tr, tolerance)
+            if (found := inferred.get(tr.entry.group)) is not None:
+                replayed = replayed_with(tr, found, (tr.lr, tr.momentum), tolerance)
+            else:
+                replayed = replay(list(candidates(tr)), tr, tolerance)
             tables.append({(c.family, c.layout, c.threads): m for c, m in replayed})
         keys = _run_keys(tables, runs[0].threads if runs else None)
         audits = []
@@ -234,7 +249,20 @@ def audit_model(
     matches = [_combine(name, picks, runs, model.steps) for name, picks in keys]
     matches.sort(key=ModelMatch.rank)
     return ModelReport(model.source, dict(model.run), model.steps, model.complete, tolerance,
-                       tuple(audits), tuple(matches))  # fmt: skip
+                       tuple(audits), tuple(matches), tuple(inferred.values()))  # fmt: skip
+
+
+def _infer_groups(runs: list[TensorTrajectory], every: bool) -> dict[int, Inference]:
+    """Each group's inferred lr and momentum, where it lacks them (every group's, ``every``);
+    its largest tensors first, as they are the ones the guesses are checked on."""
+    out = {}
+    for group in sorted({tr.entry.group for tr in runs}):
+        mine = sorted((tr for tr in runs if tr.entry.group == group), key=lambda tr: -tr.entry.size)
+        lr = every or any(math.isnan(x) for tr in mine for x in tr.lr)
+        mu = every or any(math.isnan(x) for tr in mine for x in tr.momentum)
+        if lr or mu:
+            out[group] = infer_hypers(mine, lr=lr, momentum=mu, group=group)
+    return out
 
 
 def _run_keys(
@@ -325,7 +353,7 @@ def format_model_report(report: ModelReport) -> str:
     lines = [
         f"audit of {report.source}: {made}{optimizer}, "
         f"{_threads(threads)}, {report.steps} steps{cut}, "
-        f"{len(report.tensors)} tensors",
+        f"{len(report.tensors)} tensors" + "".join(f"; {i.summary()}" for i in report.inference),
         "",
     ]
     rows = [

@@ -112,11 +112,13 @@ class TensorEntry:
 
 @dataclass
 class GroupSteps:
-    """A group's hyperparameters: lr and momentum at each step, the rest fixed."""
+    """A group's hyperparameters: lr and momentum at each step (NaN where the recording
+    does not say), the rest fixed."""
 
     lr: array[float] = field(default_factory=lambda: array("d"))
     momentum: array[float] = field(default_factory=lambda: array("d"))
     fixed: dict[str, object] = field(default_factory=dict)
+    recorded: dict[str, bool] = field(default_factory=dict)  # lr, momentum: given or not
 
 
 @dataclass
@@ -319,8 +321,12 @@ class _Indexer:
             raise self.fail(f"{at}: hyperparameters must be an object")
         for key, (kinds, default) in HYPERS.items():
             value = row.get(key, default)
-            if value is None and key in ("lr", "momentum"):
-                raise self.fail(f"{at}: no {key}")
+            if key in ("lr", "momentum"):  # absent or null: not recorded, the audit infers it
+                given = group.recorded.setdefault(key, value is not None)
+                if given != (value is not None):
+                    raise self.fail(f"{at}: {key} is recorded at some steps and not at others")
+                if value is None:
+                    continue
             if not hyper_type_ok(key, value):
                 raise self.fail(f"{at}: {key} must be {' or '.join(k.__name__ for k in kinds)}, "
                                 f"got {value!r:.40}")  # fmt: skip
@@ -332,8 +338,8 @@ class _Indexer:
                     raise self.fail(f"{at}: {key} changed from {known!r} to {value!r}; the audit "
                                     "replays a run whose only per-step hyperparameters are lr "
                                     "and momentum")  # fmt: skip
-        group.lr.append(float(row["lr"]))
-        group.momentum.append(float(row["momentum"]))
+        group.lr.append(math.nan if row.get("lr") is None else float(row["lr"]))
+        group.momentum.append(math.nan if row.get("momentum") is None else float(row["momentum"]))
 
     def _tensor_of(self, header: dict[str, Any], role: str) -> TensorEntry:
         k = header.get("tensor")

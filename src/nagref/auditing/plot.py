@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .model import ModelReport
-from .report import AuditReport, Status
+from .replaying import Status
+from .report import AuditReport
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

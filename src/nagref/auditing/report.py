@@ -6,24 +6,21 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from importlib import resources
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
 
-from .._apply import sharing
-from .._compare import all_bitwise_equal, bitwise_equal, ulp_distance
 from .._tables import aligned
-from .candidates import Array, Candidate, Replayable, candidates
+from .candidates import candidates
+from .infer import Inference, infer_hypers, replayed_with, with_hypers
+from .replaying import Divergence, Match, Source, Status, replay
 from .trajectory import Trajectory, load
 
-__all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "audit", "bitwise_verdict",
-           "describe", "format_report", "json_ready", "outcome", "rank", "replay", "schema",
-           "tolerance_of"]  # fmt: skip
-
-Status = Literal["bitwise", "within", "diverges", "cannot run"]
+__all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "Status", "audit",
+           "bitwise_verdict", "describe", "format_report", "json_ready", "outcome", "rank",
+           "replay", "schema", "tolerance_of"]  # fmt: skip
 
 
 def schema() -> dict[str, Any]:
@@ -31,40 +28,6 @@ def schema() -> dict[str, Any]:
     text = resources.files(__package__).joinpath("report.schema.json").read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
-
-
-@dataclass(frozen=True)
-class Divergence:
-    """Where a candidate first leaves the recorded trajectory."""
-
-    step: int  # 1-based
-    index: tuple[int, ...]  # the first differing element
-    recorded: float
-    replayed: float
-    ulps: float  # at that element; inf against NaN
-
-
-@dataclass(frozen=True)
-class Match:
-    """One candidate's replay against the recording.
-
-    A candidate is replayed until it leaves the recording by more than the
-    tolerance, and dropped there: ``max_ulp`` and ``elements_differing``
-    count the ``steps_replayed`` steps, the last of them the one it left at.
-    ``max_ulp`` is inf where a NaN meets a number, and None (as is
-    ``elements_differing``) where the candidate could not run. ``history`` is
-    the largest ULP distance at each step replayed (0 where bitwise, inf
-    where a NaN met a number): it ends at the step a candidate was dropped.
-    """
-
-    candidate: str
-    status: Status
-    max_ulp: float | None
-    elements_differing: int | None  # not bitwise equal, over the steps replayed
-    first: Divergence | None
-    reason: str | None = None  # why it could not run
-    steps_replayed: int = 0
-    history: tuple[float, ...] = ()
 
 
 def bitwise_verdict(names: list[str], what: str) -> str:
@@ -107,9 +70,15 @@ class AuditReport(Ranked):
     dampening: float = 0.0
     weight_decay: float = 0.0
     maximize: bool = False
+    #: the lr and momentum inferred from the first steps (where not recorded, or --infer)
+    inference: Inference | None = None
 
     @property
     def verdict(self) -> str:
+        note = "" if self.inference is None else self.inference.note(self.bitwise)
+        return self._verdict() + note
+
+    def _verdict(self) -> str:
         best = self.matches[0] if self.matches else None
         if self.bitwise:
             return bitwise_verdict(self.bitwise, "the recording")
@@ -138,7 +107,10 @@ class AuditReport(Ranked):
 
 
 def audit(
-    trajectory: Trajectory | str | os.PathLike[str], *, tolerance_ulps: float = 4.0
+    trajectory: Trajectory | str | os.PathLike[str],
+    *,
+    tolerance_ulps: float = 4.0,
+    infer: bool = False,
 ) -> AuditReport:
     """Whose update is this? Replay every rule, formulation and convention.
 
@@ -147,16 +119,22 @@ def audit(
             path of a ``.npz`` trajectory or a test-vector ``.json`` file.
         tolerance_ulps: the distance at which a candidate counts as a near
             match ("within k ULP").
+        infer: infer lr and momentum from the first two steps even where the
+            file records them (an lr or momentum it lacks is always inferred):
+            :mod:`~nagref.auditing.infer`, in the report's ``inference``.
 
     Returns:
         An :class:`AuditReport`, candidates ranked best first.
 
     Raises:
-        TrajectoryError: the file cannot be read or is inconsistent.
-        TypeError: ``trajectory`` or ``tolerance_ulps`` is of the wrong type.
+        TrajectoryError: the file cannot be read or is inconsistent, or the lr and
+            momentum it lacks cannot be inferred (the message says why).
+        TypeError: ``trajectory``, ``tolerance_ulps`` or ``infer`` is of the wrong type.
         ValueError: ``tolerance_ulps`` is negative, NaN, infinite or too large for a float.
     """
     tolerance = tolerance_of(tolerance_ulps)
+    if not isinstance(infer, bool):
+        raise TypeError(f"infer must be True or False, got {type(infer).__name__} {_short(infer)}")
     if isinstance(trajectory, Trajectory):
         tr = trajectory
     elif isinstance(trajectory, (str, os.PathLike)):
@@ -166,7 +144,15 @@ def audit(
             "trajectory must be a Trajectory or the path of a .npz or .json file (a str or "
             f"os.PathLike), got {type(trajectory).__name__} {_short(trajectory)}"
         )
-    matches = [m for _, m in replay(candidates(tr), tr, tolerance)]
+    inference = None
+    if infer or tr.lr is None or tr.momentum is None:
+        lr, mu = infer or tr.lr is None, infer or tr.momentum is None
+        inference = infer_hypers([tr], lr=lr, momentum=mu)
+        replayed = replayed_with(tr, inference, (tr.lr, tr.momentum), tolerance)
+        matches = [m for _, m in replayed]
+    else:
+        found = list(candidates(with_hypers(tr, tr.lr, tr.momentum)))
+        matches = [m for _, m in replay(found, tr, tolerance)]
     matches.sort(key=rank)
     return AuditReport(
         tr.source,
@@ -179,6 +165,7 @@ def audit(
         tr.dampening,
         tr.weight_decay,
         tr.maximize,
+        inference,
     )
 
 
@@ -207,95 +194,6 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class Source(Replayable, Protocol):
-    """A run of one tensor, as the replay reads it: ``grads[t]`` and ``params[t]`` by step."""
-
-    @property
-    def initial(self) -> Array: ...
-    @property
-    def grads(self) -> Steps: ...
-    @property
-    def params(self) -> Steps: ...
-
-
-class Steps(Protocol):
-    def __getitem__(self, t: int, /) -> Array: ...
-
-
-@dataclass
-class _Replay:
-    candidate: Candidate
-    param: Array | None = None
-    state: Any = None
-    worst: float = 0.0
-    differing: int = 0
-    first: Divergence | None = None
-    history: list[float] = field(default_factory=list)  # the max ULP at each step
-
-    def match(self, status: Status, steps: int) -> Match:
-        c, kept = self.candidate, tuple(self.history)
-        return Match(c.name, status, self.worst, self.differing, self.first, None, steps, kept)
-
-
-def replay(
-    found: Iterable[Candidate], tr: Source, tolerance: float
-) -> list[tuple[Candidate, Match]]:
-    """Each candidate replayed on ``tr``'s gradients and compared with its parameters.
-
-    All candidates advance together, one step at a time, so each step's
-    gradient and parameters are read once; a candidate that leaves the
-    recording by more than ``tolerance`` ULP is dropped at that step, its
-    state with it, so what is held is the candidates still matching.
-    """
-    done: list[tuple[Candidate, Match]] = []
-    live = [_Replay(c) for c in found]
-    initial = tr.initial.copy()  # one copy, given to every candidate: the steps are pure
-    with np.errstate(all="ignore"):
-        for t in range(tr.steps):
-            grad, recorded = tr.grads[t], tr.params[t]
-            kept = []
-            starts: dict[Callable[[Array], Any], Any] = {}
-            shared = sharing()
-            compared: dict[int, tuple[Array, bool]] = {}  # id(param) -> (param, same bits)
-            for r in live:
-                c = r.candidate
-                try:
-                    if r.param is None:
-                        if c.initial_state not in starts:
-                            starts[c.initial_state] = c.initial_state(initial)
-                        p, state = initial, starts[c.initial_state]
-                    else:
-                        p, state = r.param, r.state
-                    with shared:  # candidates whose steps coincide compute them once
-                        r.param, r.state = c.step(p, grad, state, t)
-                except Exception as error:  # a candidate that refuses these hyperparameters
-                    done.append((c, Match(c.name, "cannot run", None, None, None, f"{error}", t)))
-                    continue
-                if id(r.param) not in compared:
-                    compared[id(r.param)] = (r.param, all_bitwise_equal(r.param, recorded))
-                if compared[id(r.param)][1]:
-                    r.history.append(0.0)
-                else:
-                    differ = np.flatnonzero(~bitwise_equal(r.param, recorded))
-                    ulps = ulp_distance(r.param.ravel()[differ], recorded.ravel()[differ])
-                    r.history.append(float(ulps.max()))
-                    r.worst = max(r.worst, r.history[-1])
-                    r.differing += differ.size
-                    if r.first is None:
-                        i = tuple(int(k) for k in np.unravel_index(differ[0], recorded.shape))
-                        value = float(r.param[i])
-                        r.first = Divergence(t + 1, i, float(recorded[i]), value, float(ulps[0]))
-                    if r.worst > tolerance:
-                        done.append((c, r.match("diverges", t + 1)))
-                        r.param = r.state = None  # what it held goes now, not at the step's end
-                        continue
-                kept.append(r)
-            live = kept
-    for r in live:
-        done.append((r.candidate, r.match("bitwise" if r.first is None else "within", tr.steps)))
-    return done
-
-
 #: The statuses' order in a ranking.
 ORDER: dict[Status, int] = {"bitwise": 0, "within": 1, "diverges": 2, "cannot run": 3}
 
@@ -314,11 +212,15 @@ def format_report(report: AuditReport) -> str:
     lines = [
         f"audit of {report.source}: {report.steps} steps, {report.dtype}, shape "
         f"{report.shape}, nesterov {nesterov}"
-        + "".join(f", {k} {v!r}" for k, v in _recorded(report)),
+        + "".join(f", {k} {v!r}" for k, v in _recorded(report))
+        + ("" if report.inference is None else f"; {report.inference.summary()}"),
         "",
     ]
-    header = ("rank", "candidate", "result", "max ulp", "first divergence: replayed vs recorded")
-    rows = []
+    header: tuple[str, ...] = ("rank", "candidate", "result", "max ulp",
+                               "first divergence: replayed vs recorded")  # fmt: skip
+    if report.inference is not None:
+        header = (*header[:2], "lr, momentum", *header[2:])
+    rows: list[tuple[str, ...]] = []
     for i, m in enumerate(report.matches, 1):
         if m.status == "cannot run":
             where = m.reason or ""
@@ -332,7 +234,12 @@ def format_report(report: AuditReport) -> str:
             )
         result = describe(m, report.tolerance_ulps)
         ulp = "-" if m.max_ulp is None else f"{m.max_ulp:g}"
-        rows.append((str(i), m.candidate, result, ulp, where))
+        row: tuple[str, ...] = (str(i), m.candidate, result, ulp, where)
+        if report.inference is not None:
+            v = report.inference.of(m.candidate)
+            hypers = "-" if v is None else f"{v.lr!r}, {v.momentum!r}"
+            row = (*row[:2], hypers + ("" if v is None or v.exact else " (estimate)"), *row[2:])
+        rows.append(row)
     lines += [*aligned(header, rows), "", report.verdict]
     return "\n".join(lines)
 

@@ -35,8 +35,8 @@ __all__ = ["MAX_BYTES", "NPZ_KEYS", "RULES", "Trajectory", "TrajectoryError", "c
 
 #: The largest file, and the largest total of uncompressed arrays, accepted.
 MAX_BYTES = 1 << 30
-#: The arrays an ``.npz`` trajectory may hold; the first five are required. ``dtype``
-#: names the arrays' dtype: required where it is not theirs (bfloat16, as bits).
+#: The arrays an ``.npz`` trajectory may hold; the first three are required (without lr or
+#: momentum, the audit infers them). ``dtype`` names the arrays' dtype where not theirs.
 NPZ_KEYS = ("initial", "grads", "params", "lr", "momentum", "nesterov", "dampening",
             "weight_decay", "maximize", "dtype")  # fmt: skip
 #: What each hyperparameter must be, for both loaders and a hand-built Trajectory.
@@ -70,16 +70,16 @@ class Trajectory:
 
     ``params[t]`` is the parameter after step t + 1, computed from
     ``params[t - 1]`` (``initial`` for t = 0) and ``grads[t]``, with
-    ``lr[t]`` and ``momentum[t]``. Checked on construction: a wrong type is a
-    ``TypeError``, a wrong shape, dtype or value a :class:`TrajectoryError`,
-    each naming the field.
+    ``lr[t]`` and ``momentum[t]`` (None: not recorded, inferred). Checked on
+    construction: a wrong type is a ``TypeError``, a wrong shape, dtype or
+    value a :class:`TrajectoryError`, each naming the field.
     """
 
     initial: npt.NDArray[Any]
     grads: npt.NDArray[Any]
     params: npt.NDArray[Any]
-    lr: tuple[float, ...]
-    momentum: tuple[float, ...]
+    lr: tuple[float, ...] | None
+    momentum: tuple[float, ...] | None
     nesterov: bool | None = None  # None: not recorded, try both
     dampening: float = 0.0
     weight_decay: float = 0.0
@@ -96,9 +96,10 @@ class Trajectory:
                 raise TypeError(f"{where}: {key} must be a NumPy array, got {got}")
         steps = _check_arrays(where, self.initial, self.grads, self.params)
         for key in ("lr", "momentum"):
-            values = getattr(self, key)
+            if (values := getattr(self, key)) is None:
+                continue
             if not isinstance(values, (tuple, list)) or not all(map(_real, values)):
-                raise TypeError(f"{where}: {key} must be a tuple of floats, one per step")
+                raise TypeError(f"{where}: {key} must be a tuple of floats, one per step, or None")
             if len(values) != steps:
                 raise TrajectoryError(f"{where}: {len(values)} {key} values for {steps} steps")
             values = tuple(check(where, key, float(v), step=t) for t, v in enumerate(values, 1))
@@ -117,7 +118,7 @@ class Trajectory:
 
     @property
     def steps(self) -> int:
-        return len(self.lr)
+        return int(self.grads.shape[0])
 
     @property
     def dtype(self) -> str:
@@ -241,7 +242,7 @@ def _members(file: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
         if key in members:
             raise TrajectoryError(f"{file}: the key {key!r} appears twice")
         members[key] = member
-    missing = [k for k in NPZ_KEYS[:5] if k not in members]
+    missing = [k for k in NPZ_KEYS[:3] if k not in members]
     if missing:
         raise TrajectoryError(f"{file}: missing key {missing[0]!r}")
     total = sum(m.file_size for m in members.values())
@@ -281,11 +282,10 @@ def _check(file: Path, a: dict[str, npt.NDArray[Any]]) -> Trajectory:
     for key in _ARRAYS:
         a[key] = _as_declared(where, key, a[key], declared)
     steps = _check_arrays(where, a["initial"], a["grads"], a["params"])
-    lr = _per_step(where, "lr", a["lr"], steps)
-    momentum = _per_step(where, "momentum", a["momentum"], steps)
+    lr = _per_step(where, "lr", a["lr"], steps) if "lr" in a else None
+    momentum = _per_step(where, "momentum", a["momentum"], steps) if "momentum" in a else None
     nesterov = _flag(where, "nesterov", a)
-    dampening = _scalar(where, "dampening", a)
-    weight_decay = _scalar(where, "weight_decay", a)
+    dampening, weight_decay = (_scalar(where, k, a) for k in ("dampening", "weight_decay"))
     maximize = bool(_flag(where, "maximize", a))
     return Trajectory(a["initial"], a["grads"], a["params"], lr, momentum, nesterov,
                       dampening, weight_decay, where, maximize)  # fmt: skip
