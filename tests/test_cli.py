@@ -195,7 +195,7 @@ def test_the_ulps_bound_reaches_the_audit_as_an_exact_float(
 ) -> None:
     seen: list[float] = []
 
-    def audit(path: object, *, tolerance_ulps: float, infer: bool = False) -> object:
+    def audit(path: object, *, tolerance_ulps: float, infer: bool, progress: object) -> object:
         seen.append(tolerance_ulps)
         raise auditing.TrajectoryError("stop here")
 

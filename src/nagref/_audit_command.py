@@ -64,30 +64,24 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.plot is not None:
         _check_plot(parser, args.plot)
     try:
-        if args.trajectory.suffix == auditing.SUFFIX:  # a whole run: tensor by tensor
-            run = auditing.audit_model(
-                args.trajectory, tolerance_ulps=ulps, progress=shown, infer=args.infer
-            )
-            text, out, code = auditing.format_model_report(run), run.to_json(), run.exit_code
-            report_or_run: auditing.AuditReport | auditing.ModelReport = run
-        else:
-            report = auditing.audit(args.trajectory, tolerance_ulps=ulps, infer=args.infer)
-            text, out, code = auditing.format_report(report), report.to_json(), report.exit_code
-            report_or_run = report
+        report = auditing.audit(
+            args.trajectory, tolerance_ulps=ulps, infer=args.infer, progress=shown
+        )
     except auditing.TrajectoryError as error:
         parser.error(str(error))
     finally:
         if sys.stderr.isatty():
             sys.stderr.write("\r\x1b[K")  # the progress line
-    print(json.dumps(out, indent=1) if args.json else text)
+    text = json.dumps(report.to_json(), indent=1) if args.json else auditing.format_report(report)
+    print(text)
     if args.plot is not None:
         try:
-            auditing.plot(report_or_run, args.plot)
+            auditing.plot(report, args.plot)
         except OSError as error:
             parser.error(
                 f"argument --plot: cannot write {str(args.plot)!r}: {error.strerror or error}"
             )
-    return int(code)
+    return int(report.exit_code)
 
 
 def _check_plot(parser: argparse.ArgumentParser, path: Path) -> None:

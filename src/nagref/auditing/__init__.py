@@ -12,10 +12,11 @@ and given one verdict by :func:`audit_model`.
 
 from __future__ import annotations
 
+from .front import audit, format_report
 from .model import ModelReport, audit_model, format_model_report
 from .model_trajectory import SUFFIX, open_model
 from .plot import matplotlib_missing, plot
-from .report import AuditReport, Divergence, Match, audit, format_report
+from .report import AuditReport, Divergence, Match
 from .trajectory import MAX_BYTES, NPZ_KEYS, Trajectory, TrajectoryError, load
 
 __all__ = [

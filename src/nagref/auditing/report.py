@@ -18,8 +18,8 @@ from .infer import Inference, infer_hypers, replayed_with, with_hypers
 from .replaying import Divergence, Match, Source, Status, replay
 from .trajectory import Trajectory, load
 
-__all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "Status", "audit",
-           "bitwise_verdict", "describe", "format_report", "json_ready", "outcome", "rank",
+__all__ = ["AuditReport", "Divergence", "Match", "Ranked", "Source", "Status", "audit_array",
+           "bitwise_verdict", "describe", "format_array_report", "json_ready", "outcome", "rank",
            "replay", "schema", "tolerance_of"]  # fmt: skip
 
 
@@ -106,13 +106,16 @@ class AuditReport(Ranked):
         return dict(out)
 
 
-def audit(
+def audit_array(
     trajectory: Trajectory | str | os.PathLike[str],
     *,
     tolerance_ulps: float = 4.0,
     infer: bool = False,
 ) -> AuditReport:
-    """Whose update is this? Replay every rule, formulation and convention.
+    """Whose update is this? Replay every rule, formulation and convention on one array's run.
+
+    :func:`nagref.audit` calls this for a trajectory of one array, and
+    :func:`~nagref.auditing.model.audit_model` for a whole run.
 
     Args:
         trajectory: a :class:`~nagref.auditing.trajectory.Trajectory`, or the
@@ -206,8 +209,8 @@ def rank(m: Match) -> tuple[int, float, int, int, int]:
     return order, ulp, -m.steps_replayed, step, m.elements_differing or 0
 
 
-def format_report(report: AuditReport) -> str:
-    """The report as text: what was audited, the ranking, the verdict."""
+def format_array_report(report: AuditReport) -> str:
+    """One array's report as text: what was audited, the ranking, the verdict."""
     nesterov = "not recorded (both tried)" if report.nesterov is None else str(report.nesterov)
     lines = [
         f"audit of {report.source}: {report.steps} steps, {report.dtype}, shape "

@@ -191,7 +191,7 @@ def load(path: str | os.PathLike[str]) -> Trajectory:
     if info.st_size > MAX_BYTES:
         raise TrajectoryError(f"{file}: {info.st_size} bytes is over the limit of {MAX_BYTES}")
     if file.suffix not in (".json", ".npz"):  # a whole run's .trajectory: audit_model
-        run = " (a whole run: nagref.auditing.audit_model)" if file.suffix == ".trajectory" else ""
+        run = " (a whole run: nagref.audit reads it)" if file.suffix == ".trajectory" else ""
         got = f"{file.suffix or 'no suffix'!r}{run}"
         raise TrajectoryError(f"{file}: expected a .npz or .json file, got {got}")
     try:
