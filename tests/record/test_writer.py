@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nagref
 from nagref.auditing import open_model
 from nagref.record import TrajectoryWriter
 
@@ -57,3 +58,25 @@ def test_calls_out_of_order_are_refused(tmp_path: Path) -> None:
         w.step([{"lr": 0.5, "momentum": 0.0}])
     m = open_model(w.path)
     assert (m.steps, m.complete, list(m.groups[0].lr)) == (1, True, [0.5])
+
+
+def test_a_loop_that_does_not_know_its_lr_and_momentum_leaves_them_to_the_audit(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "unknown.trajectory"
+    rng = np.random.default_rng(9)
+    p, v = rng.standard_normal(300), np.zeros(300)
+    with TrajectoryWriter(path, framework="numpy", version=np.__version__) as w:
+        w.tensor("w", p)
+        for _ in range(6):
+            g = rng.standard_normal(300)
+            w.step([{"lr": None}])  # momentum left out, lr None: neither is known
+            v = 0.95 * v + 0.0123 * g  # the lecture form's momentum, in float64
+            p = p - v
+            w.update(0, g, p)
+    groups = open_model(path).groups[0]
+    assert np.isnan(groups.lr).all()
+    assert np.isnan(groups.momentum).all()
+    report = nagref.audit(path)
+    assert "nagref.momentum (lecture form)" in report.bitwise
+    assert "(group 0: lr 0.0123, momentum 0.95: inferred from steps 1-2)" in report.verdict

@@ -105,7 +105,13 @@ class TrajectoryWriter:
         return len(self._tensors) - 1
 
     def step(self, groups: Sequence[Mapping[str, object]]) -> int:
-        """Start the next step with each group's hyperparameters; its number (from 1)."""
+        """Start the next step with each group's hyperparameters; its number (from 1).
+
+        Each group is a mapping of :data:`~nagref.auditing.model_trajectory.HYPERS`
+        keys; one left out takes its default. lr and momentum may be left out
+        or None where the loop does not know them: the audit then infers
+        them from the first two steps (``nagref audit --infer``).
+        """
         self._open()
         if len(groups) < self._groups:
             raise ValueError(f"step {self.steps + 1}: {len(groups)} groups for tensors of "
@@ -207,7 +213,9 @@ def _dtype_name(value: object) -> str:
 
 
 def _hyper(key: str, value: object) -> object:
-    kinds, _ = HYPERS[key]
+    kinds, default = HYPERS[key]
+    if value is None and default is None:
+        return None  # lr or momentum not known: the audit infers it (nesterov: try both)
     if isinstance(value, (np.floating, np.integer)):
         value = value.item()
     if isinstance(value, np.bool_):
