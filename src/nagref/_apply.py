@@ -17,6 +17,7 @@ float16 first.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextvars import ContextVar, Token
 from typing import Any, NamedTuple
@@ -56,12 +57,22 @@ def capture() -> Iterator[list[Captured]]:
 
 
 class _Shared(NamedTuple):
-    """One call's result under :func:`sharing`: what it ran, on which leaves."""
+    """One call's result under :func:`sharing`: what it ran, on which leaves, and what it
+    gave, all held weakly: sharing keeps no array alive that its owners have let go (a
+    replay drops a candidate's arrays the moment it leaves the recording)."""
 
     prints: list[Hashable | None]
     structure: Structure
-    columns: list[list[Any]]  # held, so that no other array can take an id
-    results: tuple[Any, ...]
+    inputs: list[list[weakref.ref[Any]]]  # a dead one: no later array can be it
+    outputs: list[list[weakref.ref[Any]] | None]
+
+
+def _weak(leaves: Sequence[Any]) -> list[weakref.ref[Any]] | None:
+    """Weak references to ``leaves``; None where some array type takes none."""
+    try:
+        return [weakref.ref(leaf) for leaf in leaves]
+    except TypeError:
+        return None
 
 
 _SHARED: ContextVar[list[_Shared] | None] = ContextVar("nagref_shared", default=None)
@@ -107,17 +118,22 @@ def _fingerprints(
 def _find_shared(
     shared: list[_Shared], prints: list[Hashable | None], flat: Flat
 ) -> tuple[Any, ...] | None:
+    """The results of an earlier call that ran the same computation on these very leaves,
+    where they are all still alive."""
     for entry in shared:
         if (
             entry.structure == flat.structure
             and same(entry.prints, prints)
-            and len(entry.columns) == len(flat.columns)
+            and len(entry.inputs) == len(flat.columns)
             and all(
-                len(x) == len(y) and all(a is b for a, b in zip(x, y, strict=True))
-                for x, y in zip(entry.columns, flat.columns, strict=True)
+                len(x) == len(y) and all(ref() is leaf for ref, leaf in zip(x, y, strict=True))
+                for x, y in zip(entry.inputs, flat.columns, strict=True)
             )
         ):
-            return entry.results
+            outputs = [None if c is None else [ref() for ref in c] for c in entry.outputs]
+            if any(c is not None and any(leaf is None for leaf in c) for c in outputs):
+                continue  # what it gave is gone: computed again (a later entry may hold it)
+            return tuple(None if c is None else unflatten(flat.structure, c) for c in outputs)
     return None
 
 
@@ -189,10 +205,14 @@ def apply(
             # NumPy arithmetic on 0-d arrays returns NumPy scalars; give back arrays
             column[i] = xp.asarray(column[i])
         trees_out.append(unflatten(flat.structure, column))
-    results = tuple(trees_out)
     if shared is not None and prints is not None and all(p is not None for p in prints):
-        shared.append(_Shared(prints, flat.structure, flat.columns, results))
-    return results
+        inputs = [_weak(column) for column in flat.columns]
+        outputs = [None if column is None else _weak(column) for column in computed]
+        if all(i is not None for i in inputs) and all(
+            o is not None for o, c in zip(outputs, computed, strict=True) if c is not None
+        ):
+            shared.append(_Shared(prints, flat.structure, inputs, outputs))  # type: ignore[arg-type]
+    return tuple(trees_out)
 
 
 def check(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -110,7 +111,8 @@ def replay(
             kept = []
             starts: dict[Callable[[Array], Any], Any] = {}
             shared = sharing()
-            compared: dict[int, tuple[Array, bool]] = {}  # id(param) -> (param, same bits)
+            # id(param) -> (the param, weakly: a dropped candidate's goes at once; same bits)
+            compared: dict[int, tuple[weakref.ref[Array], bool]] = {}
             for r in live:
                 c = r.candidate
                 try:
@@ -125,9 +127,11 @@ def replay(
                 except Exception as error:  # a candidate that refuses these hyperparameters
                     done.append((c, Match(c.name, "cannot run", None, None, None, f"{error}", t)))
                     continue
-                if id(r.param) not in compared:
-                    compared[id(r.param)] = (r.param, all_bitwise_equal(r.param, recorded))
-                if compared[id(r.param)][1]:
+                seen = compared.get(id(r.param))
+                if seen is None or seen[0]() is not r.param:
+                    seen = (weakref.ref(r.param), all_bitwise_equal(r.param, recorded))
+                    compared[id(r.param)] = seen
+                if seen[1]:
                     r.history.append(0.0)
                 else:
                     differ = np.flatnonzero(~bitwise_equal(r.param, recorded))
