@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -209,7 +210,6 @@ def _model(hypers: list[tuple[float, float]], shapes: dict[str, tuple[int, tuple
 
 
 def test_a_whole_run_infers_each_groups_values(tmp_path: Path) -> None:
-    jsonschema = pytest.importorskip("jsonschema")  # the test extra installs it
     path = tmp_path / "run.trajectory"
     tensors = _model([(0.0123, 0.95), (0.05, 0.9)],
                      {"w": (0, (20, 8)), "b": (0, (8,)), "head": (1, (30,))})  # fmt: skip
@@ -255,7 +255,6 @@ def test_an_lr_recorded_at_some_steps_only_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_single_reports_json_with_inference_matches_the_schema(tmp_path: Path) -> None:
-    jsonschema = pytest.importorskip("jsonschema")  # the test extra installs it
     report = nagref.audit(_save(tmp_path, _run(_torch(0.05, 0.9, True), None, "float32")))
     out = report.to_json()
     jsonschema.Draft202012Validator(schema()).validate(out)

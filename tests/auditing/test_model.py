@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -106,7 +107,6 @@ def test_the_command_line_audits_a_run_and_reports_progress(
 
 
 def test_both_reports_match_the_published_json_schema(tmp_path: Path) -> None:
-    jsonschema = pytest.importorskip("jsonschema")  # the test extra installs it
     path = tmp_path / "nag.trajectory"
     _numpy_nag(path)
     check = jsonschema.Draft202012Validator(schema())

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import ml_dtypes
 import numpy as np
 import pytest
@@ -44,7 +45,6 @@ def _load(path: Path) -> dict[str, Any]:
 def test_every_file_satisfies_the_schema(written: Path) -> None:
     schema = vectors.schema()
     jsonschema.Draft202012Validator.check_schema(schema)
-    validator = jsonschema.Draft202012Validator(schema)
     files = sorted(written.glob("*.json"))
     # 4 kinds of case: 3 rules and 6 formulations in every dtype, one setting;
     # each registered convention's variants in their dtypes, with and without Nesterov
@@ -56,8 +56,20 @@ def test_every_file_satisfies_the_schema(written: Path) -> None:
     )  # the registry's further cases (PyTorch's layouts), with and without Nesterov
     assert len(files) == 4 * (9 * len(vectors.DTYPES) + 2 * conventions) + extras
     assert "bfloat16" in vectors.DTYPES
+    # every file through jsonschema-rs (the Python validator takes 40 ms a file here,
+    # two minutes for them all); the two agree on the files of every dtype and kind
+    fast = jsonschema_rs.Draft202012Validator(schema)
     for path in files:
-        validator.validate(_load(path))
+        fast.validate(_load(path))
+    reference = jsonschema.Draft202012Validator(schema)
+    for path in files[:: len(files) // 40]:
+        reference.validate(_load(path))
+
+
+def _validators() -> list[Any]:
+    """The reference validator and the fast one every file goes through: both must refuse."""
+    schema = vectors.schema()
+    return [jsonschema.Draft202012Validator(schema), jsonschema_rs.Draft202012Validator(schema)]
 
 
 def test_the_same_command_writes_byte_identical_files(written: Path, tmp_path: Path) -> None:
@@ -276,8 +288,10 @@ def test_bits_in_another_dtype_are_refused() -> None:
         decode_floats(entry, "float32", [2])
 
 
-def test_the_schema_requires_bits_in_bfloat16_and_refuses_them_elsewhere(written: Path) -> None:
-    validator = jsonschema.Draft202012Validator(vectors.schema())
+@pytest.mark.parametrize("validator", _validators(), ids=["jsonschema", "jsonschema-rs"])
+def test_the_schema_requires_bits_in_bfloat16_and_refuses_them_elsewhere(
+    written: Path, validator: Any
+) -> None:
     case = _load(written / "rules-nag-bfloat16-special.json")
     validator.validate(case)
     for path in (("initial", "param"), ("steps", 2, "grad"), ("steps", 0, "expected", "param"),
@@ -295,6 +309,15 @@ def test_the_schema_requires_bits_in_bfloat16_and_refuses_them_elsewhere(written
     validator.validate(plain)
     plain["steps"][1]["expected"]["state"][0]["bits"] = ["0x0000"] * 37
     assert not validator.is_valid(plain)
+    for key, value in (("hex", "0x1.8p+0x"), ("hex", "inf "), ("decimal", 1.5)):
+        wrong = _load(written / "rules-nag-float32-special.json")
+        wrong["initial"]["param"][key][3] = value
+        assert not validator.is_valid(wrong), (key, value)
+    extra = _load(written / "rules-nag-float32-special.json")
+    extra["surprise"] = 1
+    assert not validator.is_valid(extra)
+    del extra["surprise"], extra["steps"]
+    assert not validator.is_valid(extra)
 
 
 def test_bits_are_in_every_bfloat16_array_and_in_no_other(written: Path) -> None:
