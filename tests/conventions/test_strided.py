@@ -186,3 +186,17 @@ def test_the_audit_tries_layouts_where_they_change_the_bits() -> None:
     ]
     assert _labels("fused", (65537,), "float32") == []  # its threads cut whole vectors
     assert _labels("compiled", (5, 37, 65537), "float16") == []  # inductor: no tails, no SIMD
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 4)])
+def test_a_tensor_with_no_elements_is_contiguous_whatever_its_strides(
+    shape: tuple[int, ...], fused: bool
+) -> None:
+    # torch.tensor(np.ones(0)) has stride (0,): the fused path took it for strided and
+    # walked it in memory order, as a tensor of the same strides, again and again
+    p = torch.tensor(np.ones(shape, np.float32))
+    assert p.stride() != tuple(torch.empty(shape).stride())
+    for buffer in (None, torch.tensor(np.ones(shape, np.float32))):
+        new_p, new_b = pytorch.sgd(p, p, buffer, lr=0.1, momentum=0.9, fused=fused)
+        assert tuple(new_p.shape) == tuple(new_b.shape) == shape

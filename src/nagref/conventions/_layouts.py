@@ -70,6 +70,12 @@ NAMES = ("contiguous", "transposed", "strided")
 Strides = tuple[int, ...]
 
 
+def is_contiguous(shape: Sequence[int], strides: Strides) -> bool:
+    """Whether a tensor of ``shape`` with ``strides`` is laid out C-contiguously; one with
+    no elements is, whatever its strides (``torch.tensor(np.ones(0))`` has stride ``(0,)``)."""
+    return any(int(extent) == 0 for extent in shape) or strides == contiguous(shape)
+
+
 def contiguous(shape: Sequence[int]) -> Strides:
     """The strides of a C-contiguous tensor of ``shape`` (torch's, a size-0 or 1 dim's included)."""
     strides: list[int] = []

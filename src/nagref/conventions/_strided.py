@@ -20,7 +20,7 @@ from .._compat import array_namespace, device
 from .._engine.ir import Instr, Recipe, pieces
 from .._tree import flatten, flatten_like, unflatten
 from ._aten import GRAIN, REDUCED_LANES
-from ._layouts import Strides, contiguous, dense, memory_axes, named, read, walk
+from ._layouts import Strides, contiguous, dense, is_contiguous, memory_axes, named, read, walk
 from ._registry import Extra, Setting, Variant
 
 __all__ = [
@@ -51,7 +51,7 @@ class Leaf(NamedTuple):
 
     @property
     def contiguous(self) -> bool:
-        return all(s == contiguous(self.shape) for s in self.strides.values())
+        return all(is_contiguous(self.shape, s) for s in self.strides.values())
 
 
 def layouts(
