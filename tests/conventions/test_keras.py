@@ -248,3 +248,54 @@ def test_the_jit_variants_pin_native_float16() -> None:
         assert native.options == {"backend": backend, "jit": True, "native_float16": True}
         assert native.dtypes == ("float16",)
         assert plain.cost == native.cost == 10
+
+
+def test_tf_function_folds_the_weight_decay_except_on_0d_variables() -> None:
+    """tf.function(optimizer.apply) on TensorFlow: θ − θ·fl(ηλ), except on 0-d variables
+    (one-element float32 ones folded too, unlike tf-keras's: measured)."""
+    lr, wd = 0.037, 0.061
+    theta = np.random.default_rng(2).uniform(-30, 30, 4000).astype(np.float32)
+    folded = theta - theta * (np.float32(lr) * np.float32(wd))
+    eager = theta - (theta * np.float32(wd)) * np.float32(lr)
+    k = int(np.flatnonzero(folded != eager)[0])
+
+    def step(p: object, **kw: object) -> object:
+        zero = {n: 0 * a for n, a in p.items()} if isinstance(p, dict) else 0 * p
+        return keras.sgd(p, zero, None, learning_rate=lr, weight_decay=wd, **kw)[0]  # type: ignore[arg-type]
+
+    got = step(
+        {"s": theta[k].reshape(()), "one": theta[k : k + 1], "many": theta}, tf_function=True
+    )
+    assert isinstance(got, dict)
+    assert got["s"].shape == ()
+    assert got["s"] == eager[k]
+    assert got["one"][0] == folded[k]
+    assert got["many"].tobytes() == folded.tobytes()
+    wide = theta[k : k + 1].astype(np.float64)
+    assert (
+        step(wide, tf_function=True)[0]
+        == (wide - wide * (float(np.float32(lr)) * float(np.float32(wd))))[0]
+    )  # type: ignore[index]
+    # without weight decay: the eager step, no new arithmetic
+    g = np.random.default_rng(3).standard_normal(4000).astype(np.float32)
+    for momentum in (0.0, 0.9):
+        a = keras.sgd(theta, g, None, learning_rate=lr, momentum=momentum, tf_function=True)
+        b = keras.sgd(theta, g, None, learning_rate=lr, momentum=momentum)
+        assert a[0].tobytes() == b[0].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"backend": "jax", "tf_function": True}, "tensorflow backend"),
+        ({"backend": "tensorflow", "jit": True, "tf_function": True}, "uncompiled"),
+    ],
+)
+def test_tf_function_is_the_tensorflow_backends_uncompiled_step(
+    keywords: dict[str, object], message: str
+) -> None:
+    one = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match=message):
+        keras.sgd(one, one, None, learning_rate=0.1, **keywords)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="tf_function must be a bool"):
+        keras.sgd(one, one, None, learning_rate=0.1, tf_function=1)  # type: ignore[arg-type]

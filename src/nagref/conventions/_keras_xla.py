@@ -18,8 +18,18 @@ from .._engine.ir import Hyper, Instr, Program, Rounding, instr
 from .._host import native_float16 as _native_float16
 from .._tree import unflatten
 from ._common import DTYPES, FLUSHED, from_zero, run
+from ._recipes import decoupled_decay
 
-__all__ = ["compiled_program", "folded_decay", "jit_recipe", "run_by_size", "run_grouped"]
+__all__ = [
+    "compiled_program",
+    "folded_decay",
+    "graph_decay",
+    "graph_kind",
+    "graph_program",
+    "jit_recipe",
+    "run_by_size",
+    "run_grouped",
+]
 
 #: a kind of leaf (by its shape) whose program differs
 K = TypeVar("K", bound=Hashable)
@@ -95,6 +105,37 @@ def folded_decay(*, one: bool) -> tuple[Instr, ...]:
         instr("nc", "neg", "c"),
         instr("p", "muladd", "p", "nc", "p", note="variable - variable * (lr * wd)"),
     )
+
+
+def graph_kind(shape: tuple[int, ...]) -> str:
+    """A leaf's kind, where TensorFlow's graph optimizer and XLA tell them apart:
+    ``"0-d"``, ``"one"`` (one element) or ``"many"``."""
+    return "0-d" if not shape else "one" if math.prod(shape) == 1 else "many"
+
+
+def graph_decay(kind: str, fold_one: bool) -> tuple[Instr, ...]:
+    """Keras's decoupled weight decay inside a ``tf.function``: TensorFlow's graph optimizer
+    folds λη, θ − θ·fl(ηλ), except on 0-d variables (``kind``, :func:`graph_kind`) and, unless
+    ``fold_one``, on one-element ones; there θ − (θλ)η as eagerly. Measured: tf-keras 2.21
+    folds one-element variables whose learning rate needs a cast (not of its variable's
+    dtype); Keras 3.15.1 those of every dtype (a float or callable learning rate), both on
+    TensorFlow 2.21."""
+    folded = kind != "0-d" and (kind != "one" or fold_one)
+    return folded_decay(one=False) if folded else decoupled_decay()
+
+
+def graph_program(eager: Program) -> Callable[[str, str], Program]:
+    """``eager``'s step inside a ``tf.function`` (Keras 3), per dtype and kind of leaf
+    (:func:`graph_kind`): its decoupled weight decay as :func:`graph_decay` has it."""
+    decay = decoupled_decay()
+    recipe = tuple(eager.recipe)
+    at = next(i for i in range(len(recipe)) if recipe[i : i + len(decay)] == decay)
+
+    def program(dtype: str, kind: str) -> Program:
+        folded = graph_decay(kind, fold_one=True)
+        return eager._replace(recipe=(*recipe[:at], *folded, *recipe[at + len(decay) :]))
+
+    return program
 
 
 def run_by_size(

@@ -84,10 +84,15 @@ float32 and rounded to float16 (0 of 31,395 elements differ per backend;
 the eager model differs in 107 of the 15,376 aimed at the weight decay).
 The learning rate is the float32 variable, cast at run time; momentum and
 weight decay are folded into the program as the eager backend converts
-them (JAX on the host, TensorFlow through float32). Not modelled: ``model.fit`` on JAX,
-where XLA fuses a reduction that produces a gradient (a bias's) into the
-update and contracts v = fma(g, −η, fl(vμ)) for that tensor instead, and
-Keras's torch backend under ``jit_compile`` (``torch.compile``).
+them (JAX on the host, TensorFlow through float32). In a ``tf.function``
+(``tf_function=True``: ``model.fit`` on TensorFlow without XLA), TensorFlow's
+graph optimizer folds the weight decay to θ − θ·fl(ηλ) except on 0-d variables
+(measured against Keras 3.15.1: docs/conventions.md; one-element float32
+variables under a ``LearningRateSchedule`` keep (θλ)η, not modelled).
+Not modelled either: ``model.fit`` on JAX, where XLA fuses a reduction that
+produces a gradient (a bias's) into the update and contracts
+v = fma(g, −η, fl(vμ)) for that tensor instead, and Keras's torch backend
+under ``jit_compile`` (``torch.compile``).
 """
 
 from __future__ import annotations
@@ -96,9 +101,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._checks import describe
-from .._engine.ir import STORAGE, VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding, instr
+from .._engine.ir import STORAGE, VIA_HOST, VIA_OPMATH, Hyper, Program, Rounding
 from .._typing import ArrayTree
-from . import _jax
+from . import _jax, _keras_torch
 from ._aten import check_capability, check_threads, elementwise, runs_here
 from ._common import (
     FLUSHED,
@@ -112,7 +117,7 @@ from ._common import (
     number,
     run,
 )
-from ._keras_xla import compiled_program, run_by_size
+from ._keras_xla import compiled_program, graph_kind, graph_program, run_by_size, run_grouped
 from ._recipes import velocity_lr_inside
 from ._registry import REAL_FLOATS, Capabilities, Convention, Hypers, Variant
 
@@ -150,6 +155,7 @@ def sgd(
     threads: int | None = None,
     cpu_capability: str | None = None,
     jit: bool = False,
+    tf_function: bool = False,
     native_float16: bool | None = None,
     out: tuple[T | None, T | None] | None = None,
 ) -> tuple[T, T | None]:
@@ -177,6 +183,13 @@ def sgd(
             learning rate. Leaves of one element and larger leaves fold the
             weight decay differently, so the leaves are run in those two
             groups (the results are the same pytrees, in order).
+        tf_function: ``optimizer.apply`` inside a ``tf.function`` (as
+            ``model.fit`` runs it) on ``"tensorflow"``, not compiled:
+            TensorFlow's graph optimizer folds the weight decay,
+            θ − θ·fl(ηλ), except on 0-d variables
+            (:func:`nagref.conventions._keras_xla.graph_decay`; a float or
+            callable learning rate); the rest, and every step without weight
+            decay, as eagerly.
         native_float16: whether the CPU has native float16 arithmetic
             (AVX512-FP16), which XLA uses for float16 under ``jit``; None
             asks the CPU this runs on. Only float16 under ``jit`` reads it.
@@ -203,23 +216,7 @@ def sgd(
             f"learning_rate_dtype must be one of {', '.join(LEARNING_RATE_DTYPES)}, "
             f"got {learning_rate_dtype!r}"
         )
-    if not isinstance(jit, bool):
-        raise TypeError(f"jit must be a bool, got {describe(jit)}")
-    _jax.native(native_float16)  # checked: a bool, or None (this CPU's)
-    if jit and backend not in JIT_BACKENDS:
-        raise ValueError(
-            f"jit=True models XLA on the jax and tensorflow backends, got backend={backend!r}"
-            + (
-                " (Keras's torch backend compiles with torch.compile, which is not modelled)"
-                if backend == "torch"
-                else ""
-            )
-        )
-    if jit and learning_rate_dtype != "float32":
-        raise ValueError(
-            "jit=True models a float learning rate (learning_rate_dtype='float32'), "
-            f"got learning_rate_dtype={learning_rate_dtype!r}"
-        )
+    _check_compiled(backend, learning_rate_dtype, jit, tf_function, native_float16)
     torch = backend == "torch"
     if not torch and (threads is not None or cpu_capability is not None):
         raise ValueError(
@@ -230,7 +227,7 @@ def sgd(
     wide = learning_rate_dtype == "float64"
     wd = None if weight_decay is None else number("weight_decay", weight_decay)
     recipe = (
-        _torch_recipe(momentum, nesterov, wd)
+        _keras_torch.recipe(momentum, nesterov, wd)
         if torch
         else velocity_lr_inside(momentum, nesterov, wd)
     )
@@ -251,7 +248,7 @@ def sgd(
         "decay": (
             Hyper(1.0 - (wd or 0.0) * lr, VIA_OPMATH)
             if wide
-            else Hyper(_torch_decay_factor(lr, wd), ("float32",))
+            else Hyper(_keras_torch.decay_factor(lr, wd), ("float32",))
         ),
     }
     trees: dict[str, Any] = {"variable": variable, "gradient": gradient}
@@ -263,6 +260,13 @@ def sgd(
         recipe = (*from_zero("v"), *recipe)
         hypers["zero"] = ZERO
     outputs = ("p", "v" if momentum != 0 else None)
+    if tf_function and wd is not None:  # the graph optimizer folds the weight decay
+        eager = Program(recipe, _ROUNDING[backend], inputs, outputs, hypers)
+        graph = graph_program(eager)
+        new_variable, new_velocity = run_grouped(
+            trees, graph, donated(out, "momentum_var", momentum != 0), graph_kind
+        )
+        return new_variable, new_velocity
     if jit:
         eager = Program(recipe, _ROUNDING[backend], inputs, outputs, hypers)
         compiled = compiled_program(eager, momentum, nesterov, wd, native_float16)
@@ -283,6 +287,36 @@ def sgd(
     return new_variable, new_velocity
 
 
+def _check_compiled(
+    backend: str, learning_rate_dtype: str, jit: bool, tf_function: bool, native: bool | None
+) -> None:
+    """The arguments that pick a compiled or graph step: refused where none is modelled."""
+    if not isinstance(jit, bool):
+        raise TypeError(f"jit must be a bool, got {describe(jit)}")
+    _jax.native(native)  # checked: a bool, or None (this CPU's)
+    if jit and backend not in JIT_BACKENDS:
+        raise ValueError(
+            f"jit=True models XLA on the jax and tensorflow backends, got backend={backend!r}"
+            + (
+                " (Keras's torch backend compiles with torch.compile, which is not modelled)"
+                if backend == "torch"
+                else ""
+            )
+        )
+    if not isinstance(tf_function, bool):
+        raise TypeError(f"tf_function must be a bool, got {describe(tf_function)}")
+    if tf_function and (backend != "tensorflow" or jit):
+        raise ValueError(
+            "tf_function=True models tf.function(optimizer.apply) on the tensorflow backend, "
+            f"uncompiled; got backend={backend!r}, jit={jit!r}"
+        )
+    if jit and learning_rate_dtype != "float32":
+        raise ValueError(
+            "jit=True models a float learning rate (learning_rate_dtype='float32'), "
+            f"got learning_rate_dtype={learning_rate_dtype!r}"
+        )
+
+
 def _at_run_time(p: Program, names: tuple[str, ...]) -> Callable[[str], Program]:
     """Program ``p`` with the hyperparameters ``names`` converted as eager Keras on JAX
     casts a Python float: float16 directly, on a CPU with AVX512-FP16 and without it
@@ -295,42 +329,6 @@ def _at_run_time(p: Program, names: tuple[str, ...]) -> Callable[[str], Program]
         return p._replace(hypers=hypers)
 
     return per_dtype
-
-
-def _torch_decay_factor(lr: float, wd: float | None) -> float:
-    # 1 - wd * lr in float32 tensor arithmetic (lr is a float32 variable)
-    if wd is None:
-        return 1.0
-    return float32(1.0 - float32(float32(wd) * float32(lr)))
-
-
-def _torch_recipe(momentum: float, nesterov: bool, wd: float | None) -> tuple[Any, ...]:
-    steps = []
-    if wd is not None:
-        steps.append(instr("p", "mul", "p", "decay", note="_foreach_mul_(variables, 1 - wd * lr)"))
-    if momentum != 0:
-        steps.append(instr("v", "mul", "v", "mu", note="_foreach_mul_(bufs, momentum)"))
-        steps.append(
-            instr("v", "muladd", "g", "neg_lr", "v", note="_foreach_add_(bufs, grads, alpha=-lr)")
-        )
-        if nesterov:
-            steps.append(
-                instr(
-                    "p", "muladd", "g", "neg_lr", "p", note="_foreach_add_(vars, grads, alpha=-lr)"
-                )
-            )
-            steps.append(
-                instr(
-                    "p", "muladd", "v", "mu", "p", note="_foreach_add_(vars, bufs, alpha=momentum)"
-                )
-            )
-        else:
-            steps.append(instr("p", "add", "p", "v", note="_foreach_add_(variables, bufs)"))
-    else:
-        steps.append(
-            instr("p", "muladd", "g", "neg_lr", "p", note="_foreach_add_(vars, grads, alpha=-lr)")
-        )
-    return tuple(steps)
 
 
 def _keywords(h: Hypers) -> dict[str, object]:
@@ -359,6 +357,8 @@ CONVENTION = Convention(
     keywords=_keywords,
     variants=(
         *(Variant(backend, {"backend": backend}) for backend in BACKENDS if backend != "torch"),
+        # optimizer.apply in a tf.function (model.fit): the weight decay folded
+        Variant("tensorflow-function", {"backend": "tensorflow", "tf_function": True}),
         Variant("torch", _TORCH, live=runs_here("avx512")),
         # a callable learning rate: a float64 value on these two backends
         Variant("jax-callable-lr", {"backend": "jax", "learning_rate_dtype": "float64"}),

@@ -57,7 +57,6 @@ variable). Measured against tf-keras 2.21.0: docs/conventions.md.
 
 from __future__ import annotations
 
-import math
 from typing import Any, TypeVar
 
 from .._dtypes import round_to
@@ -74,7 +73,7 @@ from ._common import (
     not_native_here,
     number,
 )
-from ._keras_xla import folded_decay, jit_recipe, run_grouped
+from ._keras_xla import graph_decay, graph_kind, jit_recipe, run_grouped
 from ._recipes import decoupled_decay, velocity_lr_inside
 from ._registry import REAL_FLOATS, Capabilities, Convention, Variant
 from .keras import CONVENTION as _KERAS3
@@ -176,7 +175,6 @@ def sgd(
         "mu": Hyper(mu, via),
         "wd": Hyper(0.0 if wd is None else wd, via),
     }
-    decay = {False: decoupled_decay(), True: folded_decay(one=False)} if wd is not None else {}
     trees: dict[str, Any] = {"variable": variable, "gradient": gradient}
     inputs: tuple[str, ...] = ("p", "g")
     starts: tuple[Instr, ...] = ()
@@ -190,11 +188,11 @@ def sgd(
     native = _native_float16() if native_float16 is None else native_float16
 
     def program(dtype: str, kind: str) -> Program:
-        # TensorFlow's graph optimizer folds λη, except on 0-d variables and, where the
-        # learning rate needs no cast (its variable's dtype), on one-element ones (measured)
+        # TensorFlow's graph optimizer folds λη, but not everywhere (graph_decay)
+        # (measured: not on one-element variables whose learning rate needs no cast)
         cast = dtype != learning_rate_dtype
-        folded = tf_function and kind != "0-d" and (kind != "one" or cast)
-        steps = (*starts, *decay.get(folded, ()))
+        decay = graph_decay(kind, fold_one=cast) if tf_function else decoupled_decay()
+        steps = (*starts, *(decay if wd is not None else ()))
         # XLA keeps bfloat16's round trips, and float16's without native arithmetic
         if not jit_compile or dtype == "bfloat16" or (dtype == "float16" and not native):
             return Program((*steps, *velocity_lr_inside(mu, nesterov, None, kept=kept)),
@@ -211,7 +209,7 @@ def sgd(
 
     neg_lr = Hyper(-lr, hypers["lr"].via)
     # the leaves' kinds matter to the graph optimizer and XLA only
-    kind = _kind if tf_function or jit_compile else _any
+    kind = graph_kind if tf_function or jit_compile else _any
     new_variable, new_velocity = run_grouped(
         trees, program, donated(out, "momentum_var", has_state), kind
     )
@@ -254,11 +252,6 @@ def _check_paths(
             "jit_compile=True with tf_function=True is not modelled (measured: its weight "
             "decay rounds otherwise); each of them alone is"
         )
-
-
-def _kind(shape: tuple[int, ...]) -> str:
-    """A leaf's kind, where the programs tell them apart: 0-d, one element, more."""
-    return "0-d" if not shape else "one" if math.prod(shape) == 1 else "many"
 
 
 def _any(shape: tuple[int, ...]) -> str:

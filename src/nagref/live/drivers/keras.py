@@ -17,6 +17,8 @@ AVX2 (``XLA_FLAGS=--xla_cpu_max_isa=AVX2``, set before the backend is
 imported: a CPU without AVX512-FP16 as far as XLA's code is concerned); the
 limit changes float16 only (float32, float64 and bfloat16 give the same
 bits with and without it, measured in /work/measurements/compiled_keras).
+A ``tf_function`` variant runs ``tf.function(lambda g: optimizer.apply(g,
+variables))``, uncompiled, as ``model.fit`` does on TensorFlow (traced once per case).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def start(variant: str | None) -> tuple[str, Run]:
     backend = str(options["backend"])
     callable_lr = options.get("learning_rate_dtype") == "float64"
     jit = bool(options.get("jit", False))
+    graph = jit or bool(options.get("tf_function", False))
     limited = jit and options.get("native_float16") is False and native_float16()
     if limited:
         limit_xla()
@@ -52,7 +55,7 @@ def start(variant: str | None) -> tuple[str, Run]:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    elif backend == "tensorflow" and jit:
+    elif backend == "tensorflow" and graph:
         import tensorflow
 
         tf = tensorflow
@@ -84,7 +87,7 @@ def start(variant: str | None) -> tuple[str, Run]:
         steps = [keras.ops.convert_to_tensor(g, dtype=spec.dtype) for g in per_step(grads)]
         if jit and backend == "jax":
             return _stateless(jax, opt, var, steps, momentum=bool(spec.momentum))
-        apply = (lambda g: opt.apply(g, [var])) if tf is None else _compiled(tf, opt, var)
+        apply = (lambda g: opt.apply(g, [var])) if tf is None else _function(tf, opt, var, jit)
         out: Trajectory = []
         for g in steps:
             apply([g])
@@ -96,12 +99,15 @@ def start(variant: str | None) -> tuple[str, Run]:
     version = f"keras {keras.__version__} ({backend})"
     if jit:
         version += ", " + (f"XLA_FLAGS={LIMIT}" if limited else "XLA")
+    elif graph:
+        version += ", tf.function"
     return version, run
 
 
-def _compiled(tf: Any, opt: Any, var: Any) -> Any:
-    """``optimizer.apply`` under ``tf.function(jit_compile=True)`` (one compilation per case)."""
-    return tf.function(lambda g: opt.apply(g, [var]), jit_compile=True)
+def _function(tf: Any, opt: Any, var: Any, jit: bool) -> Any:
+    """``optimizer.apply`` under ``tf.function`` (``jit_compile``: compiled by XLA), one
+    trace (and compilation) per case."""
+    return tf.function(lambda g: opt.apply(g, [var]), jit_compile=jit)
 
 
 def _stateless(jax: Any, opt: Any, var: Any, steps: list[Any], *, momentum: bool) -> Trajectory:
