@@ -13,6 +13,10 @@ Each time is the median of repeated rounds in this one process, every round
 running each contender once, in turn; the ratios are nagref over torch
 foreach. "extra" is the peak memory a nagref step allocates,
 over the parameters' size.
+
+Then (:mod:`benchmarks.frameworks`; ``--frameworks`` alone, ``--no-frameworks``
+without) nag on torch CPU tensors and eager JAX arrays of 1M elements, on the
+generic path and through the kernel, over torch foreach and eager Optax.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import nagref
 from nagref import fastpaths
 from nagref.conventions import pytorch
 
+from . import frameworks
 from .timing import median_seconds, peak_extra_bytes
 
 LR, MU = 0.01, 0.9
@@ -155,9 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--generic", action="store_true", help="time nagref's generic path (fast paths off)"
     )
+    parser.add_argument(
+        "--frameworks",
+        action="store_true",
+        help="only torch tensors and JAX arrays, generic path and kernel (frameworks.py)",
+    )
+    parser.add_argument("--no-frameworks", action="store_true", help="skip those rows")
     args = parser.parse_args(argv)
-    with fastpaths.disabled() if args.generic else contextlib.nullcontext():
-        return _run(args)
+    if not args.frameworks:
+        with fastpaths.disabled() if args.generic else contextlib.nullcontext():
+            _run(args)
+    if not args.no_frameworks:
+        print()
+        table = frameworks.rows(quick=args.quick, repeat=args.repeat)
+        print()
+        _print_table(table)
+        print()
+        frameworks.print_targets(table)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

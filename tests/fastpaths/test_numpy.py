@@ -10,126 +10,28 @@ one by one, in test_numpy_bfloat16.py.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kernel_cases import CASES, DTYPES, NUMPY_DTYPE, PAIRS, _arrays, _same
 
 import nagref
 from nagref import fastpaths
 from nagref._engine import kernels
-from nagref.conventions import REGISTRY, Convention, Hypers, Variant, pytorch
+from nagref.conventions import pytorch
 from nagref.fastpaths import _cpu
 
 NAMESPACE = "array_api_compat.numpy"
-DTYPES = ("float16", "float32", "float64", "bfloat16")
-#: NumPy's dtype of each name (bfloat16 is ml_dtypes')
-NUMPY_DTYPE = {name: np.dtype(getattr(ml_dtypes, name, name)) for name in DTYPES}
-#: sizes around the C blocks (64 float64 / 128 float32 elements) and the split lanes
-SIZES = (0, 1, 3, 7, 8, 31, 32, 33, 63, 64, 65, 127, 128, 129, 257, 1000)
-
-Step = Callable[[Any, Any, Any, float, float], tuple[Any, ...]]
-
-
-#: the dtypes a case models, where not all of DTYPES
-CASE_DTYPES: dict[str, tuple[str, ...]] = {}
-
-
-def _cases() -> dict[str, Step]:
-    cases: dict[str, Step] = {
-        "sgd": lambda p, g, b, lr, mu: (nagref.sgd(p, g, lr=lr),),
-        "momentum": lambda p, g, b, lr, mu: nagref.momentum(p, g, b, lr=lr, momentum=mu),
-        "nag": lambda p, g, b, lr, mu: nagref.nag(p, g, b, lr=lr, momentum=mu),
-        "lookahead": lambda p, g, b, lr, mu: (nagref.lookahead(p, b, momentum=mu),),
-    }
-    # every registered convention's every variant, Nesterov with everything it
-    # can express (weight decay, maximize), plain with dampening, and a first step
-    for convention in REGISTRY.values():
-        for variant in convention.variants:
-            name = f"{convention.name}-{variant.name}"
-            can = convention.can(variant)  # what this variant expresses
-            full = {"weight_decay": 0.01 if can.weight_decay else None, "maximize": can.maximize}
-            damped = {"dampening": 0.3 if can.dampening else 0.0}
-            first = None if convention.first_state == "none" else 0.0
-            for label, options, start in (
-                ("nesterov", {"nesterov": True, **full}, "state"),
-                ("dampening", damped, "state"),
-                (
-                    "first",
-                    {"nesterov": not can.dampening, **damped, "maximize": can.maximize},
-                    first,
-                ),
-            ):
-                cases[f"{name}-{label}"] = _registered(convention, variant, options, start)
-                # where the state has another dtype than the parameters (Optax's
-                # float32 trace of 16-bit parameters) no batch has one dtype: no kernel
-                CASE_DTYPES[f"{name}-{label}"] = tuple(
-                    d for d in variant.dtypes if convention.state_dtype(variant.options, d) == d
-                )
-    return cases
-
-
-def _registered(
-    convention: Convention, variant: Variant, options: dict[str, Any], start: float | str | None
-) -> Step:
-    """A step of a registered convention; ``start``: the state given, zeros (0.0) or None."""
-
-    def step(p: Any, g: Any, b: Any, lr: float, mu: float) -> tuple[Any, ...]:
-        state = b if start == "state" else (None if start is None else np.zeros_like(b))
-        hypers = Hypers(lr=lr, momentum=mu, **options)
-        return convention.step(p, g, state, hypers, variant=variant)
-
-    return step
-
-
-CASES = _cases()
-
-# finite values of every scale, signed zeros, subnormals (in each dtype), inf and NaN
-VALUES = st.one_of(
-    st.floats(-4.0, 4.0),
-    st.sampled_from([0.0, -0.0, 1e-39, -3e-42, 5e-324, 6e-8, -1e-310, 1e30, np.inf, -np.inf]),
-    st.just(np.nan),
-)
-
-
-def _same(fast: tuple[Any, ...], slow: tuple[Any, ...]) -> None:
-    assert len(fast) == len(slow)
-    for x, y in zip(fast, slow, strict=True):
-        assert (x is None) == (y is None)
-        if x is not None:
-            assert x.dtype == y.dtype
-            assert x.shape == y.shape
-            same = x.view(f"u{x.itemsize}") == y.view(f"u{y.itemsize}")
-            assert np.all(same | (np.isnan(x) & np.isnan(y)))
-
-
-def _arrays(draw: st.DrawFn, dtype: str) -> list[np.ndarray]:
-    size = draw(st.sampled_from(SIZES))
-    elements = st.lists(VALUES, min_size=size, max_size=size)
-    with np.errstate(over="ignore"):
-        return [
-            np.array(draw(elements), dtype=np.float64).astype(NUMPY_DTYPE[dtype]) for _ in range(3)
-        ]
 
 
 def test_the_numpy_kernel_is_built() -> None:
     assert fastpaths.available()["numpy"] is None
     assert _cpu.HAVE_FLOAT16 == 1
     assert kernels.kernel_for(np) is not None  # type: ignore[arg-type]
-
-
-#: (case, dtype): every case in every dtype it models
-PAIRS = [
-    pytest.param(case, dtype, id=f"{case}-{dtype}")
-    for case in CASES
-    for dtype in DTYPES
-    if dtype in CASE_DTYPES.get(case, DTYPES)
-]
 
 
 @pytest.mark.parametrize(("case", "dtype"), PAIRS)

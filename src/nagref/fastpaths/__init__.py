@@ -10,6 +10,11 @@ one list. :func:`disabled` runs the generic path only.
 * ``numpy``: :mod:`nagref.fastpaths.numpy`, a compiled C evaluator
   (:mod:`nagref.fastpaths._cpu`) for contiguous float16, bfloat16, float32
   and float64;
+* ``torch``: :mod:`nagref.fastpaths.torch`, CPU tensors through the NumPy
+  kernel as zero-copy NumPy views, written in place for ``out=``;
+* ``jax``: :mod:`nagref.fastpaths.jax`, eager CPU arrays likewise, with XLA's
+  flushing of subnormals (never a tracer: under ``jax.jit`` the traced
+  generic path runs);
 * ``cupy``: :mod:`nagref.fastpaths.cupy`, a generated CUDA elementwise kernel.
 """
 
@@ -35,3 +40,5 @@ def _registration(name: str, module: str) -> Registration:
 
 register(_registration("numpy", "nagref.fastpaths.numpy"))
 register(_registration("cupy", "nagref.fastpaths.cupy"))
+register(_registration("torch", "nagref.fastpaths.torch"))
+register(Registration("jax", "jax.numpy".__eq__, _registration("jax", "nagref.fastpaths.jax").load))

@@ -121,10 +121,9 @@ def _new(params: Sequence[np.ndarray]) -> list[np.ndarray]:
     One allocation instead of one per tensor: the operating system backs a
     large buffer with huge pages (NumPy advises it to), where hundreds of
     small ones would each fault in their own pages on every step. Each view
-    starts on a 64-byte boundary; the buffer stays alive while any view does.
+    starts on a 64-byte boundary (one array too: JAX takes such a buffer
+    without copying it); the buffer stays alive while any view does.
     """
-    if len(params) == 1:
-        return [np.empty(params[0].shape, params[0].dtype)]
     dtype = params[0].dtype
     align = max(1, _ALIGN // dtype.itemsize)
     sizes = [x.size for x in params]
