@@ -55,8 +55,11 @@ def test_each_fast_path_imports_only_its_own_backend() -> None:
     banned = {"numpy", "torch", "jax", "cupy", "dask", "array_api_strict"}
     modules = {p.stem: p for p in (SRC / FASTPATHS).glob("*.py")}
     assert {"numpy", "cupy"} <= set(modules)
+    # the torch and JAX kernels hand zero-copy NumPy views to the NumPy kernel (_views)
+    through_numpy = {"torch", "jax", "_views"}
     for stem, path in modules.items():
-        assert _imports(path) & banned <= {stem}, f"{path.name} imports {_imports(path) & banned}"
+        allowed = {stem} | ({"numpy"} if stem in through_numpy else set())
+        assert _imports(path) & banned <= allowed, f"{path.name} imports {_imports(path) & banned}"
 
 
 def _module_name(path: Path) -> str:
@@ -177,7 +180,7 @@ def test_importing_nagref_loads_neither_numpy_nor_the_tools() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split("\n")
     assert out[0] == "[]"  # the audit loads on first use
-    assert out[1] == "nagref.auditing.report"
+    assert out[1] == "nagref.auditing.front"  # one entry for one array and a whole run
 
 
 def test_public_submodules_load_on_first_attribute_access() -> None:

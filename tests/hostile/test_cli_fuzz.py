@@ -143,7 +143,9 @@ def _fakes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         called.append("vectors")
         return []
 
-    def fake_audit(path: Path, *, tolerance_ulps: float) -> Any:
+    def fake_audit(path: Path, *, tolerance_ulps: float, infer: bool, progress: Any) -> Any:
+        assert isinstance(infer, bool)
+        assert progress is None or callable(progress)
         assert isinstance(tolerance_ulps, float)
         assert math.isfinite(tolerance_ulps)
         assert 0 <= tolerance_ulps <= MAX_ULPS
