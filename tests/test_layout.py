@@ -213,6 +213,8 @@ TESTED_ELSEWHERE = {
     "nagref.conventions._registry": "tests/conventions/test_registry.py",
     "nagref.conventions": "tests/conventions/test_registry.py",
     "nagref.fastpaths": "tests/fastpaths/test_numpy.py",
+    # tests/conventions/test_jax.py is conventions/_jax.py's: one test basename, one module
+    "nagref.fastpaths.jax": "tests/fastpaths/test_jax_kernel.py",
 }
 
 

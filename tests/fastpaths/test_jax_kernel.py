@@ -1,4 +1,6 @@
-"""The JAX fast path (nagref.fastpaths.jax) against the generic path, bit for bit.
+"""nagref.fastpaths.jax: eager JAX CPU arrays through the C kernel, bit for bit.
+
+(Named test_jax_kernel: tests/conventions/test_jax.py is conventions/_jax.py's.)
 
 The cases of the NumPy kernel (kernel_cases.py) run on eager JAX CPU
 arrays, through the seam and inside ``fastpaths.disabled()`` (XLA's own
