@@ -26,8 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _dtypes
-from .torch_hooks import check_steps, selection
-from .writer import TrajectoryWriter
+from .writer import TrajectoryWriter, check_steps, selection
 
 __all__ = ["mlx"]
 

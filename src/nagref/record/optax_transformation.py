@@ -19,8 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .torch_hooks import check_steps, selection
-from .writer import TrajectoryWriter
+from .writer import TrajectoryWriter, check_steps, selection
 
 __all__ = ["Recording", "RecordingState", "optax"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _dtypes
-from .writer import TrajectoryWriter
+from .writer import TrajectoryWriter, check_steps, selection
 
 __all__ = ["check_steps", "selection", "torch"]
 
@@ -101,24 +101,6 @@ def torch(
         for hook in hooks:
             hook.remove()
         writer.finish(failed=failed, quiet=quiet)
-
-
-def check_steps(steps: object) -> None:
-    """``steps`` is None or a count of steps >= 1; else a ValueError naming it."""
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-        raise ValueError(f"steps must be None or an int >= 1, got {steps!r}")
-
-
-def selection(tensors: Collection[str] | Callable[[str], bool] | None) -> Callable[[str], bool]:
-    """Which tensor names ``tensors`` chooses: all, a collection's, or a predicate's."""
-    if tensors is None:
-        return lambda name: True
-    if callable(tensors):
-        return tensors
-    if isinstance(tensors, str):
-        raise TypeError("tensors must be a collection of names or a predicate, got a str")
-    chosen = frozenset(tensors)
-    return lambda name: name in chosen
 
 
 def _plain(value: Any) -> Any:

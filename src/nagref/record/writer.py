@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,7 +23,7 @@ from ..auditing.model_trajectory import (
 )
 from ..auditing.trajectory import RULES, check
 
-__all__ = ["TrajectoryWriter"]
+__all__ = ["TrajectoryWriter", "check_steps", "selection"]
 
 
 def _as_stored(value: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
@@ -226,3 +226,21 @@ def _hyper(key: str, value: object) -> object:
         check("step", key, float(value))  # type: ignore[arg-type]
         return float(value)  # type: ignore[arg-type]
     return value
+
+
+def check_steps(steps: object) -> None:
+    """``steps`` is None or a count of steps >= 1; else a ValueError naming it."""
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ValueError(f"steps must be None or an int >= 1, got {steps!r}")
+
+
+def selection(tensors: Collection[str] | Callable[[str], bool] | None) -> Callable[[str], bool]:
+    """Which tensor names ``tensors`` chooses: all, a collection's, or a predicate's."""
+    if tensors is None:
+        return lambda name: True
+    if callable(tensors):
+        return tensors
+    if isinstance(tensors, str):
+        raise TypeError("tensors must be a collection of names or a predicate, got a str")
+    chosen = frozenset(tensors)
+    return lambda name: name in chosen
